@@ -1,0 +1,32 @@
+# ramboot — `make build`, `make test`, `make bench`. `make help` lists the targets.
+GO      ?= go
+GOFLAGS ?=
+export CGO_ENABLED = 0
+
+.PHONY: help build test lint bench fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## build bin/ramboot, the host CLI
+	$(GO) build -o bin/ramboot ./cmd/ramboot
+
+lint: ## gofmt, go vet and staticcheck must be clean
+	@f=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); [ -z "$$f" ] || { echo "gofmt would change: $$f"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+test: build lint ## run every test (unit, fault injection, GNU tar fidelity, nginx)
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: build ## compare `ramboot fetch` with wget|pixz|tar and curl|zstd|tar on a generated image
+	bash bench/run.sh
+
+fuzz: ## run each fuzz target for a short while
+	$(GO) test ./loader -run '^$$' -fuzz FuzzSniff -fuzztime 30s
+	$(GO) test ./loader -run '^$$' -fuzz FuzzCleanName -fuzztime 30s
+	$(GO) test ./loader -run '^$$' -fuzz FuzzExtract -fuzztime 30s
+	$(GO) test ./internal/xzpar -run '^$$' -fuzz FuzzNewReader -fuzztime 30s
+
+clean: ## remove build output
+	rm -rf bin

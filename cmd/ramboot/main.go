@@ -1,0 +1,64 @@
+// Command ramboot is ramboot's host tool: it fetches images exactly as /init does, and (in
+// later subcommands) builds initramfs files and images and serves them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// errUsage marks errors for which the usage text is worth printing.
+var errUsage = errors.New("usage")
+
+type command struct {
+	name, args, help string
+	run              func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"fetch", "[--sha256 HEX] [--mirror URL]... URL DIR", "stream, verify and extract an image into DIR", runFetch},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: ramboot COMMAND [ARGS]")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  ramboot %s %s\n        %s\n", c.name, c.args, c.help)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		return nil
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			return nil
+		}
+	}
+	usage(stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flagHelp) {
+			fmt.Fprintf(os.Stderr, "ramboot %v\n", err)
+		}
+		if errors.Is(err, flagHelp) {
+			os.Exit(0)
+		}
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,54 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors, for callers (/init) that branch on the kind of failure. Errors returned by
+// Load wrap one of these where one applies; test with errors.Is.
+var (
+	// ErrChecksum: the image's SHA-256 differs from the expected one.
+	ErrChecksum = errors.New("checksum mismatch")
+	// ErrInsecurePath: an archive entry would land outside the target directory (an absolute
+	// name, a ".." component, or a path through a symlink that leaves the tree).
+	ErrInsecurePath = errors.New("insecure path in archive")
+	// ErrFormat: the data is not a supported compressed or plain tar archive, or is corrupt.
+	ErrFormat = errors.New("unsupported or corrupt image format")
+	// ErrNoSpace: the image does not fit into the target directory's file system.
+	ErrNoSpace = errors.New("not enough space")
+	// ErrTruncated: the stream ended before the size the server announced, and could not be
+	// resumed.
+	ErrTruncated = errors.New("truncated download")
+	// ErrChanged: the object on the server changed during the download and the restart limit
+	// was reached.
+	ErrChanged = errors.New("image changed on server")
+	// ErrNotEmpty: the target directory has content that Load did not put there.
+	ErrNotEmpty = errors.New("target directory is not empty")
+)
+
+// HTTPError is a response status that ends an attempt on one URL.
+type HTTPError struct {
+	URL    string
+	Status string // e.g. "404 Not Found"
+	Code   int
+}
+
+func (e *HTTPError) Error() string { return fmt.Sprintf("HTTP %s", e.Status) }
+
+// temporary reports whether retrying the same URL may help: server errors and throttling do;
+// client errors (404, 403, ...) do not.
+func (e *HTTPError) temporary() bool {
+	return e.Code >= 500 || e.Code == 429 || e.Code == 408
+}
+
+// ChecksumError names both sums; it wraps ErrChecksum.
+type ChecksumError struct {
+	Want, Got string
+}
+
+func (e *ChecksumError) Error() string {
+	return fmt.Sprintf("checksum mismatch: expected sha256 %s, got %s", e.Want, e.Got)
+}
+
+func (e *ChecksumError) Unwrap() error { return ErrChecksum }

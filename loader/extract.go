@@ -1,0 +1,465 @@
+package loader
+
+import (
+	"archive/tar"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Extractor writes a tar stream into a directory the way `tar --numeric-owner --xattrs
+// --xattrs-include='*' -xpf` does as root: every entry type, numeric owners, full modes,
+// nanosecond mtimes (directories last), extended attributes (security.capability included),
+// applied in the order data → chown → xattrs → chmod → times, because chown clears setuid bits
+// and file capabilities.
+//
+// Nothing lands outside the directory: names that are absolute or contain "..", and hard links
+// pointing out, fail with ErrInsecurePath; parent directories are resolved through os.Root,
+// which refuses symlinks leading out; the last component is always created or changed without
+// following symlinks (O_EXCL/O_NOFOLLOW, *at calls with AT_SYMLINK_NOFOLLOW), and an existing
+// non-directory at an entry's name is replaced, as GNU tar does.
+//
+// It is written by hand because archive/tar only parses, and no maintained library extracts
+// with os.Root confinement and GNU tar's full metadata semantics.
+type Extractor struct {
+	root *os.Root
+	// Owners chowns entries to their numeric uid/gid (default when running as root).
+	owners bool
+	logf   func(string, ...any)
+
+	dirs   map[string]*tar.Header // directories whose metadata is applied at the end
+	order  []string               // their first-seen order
+	cache  map[string]*os.File    // open parent directories
+	buf    []byte
+	warned map[string]bool
+
+	// Entries and Bytes count what has been extracted.
+	Entries int
+	Bytes   int64
+}
+
+// NewExtractor extracts into the directory root. When owners is false, entries keep the
+// extracting user as owner (tar's behaviour for non-root users).
+func NewExtractor(root *os.Root, owners bool, logf func(string, ...any)) *Extractor {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	return &Extractor{
+		root: root, owners: owners, logf: logf,
+		dirs:   map[string]*tar.Header{},
+		cache:  map[string]*os.File{},
+		buf:    make([]byte, 1<<20),
+		warned: map[string]bool{},
+	}
+}
+
+// Extract reads every entry of tr and then applies the directories' metadata. On error the
+// directory holds a partial tree; the caller removes it.
+func (x *Extractor) Extract(tr *tar.Reader) error {
+	defer x.closeCache()
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%w: reading tar: %w", ErrFormat, err)
+		}
+		if err := x.entry(hdr, tr); err != nil {
+			return err
+		}
+	}
+	return x.finishDirs()
+}
+
+// CleanName validates an archive member name and returns it relative to the target, "." for
+// the target itself. Absolute names and ".." components are ErrInsecurePath (GNU tar strips or
+// skips them; a root image never needs them, so ramboot refuses the image).
+func CleanName(name string) (string, error) {
+	if name == "" {
+		return "", fmt.Errorf("%w: empty name", ErrInsecurePath)
+	}
+	if strings.HasPrefix(name, "/") {
+		return "", fmt.Errorf("%w: %q is absolute", ErrInsecurePath, name)
+	}
+	if strings.ContainsRune(name, 0) {
+		return "", fmt.Errorf("%w: %q contains NUL", ErrInsecurePath, name)
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("%w: %q contains \"..\"", ErrInsecurePath, name)
+		}
+	}
+	return path.Clean(name), nil
+}
+
+func (x *Extractor) entry(hdr *tar.Header, r io.Reader) error {
+	name, err := CleanName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	x.Entries++
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader, tar.TypeGNUVolHeader:
+		return nil
+	case tar.TypeDir:
+		return x.dir(name, hdr)
+	}
+	if name == "." {
+		return fmt.Errorf("%w: %q: a %s at the root of the target", ErrInsecurePath, hdr.Name, typeName(hdr.Typeflag))
+	}
+	dir, base := path.Split(name)
+	dfd, err := x.parent(dir)
+	if err != nil {
+		return x.pathErr(hdr.Name, err)
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+		return x.file(dfd, base, name, hdr, r)
+	case tar.TypeSymlink:
+		err = x.replace(dfd, base, name, func() error { return unix.Symlinkat(hdr.Linkname, dfd, base) })
+	case tar.TypeLink:
+		err = x.hardlink(dfd, base, name, hdr)
+		if err == nil {
+			return nil // metadata belongs to the inode, set when it was extracted
+		}
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		mode := uint32(hdr.Mode & 07777)
+		switch hdr.Typeflag {
+		case tar.TypeChar:
+			mode |= unix.S_IFCHR
+		case tar.TypeBlock:
+			mode |= unix.S_IFBLK
+		default:
+			mode |= unix.S_IFIFO
+		}
+		dev := int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))
+		err = x.replace(dfd, base, name, func() error { return unix.Mknodat(dfd, base, mode, dev) })
+	default:
+		// GNU tar extracts unknown types as regular files.
+		x.warn("type"+string(hdr.Typeflag), "%s: unknown entry type %q, extracted as a regular file", hdr.Name, hdr.Typeflag)
+		return x.file(dfd, base, name, hdr, r)
+	}
+	if err == nil {
+		err = x.meta(dfd, base, -1, hdr)
+	}
+	if err == nil {
+		err = x.times(dfd, base, hdr)
+	}
+	if err != nil {
+		return x.pathErr(hdr.Name, err)
+	}
+	return nil
+}
+
+func typeName(t byte) string {
+	switch t {
+	case tar.TypeSymlink:
+		return "symlink"
+	case tar.TypeLink:
+		return "hard link"
+	case tar.TypeChar, tar.TypeBlock:
+		return "device"
+	case tar.TypeFifo:
+		return "fifo"
+	}
+	return "file"
+}
+
+// pathErr wraps a failure on an entry; os.Root's refusal to leave the tree (its error is not
+// exported) becomes ErrInsecurePath, running out of space ErrNoSpace.
+func (x *Extractor) pathErr(name string, err error) error {
+	switch {
+	case strings.Contains(err.Error(), "path escapes from parent"):
+		return fmt.Errorf("%w: %q leads outside the target: %w", ErrInsecurePath, name, err)
+	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT):
+		return fmt.Errorf("%w: extracting %s: %w", ErrNoSpace, name, err)
+	}
+	return fmt.Errorf("extracting %s: %w", name, err)
+}
+
+// parent returns an open descriptor of directory dir (relative, "" for the root), creating
+// missing directories as tar does (0755).
+func (x *Extractor) parent(dir string) (int, error) {
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		dir = "."
+	}
+	if f, ok := x.cache[dir]; ok {
+		return int(f.Fd()), nil
+	}
+	f, err := x.root.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		if err = x.root.MkdirAll(dir, 0o755); err == nil {
+			f, err = x.root.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
+		}
+	}
+	if err != nil {
+		return -1, err
+	}
+	if len(x.cache) >= 64 {
+		x.closeCache()
+	}
+	x.cache[dir] = f
+	return int(f.Fd()), nil
+}
+
+func (x *Extractor) closeCache() {
+	for k, f := range x.cache {
+		f.Close()
+		delete(x.cache, k)
+	}
+}
+
+// replace runs create; if the name is taken, it removes what is there (an empty directory at
+// most: a non-empty one is an error, as with GNU tar) and tries once more.
+func (x *Extractor) replace(dfd int, base, name string, create func() error) error {
+	err := create()
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	if err := x.remove(dfd, base, name); err != nil {
+		return err
+	}
+	return create()
+}
+
+func (x *Extractor) remove(dfd int, base, name string) error {
+	err := unix.Unlinkat(dfd, base, 0)
+	if errors.Is(err, unix.EISDIR) {
+		err = unix.Unlinkat(dfd, base, unix.AT_REMOVEDIR)
+		// A removed directory may be cached; the parent dfd is not (it is not below name).
+		for k, f := range x.cache {
+			if k == name || strings.HasPrefix(k, name+"/") {
+				f.Close()
+				delete(x.cache, k)
+			}
+		}
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("replacing existing %s: %w", base, err)
+	}
+	return nil
+}
+
+func (x *Extractor) file(dfd int, base, name string, hdr *tar.Header, r io.Reader) error {
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	var fd int
+	err := x.replace(dfd, base, name, func() (err error) {
+		fd, err = unix.Openat(dfd, base, flags, 0o600)
+		return err
+	})
+	if err != nil {
+		return x.pathErr(hdr.Name, err)
+	}
+	werr := x.copy(fd, r, hdr.Size)
+	if werr == nil {
+		werr = x.meta(dfd, base, fd, hdr)
+	}
+	if err := unix.Close(fd); werr == nil && err != nil {
+		werr = err
+	}
+	if werr != nil {
+		return x.pathErr(hdr.Name, werr)
+	}
+	return x.times(dfd, base, hdr)
+}
+
+// copy writes the entry's data; archive/tar reports a stream shorter than the header's size.
+func (x *Extractor) copy(fd int, r io.Reader, size int64) error {
+	var done int64
+	for done < size {
+		n, err := r.Read(x.buf[:min(int64(len(x.buf)), size-done)])
+		for p := x.buf[:n]; len(p) > 0; {
+			w, werr := unix.Write(fd, p)
+			if werr == unix.EINTR {
+				continue
+			}
+			if werr != nil {
+				return werr
+			}
+			p = p[w:]
+		}
+		done += int64(n)
+		x.Bytes += int64(n)
+		if err == io.EOF && done < size {
+			return fmt.Errorf("%w: data ends after %d of %d bytes", ErrFormat, done, size)
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+	}
+	return nil
+}
+
+func (x *Extractor) hardlink(dfd int, base, name string, hdr *tar.Header) error {
+	target, err := CleanName(hdr.Linkname)
+	if err != nil {
+		return fmt.Errorf("hard link %s: %w", hdr.Name, err)
+	}
+	if target == "." {
+		return fmt.Errorf("%w: hard link %s to the target directory", ErrInsecurePath, hdr.Name)
+	}
+	tdir, tbase := path.Split(target)
+	if tdir == "" {
+		tdir = "."
+	}
+	// Opened apart from the cache, so that dfd stays valid.
+	tf, err := x.root.OpenFile(tdir, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer tf.Close()
+	tfd := int(tf.Fd())
+	return x.replace(dfd, base, name, func() error { return unix.Linkat(tfd, tbase, dfd, base, 0) })
+}
+
+// dir creates a directory now and records its metadata for the end, so that a read-only
+// directory can still be filled and its mtime is not changed by its children.
+func (x *Extractor) dir(name string, hdr *tar.Header) error {
+	if name != "." {
+		d, base := path.Split(name)
+		dfd, err := x.parent(d)
+		if err != nil {
+			return x.pathErr(hdr.Name, err)
+		}
+		err = unix.Mkdirat(dfd, base, 0o700)
+		if errors.Is(err, unix.EEXIST) {
+			var st unix.Stat_t
+			if err = unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				err = x.replace(dfd, base, name, func() error { return unix.Mkdirat(dfd, base, 0o700) })
+			}
+		}
+		if err != nil {
+			return x.pathErr(hdr.Name, err)
+		}
+	}
+	if _, ok := x.dirs[name]; !ok {
+		x.order = append(x.order, name)
+	}
+	x.dirs[name] = hdr
+	return nil
+}
+
+func (x *Extractor) finishDirs() error {
+	x.closeCache()
+	for _, name := range slices.Backward(x.order) {
+		hdr := x.dirs[name]
+		f, err := x.root.OpenFile(name, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return x.pathErr(hdr.Name, err)
+		}
+		fd := int(f.Fd())
+		err = x.meta(fd, ".", fd, hdr)
+		if err == nil {
+			err = x.times(fd, ".", hdr)
+		}
+		f.Close()
+		if err != nil {
+			return x.pathErr(hdr.Name, err)
+		}
+	}
+	return nil
+}
+
+// meta applies owner, xattrs and mode (in that order) to base in dfd; fd is the open entry when
+// there is one (regular files, directories), else -1. Times are applied by the caller, last.
+func (x *Extractor) meta(dfd int, base string, fd int, hdr *tar.Header) error {
+	link := hdr.Typeflag == tar.TypeSymlink
+	if x.owners {
+		var err error
+		if fd >= 0 {
+			err = unix.Fchown(fd, hdr.Uid, hdr.Gid)
+		} else {
+			err = unix.Fchownat(dfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		if err != nil {
+			return fmt.Errorf("chown %d:%d: %w", hdr.Uid, hdr.Gid, err)
+		}
+	}
+	for _, xa := range Xattrs(hdr) {
+		var err error
+		if fd >= 0 {
+			err = unix.Fsetxattr(fd, xa.Name, xa.Value, 0)
+		} else {
+			// Symlinks, devices and fifos cannot be opened for fsetxattr; name them through
+			// the directory descriptor without following the last component.
+			err = unix.Lsetxattr(fmt.Sprintf("/proc/self/fd/%d/%s", dfd, base), xa.Name, xa.Value, 0)
+		}
+		if err != nil {
+			if errors.Is(err, unix.ENOTSUP) || (!x.owners && errors.Is(err, unix.EPERM)) {
+				x.warn("xattr"+xa.Name, "%s: cannot set xattr %s: %v (further ones not reported)", hdr.Name, xa.Name, err)
+				continue
+			}
+			return fmt.Errorf("setting xattr %s: %w", xa.Name, err)
+		}
+	}
+	if link {
+		return nil
+	}
+	mode := uint32(hdr.Mode & 07777)
+	if fd >= 0 {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			return fmt.Errorf("chmod %o: %w", mode, err)
+		}
+	} else if err := unix.Fchmodat(dfd, base, mode, 0); err != nil {
+		return fmt.Errorf("chmod %o: %w", mode, err)
+	}
+	return nil
+}
+
+func (x *Extractor) times(dfd int, base string, hdr *tar.Header) error {
+	atime := hdr.AccessTime
+	if atime.IsZero() {
+		atime = time.Now()
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
+	if err := unix.UtimesNanoAt(dfd, base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("setting times: %w", err)
+	}
+	return nil
+}
+
+func (x *Extractor) warn(key, format string, args ...any) {
+	if !x.warned[key] {
+		x.warned[key] = true
+		x.logf(format, args...)
+	}
+}
+
+// Xattr is one extended attribute of an archive entry.
+type Xattr struct {
+	Name  string
+	Value []byte
+}
+
+// Xattrs returns an entry's extended attributes, from GNU tar/star PAX records
+// (SCHILY.xattr.NAME) and libarchive's (LIBARCHIVE.xattr.NAME, URL-encoded name, base64 value),
+// sorted by name.
+func Xattrs(hdr *tar.Header) []Xattr {
+	var out []Xattr
+	for k, v := range hdr.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			out = append(out, Xattr{name, []byte(v)})
+		} else if name, ok := strings.CutPrefix(k, "LIBARCHIVE.xattr."); ok {
+			n, err1 := url.PathUnescape(name)
+			val, err2 := base64.StdEncoding.WithPadding(base64.NoPadding).DecodeString(strings.TrimRight(v, "="))
+			if err1 == nil && err2 == nil {
+				if !slices.ContainsFunc(out, func(x Xattr) bool { return x.Name == n }) {
+					out = append(out, Xattr{n, val})
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Xattr) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

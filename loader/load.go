@@ -1,0 +1,384 @@
+package loader
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+
+	"github.com/ramboot/ramboot/internal/xzpar"
+)
+
+// Options tune Load. The zero value verifies against URL.sha256 when the server has one.
+type Options struct {
+	// SHA256 is the expected checksum (hex). Empty: URL.sha256 is fetched and used when it
+	// exists.
+	SHA256 string
+	// NoSidecar skips looking for URL.sha256 when SHA256 is empty.
+	NoSidecar bool
+	// Fetcher does the downloads. Default: a zero Fetcher (system CAs, default retries).
+	Fetcher *Fetcher
+	// Progress receives snapshots about ten times a second and at every stage change.
+	Progress func(Progress)
+	// Logf receives retries, resumes, warnings. Default: discard.
+	Logf func(format string, args ...any)
+	// NoOwners keeps the extracting user as owner of every file. Owners are always kept
+	// only when running as root.
+	NoOwners bool
+	// SkipSpaceCheck skips refusing an image whose uncompressed size is known to exceed the
+	// free space.
+	SkipSpaceCheck bool
+	// Restarts is how often a download starts over because the object changed on the server.
+	// Default 2.
+	Restarts int
+}
+
+// Result describes a completed load.
+type Result struct {
+	URL          string // the URL (of the mirrors) the last byte came from
+	Format       Format
+	Size         int64  // bytes downloaded (the compressed image)
+	Uncompressed int64  // bytes of the tar stream
+	Files        int64  // bytes of file data written
+	Entries      int    // archive entries extracted
+	SHA256       string // of the image as downloaded
+	Verified     bool   // SHA256 matched an expected sum
+	Duration     time.Duration
+}
+
+// Load streams the image at urls[0] (the rest are mirrors of it) into dir, which is created if
+// missing and must be empty. It verifies the checksum when one is known, and returns only once
+// the whole image was extracted and verified.
+//
+// On any failure Load removes everything it extracted, leaving dir empty: a partial or
+// unverified tree is never left behind. Errors wrap ErrChecksum, ErrInsecurePath, ErrFormat,
+// ErrNoSpace, ErrTruncated, ErrChanged or an *HTTPError where one applies, and name the URL.
+func Load(ctx context.Context, dir string, urls []string, opts Options) (*Result, error) {
+	if len(urls) == 0 {
+		return nil, errors.New("no image URL given")
+	}
+	start := time.Now()
+	res, err := load(ctx, dir, urls, &opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", urls[0], err)
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func load(ctx context.Context, dir string, urls []string, opts *Options) (*Result, error) {
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	f := opts.Fetcher
+	if f == nil {
+		f = &Fetcher{Logf: logf}
+	}
+	want := strings.ToLower(strings.TrimSpace(opts.SHA256))
+	if want != "" && !isSHA256(want) {
+		return nil, fmt.Errorf("bad sha256 %q: want 64 hex digits", opts.SHA256)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if names, err := readNames(dir); err != nil {
+		return nil, err
+	} else if len(names) > 0 {
+		return nil, fmt.Errorf("%w: %s holds %s", ErrNotEmpty, dir, strings.Join(names[:min(3, len(names))], ", "))
+	}
+	if want == "" && !opts.NoSidecar {
+		sum, err := fetchSidecar(ctx, f, urls)
+		if err != nil {
+			return nil, err
+		}
+		if sum != "" {
+			logf("verifying against %s.sha256", urls[0])
+		}
+		want = sum
+	}
+	restarts := opts.Restarts
+	if restarts <= 0 {
+		restarts = 2
+	}
+	for attempt := 0; ; attempt++ {
+		res, err := loadOnce(ctx, dir, urls, want, f, opts, logf)
+		if err == nil {
+			return res, nil
+		}
+		if rerr := emptyDir(dir); rerr != nil {
+			logf("cleaning %s after failure: %v", dir, rerr)
+		}
+		if !errors.Is(err, errChanged) {
+			return nil, err
+		}
+		if attempt >= restarts {
+			return nil, fmt.Errorf("%w: it changed %d times during the download", ErrChanged, attempt+1)
+		}
+		logf("the image changed on the server: starting over")
+	}
+}
+
+func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fetcher, opts *Options, logf func(string, ...any)) (*Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := f.Open(ctx, urls...)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	m := newMeter(opts.Progress)
+	m.setStage(StageConnecting, urls[0])
+	h := sha256.New()
+	ra := newReadahead(s, h, m, 4, 1<<20)
+	defer ra.Close()
+	br := bufio.NewReaderSize(ra, 64<<10)
+	head, err := br.Peek(sniffLen)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	m.total.Store(s.Size())
+	m.setStage(StageFetching, s.URL())
+	format := Sniff(head)
+	if format == FormatUnknown {
+		return nil, fmt.Errorf("%w: first bytes % x are not xz, zstd, gzip, bzip2 or tar", ErrFormat, head[:min(len(head), 8)])
+	}
+	if !opts.SkipSpaceCheck {
+		if err := checkSpace(dir, format, head, s, logf); err != nil {
+			return nil, err
+		}
+	}
+	dec, err := decompressor(format, br)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrFormat, format, err)
+	}
+	defer dec.Close()
+	tail := &tailReader{r: dec, m: m}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	x := NewExtractor(root, os.Geteuid() == 0 && !opts.NoOwners, logf)
+	if err := x.Extract(tar.NewReader(tail)); err != nil {
+		return nil, decodeErr(format, err)
+	}
+	if !tail.zeroEnd() {
+		return nil, fmt.Errorf("%w: the tar archive has no end-of-archive marker", ErrTruncated)
+	}
+	m.setStage(StageVerifying, s.URL())
+	// Read to the end: the compressed stream's own checks, and the hash, cover every byte.
+	if _, err := io.Copy(io.Discard, tail); err != nil {
+		return nil, decodeErr(format, err)
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return nil, err
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if want != "" && got != want {
+		return nil, &ChecksumError{Want: want, Got: got}
+	}
+	m.setStage(StageDone, s.URL())
+	return &Result{
+		URL: s.URL(), Format: format, Size: s.Offset(), Uncompressed: tail.n,
+		Files: x.Bytes, Entries: x.Entries, SHA256: got, Verified: want != "",
+	}, nil
+}
+
+// decodeErr marks decompressor failures as ErrFormat; errors of the download and of the
+// extraction already say what they are.
+func decodeErr(f Format, err error) error {
+	var he *HTTPError
+	switch {
+	case errors.Is(err, ErrFormat), errors.Is(err, ErrInsecurePath), errors.Is(err, ErrNoSpace),
+		errors.Is(err, ErrTruncated), errors.Is(err, errChanged), errors.Is(err, context.Canceled),
+		errors.Is(err, context.DeadlineExceeded), errors.As(err, &he):
+		return err
+	case errors.Is(err, xzpar.ErrFormat), errors.Is(err, xzpar.ErrCorrupt), errors.Is(err, xzpar.ErrCheck),
+		errors.Is(err, zstd.ErrMagicMismatch), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: %s: %w", ErrFormat, f, err)
+	}
+	if f != FormatTar && !strings.Contains(err.Error(), "extracting") {
+		return fmt.Errorf("%w: %s: %w", ErrFormat, f, err)
+	}
+	return err
+}
+
+// tailReader counts the tar stream and remembers its last 512 bytes, to tell a complete
+// archive (ending in zero blocks) from one cut at an entry boundary.
+type tailReader struct {
+	r    io.Reader
+	m    *meter
+	n    int64
+	last [512]byte
+}
+
+func (t *tailReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.n += int64(n)
+		t.m.ext.Add(int64(n))
+		if n >= len(t.last) {
+			copy(t.last[:], p[n-len(t.last):n])
+		} else {
+			copy(t.last[:], t.last[n:])
+			copy(t.last[len(t.last)-n:], p[:n])
+		}
+	}
+	return n, err
+}
+
+func (t *tailReader) zeroEnd() bool {
+	return t.n >= 1024 && bytes.Count(t.last[:], []byte{0}) == len(t.last)
+}
+
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// fetchSidecar reads URL.sha256 (sha256sum format) from the first URL that has it; "" when
+// none has (404/403/410 on every one).
+func fetchSidecar(ctx context.Context, f *Fetcher, urls []string) (string, error) {
+	var side []string
+	for _, u := range urls {
+		side = append(side, u+".sha256")
+	}
+	s, err := f.Open(ctx, side...)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", nil
+		}
+		return "", err
+	}
+	defer s.Close()
+	b, err := io.ReadAll(io.LimitReader(s, 64<<10))
+	var he *HTTPError
+	if errors.As(err, &he) && (he.Code == 404 || he.Code == 403 || he.Code == 410) || errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("fetching checksum: %w", err)
+	}
+	sum, err := ParseSHA256Sums(b, filepath.Base(urls[0]))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", side[0], err)
+	}
+	return sum, nil
+}
+
+// ParseSHA256Sums finds the sum for name in sha256sum output ("HEX  NAME" lines, or a bare
+// HEX). With several lines the one naming name wins; a single line is taken whatever its name.
+func ParseSHA256Sums(b []byte, name string) (string, error) {
+	var sums []string
+	for line := range strings.Lines(string(b)) {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		sum := strings.ToLower(fields[0])
+		if !isSHA256(sum) {
+			return "", fmt.Errorf("not a sha256 checksum: %q", strings.TrimSpace(line))
+		}
+		if len(fields) > 1 && strings.TrimPrefix(fields[1], "*") == name {
+			return sum, nil
+		}
+		sums = append(sums, sum)
+	}
+	switch len(sums) {
+	case 0:
+		return "", errors.New("empty checksum file")
+	case 1:
+		return sums[0], nil
+	}
+	return "", fmt.Errorf("no checksum for %s among %d lines", name, len(sums))
+}
+
+// checkSpace refuses an image that cannot fit, when its uncompressed size can be known up front:
+// a plain tar's length, a zstd frame's content size, an xz index (read with a Range request).
+func checkSpace(dir string, f Format, head []byte, s *Stream, logf func(string, ...any)) error {
+	var need int64 = -1
+	switch f {
+	case FormatTar:
+		need = s.Size()
+	case FormatZstd:
+		var zh zstd.Header
+		if zh.Decode(head) == nil && zh.HasFCS {
+			need = int64(zh.FrameContentSize) // a lower bound if there are more frames
+		}
+	case FormatXZ:
+		if s.Size() > 0 {
+			n, err := xzpar.UncompressedSize(s, s.Size())
+			if err != nil {
+				logf("size of the xz image unknown (%v): skipping the space check", err)
+			} else {
+				need = n
+			}
+		}
+	}
+	if need < 0 {
+		return nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	if need > free {
+		return fmt.Errorf("%w: the image needs %s unpacked but %s has %s free", ErrNoSpace, HumanBytes(need), dir, HumanBytes(free))
+	}
+	return nil
+}
+
+// HumanBytes formats n as "12.3 MiB".
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func readNames(dir string) ([]string, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Readdirnames(-1)
+}
+
+// emptyDir removes everything inside dir, not dir itself.
+func emptyDir(dir string) error {
+	names, err := readNames(dir)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, n := range names {
+		if err := os.RemoveAll(filepath.Join(dir, n)); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

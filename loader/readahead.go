@@ -1,0 +1,84 @@
+package loader
+
+import (
+	"hash"
+	"io"
+)
+
+// readahead reads r in a goroutine of its own, hashing and counting what it reads, up to n
+// buffers ahead, so that the network, the hash and decompression overlap.
+type readahead struct {
+	full  chan []byte
+	empty chan []byte
+	errc  chan error
+	done  chan struct{}
+	buf   []byte // the buffer being consumed
+	off   int
+	err   error
+}
+
+func newReadahead(r io.Reader, h hash.Hash, m *meter, n, size int) *readahead {
+	ra := &readahead{
+		full:  make(chan []byte, n),
+		empty: make(chan []byte, n),
+		errc:  make(chan error, 1),
+		done:  make(chan struct{}),
+	}
+	for range n {
+		ra.empty <- make([]byte, size)
+	}
+	go func() {
+		for {
+			var b []byte
+			select {
+			case b = <-ra.empty:
+			case <-ra.done:
+				return
+			}
+			k, err := io.ReadAtLeast(r, b[:cap(b)], cap(b)/2)
+			if k > 0 {
+				h.Write(b[:k])
+				m.read.Add(int64(k))
+				m.tick(false)
+				ra.full <- b[:k]
+			}
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			if err != nil {
+				ra.errc <- err
+				close(ra.full)
+				return
+			}
+		}
+	}()
+	return ra
+}
+
+func (ra *readahead) Read(p []byte) (int, error) {
+	for ra.off >= len(ra.buf) {
+		if ra.buf != nil {
+			ra.empty <- ra.buf[:cap(ra.buf)]
+			ra.buf = nil
+		}
+		if ra.err != nil {
+			return 0, ra.err
+		}
+		b, ok := <-ra.full
+		if !ok {
+			ra.err = <-ra.errc
+			return 0, ra.err
+		}
+		ra.buf, ra.off = b, 0
+	}
+	n := copy(p, ra.buf[ra.off:])
+	ra.off += n
+	return n, nil
+}
+
+// Close stops the goroutine; the underlying reader must be closed by the caller to unblock a
+// pending read.
+func (ra *readahead) Close() error {
+	close(ra.done)
+	return nil
+}
