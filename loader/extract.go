@@ -72,7 +72,7 @@ func (x *Extractor) Extract(tr *tar.Reader) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%w: reading tar: %w", ErrFormat, err)
+			return &StreamError{err}
 		}
 		if err := x.entry(hdr, tr); err != nil {
 			return err
@@ -109,7 +109,7 @@ func (x *Extractor) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	x.Entries++
 	switch hdr.Typeflag {
-	case tar.TypeXGlobalHeader, tar.TypeGNUVolHeader:
+	case tar.TypeXGlobalHeader, 'V': // V: a GNU volume label
 		return nil
 	case tar.TypeDir:
 		return x.dir(name, hdr)
@@ -178,7 +178,10 @@ func typeName(t byte) string {
 // pathErr wraps a failure on an entry; os.Root's refusal to leave the tree (its error is not
 // exported) becomes ErrInsecurePath, running out of space ErrNoSpace.
 func (x *Extractor) pathErr(name string, err error) error {
+	var se *StreamError
 	switch {
+	case errors.As(err, &se):
+		return se
 	case strings.Contains(err.Error(), "path escapes from parent"):
 		return fmt.Errorf("%w: %q leads outside the target: %w", ErrInsecurePath, name, err)
 	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT):
@@ -292,14 +295,21 @@ func (x *Extractor) copy(fd int, r io.Reader, size int64) error {
 		done += int64(n)
 		x.Bytes += int64(n)
 		if err == io.EOF && done < size {
-			return fmt.Errorf("%w: data ends after %d of %d bytes", ErrFormat, done, size)
+			return &StreamError{fmt.Errorf("data ends after %d of %d bytes: %w", done, size, io.ErrUnexpectedEOF)}
 		}
 		if err != nil && err != io.EOF {
-			return err
+			return &StreamError{err}
 		}
 	}
 	return nil
 }
+
+// StreamError is a failure to read the tar stream (its decompression or download), as opposed
+// to a failure to write what it holds.
+type StreamError struct{ Err error }
+
+func (e *StreamError) Error() string { return e.Err.Error() }
+func (e *StreamError) Unwrap() error { return e.Err }
 
 func (x *Extractor) hardlink(dfd int, base, name string, hdr *tar.Header) error {
 	target, err := CleanName(hdr.Linkname)

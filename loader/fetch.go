@@ -143,6 +143,7 @@ type Stream struct {
 	timer  *time.Timer
 	stall  bool // the watchdog cancelled the current attempt
 	local  bool // a file, not HTTP: no retries
+	eof    bool
 	accept bool // the server said Accept-Ranges: bytes
 }
 
@@ -228,6 +229,9 @@ func (s *Stream) Offset() int64 { return s.off }
 // Read implements io.Reader. Errors it returns are final: every retry and mirror has been
 // tried (or the context ended).
 func (s *Stream) Read(p []byte) (int, error) {
+	if s.eof {
+		return 0, io.EOF
+	}
 	for {
 		if s.body == nil {
 			if err := s.open(); err != nil {
@@ -246,8 +250,11 @@ func (s *Stream) Read(p []byte) (int, error) {
 		if err == io.EOF {
 			if s.total < 0 || s.off == s.total {
 				s.closeBody()
+				s.eof = true
 				return n, io.EOF
 			}
+		}
+		if (err == io.EOF || err == io.ErrUnexpectedEOF) && s.total >= 0 {
 			err = fmt.Errorf("%w: connection closed at byte %d of %d", ErrTruncated, s.off, s.total)
 		}
 		if s.local {

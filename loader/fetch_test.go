@@ -67,6 +67,7 @@ func (s *faultServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if start < int64(len(content)) {
 			w.Write(content[start:])
 		}
+		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler)
 	}
 	w.Header().Set("ETag", `"`+sha(content)[:16]+`"`)

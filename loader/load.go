@@ -91,6 +91,11 @@ func load(ctx context.Context, dir string, urls []string, opts *Options) (*Resul
 	if want != "" && !isSHA256(want) {
 		return nil, fmt.Errorf("bad sha256 %q: want 64 hex digits", opts.SHA256)
 	}
+	for _, u := range urls {
+		if err := checkURL(u); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -147,7 +152,7 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	br := bufio.NewReaderSize(ra, 64<<10)
 	head, err := br.Peek(sniffLen)
 	if err != nil && err != io.EOF {
-		return nil, err
+		return nil, streamErr(FormatUnknown, ra, &StreamError{err})
 	}
 	m.total.Store(s.Size())
 	m.setStage(StageFetching, s.URL())
@@ -162,7 +167,7 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	}
 	dec, err := decompressor(format, br)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrFormat, format, err)
+		return nil, streamErr(format, ra, &StreamError{err})
 	}
 	defer dec.Close()
 	tail := &tailReader{r: dec, m: m}
@@ -173,7 +178,7 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	defer root.Close()
 	x := NewExtractor(root, os.Geteuid() == 0 && !opts.NoOwners, logf)
 	if err := x.Extract(tar.NewReader(tail)); err != nil {
-		return nil, decodeErr(format, err)
+		return nil, streamErr(format, ra, err)
 	}
 	if !tail.zeroEnd() {
 		return nil, fmt.Errorf("%w: the tar archive has no end-of-archive marker", ErrTruncated)
@@ -181,10 +186,10 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	m.setStage(StageVerifying, s.URL())
 	// Read to the end: the compressed stream's own checks, and the hash, cover every byte.
 	if _, err := io.Copy(io.Discard, tail); err != nil {
-		return nil, decodeErr(format, err)
+		return nil, streamErr(format, ra, &StreamError{err})
 	}
 	if _, err := io.Copy(io.Discard, br); err != nil {
-		return nil, err
+		return nil, streamErr(format, ra, &StreamError{err})
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if want != "" && got != want {
@@ -197,23 +202,20 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	}, nil
 }
 
-// decodeErr marks decompressor failures as ErrFormat; errors of the download and of the
-// extraction already say what they are.
-func decodeErr(f Format, err error) error {
-	var he *HTTPError
-	switch {
-	case errors.Is(err, ErrFormat), errors.Is(err, ErrInsecurePath), errors.Is(err, ErrNoSpace),
-		errors.Is(err, ErrTruncated), errors.Is(err, errChanged), errors.Is(err, context.Canceled),
-		errors.Is(err, context.DeadlineExceeded), errors.As(err, &he):
+// streamErr explains a failure to read the tar stream: the download's own error when the
+// download failed (it names retries, mirrors, truncation), else corrupt data of the format.
+func streamErr(f Format, ra *readahead, err error) error {
+	var se *StreamError
+	if !errors.As(err, &se) {
 		return err
-	case errors.Is(err, xzpar.ErrFormat), errors.Is(err, xzpar.ErrCorrupt), errors.Is(err, xzpar.ErrCheck),
-		errors.Is(err, zstd.ErrMagicMismatch), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%w: %s: %w", ErrFormat, f, err)
 	}
-	if f != FormatTar && !strings.Contains(err.Error(), "extracting") {
-		return fmt.Errorf("%w: %s: %w", ErrFormat, f, err)
+	if src := ra.sourceErr(); src != nil {
+		return src
 	}
-	return err
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %w", ErrFormat, f, se.Err)
 }
 
 // tailReader counts the tar stream and remembers its last 512 bytes, to tell a complete

@@ -3,18 +3,22 @@ package loader
 import (
 	"hash"
 	"io"
+	"sync"
 )
 
 // readahead reads r in a goroutine of its own, hashing and counting what it reads, up to n
 // buffers ahead, so that the network, the hash and decompression overlap.
 type readahead struct {
-	full  chan []byte
-	empty chan []byte
-	errc  chan error
-	done  chan struct{}
-	buf   []byte // the buffer being consumed
-	off   int
-	err   error
+	full   chan []byte
+	empty  chan []byte
+	errc   chan error
+	done   chan struct{}
+	mu     sync.Mutex
+	srcErr error // the reader's error, unless io.EOF
+
+	buf []byte // the buffer being consumed
+	off int
+	err error
 }
 
 func newReadahead(r io.Reader, h hash.Hash, m *meter, n, size int) *readahead {
@@ -35,17 +39,27 @@ func newReadahead(r io.Reader, h hash.Hash, m *meter, n, size int) *readahead {
 			case <-ra.done:
 				return
 			}
-			k, err := io.ReadAtLeast(r, b[:cap(b)], cap(b)/2)
+			// Fill at least half a buffer, so that small network reads do not make the
+			// consumer wake up for every packet.
+			k := 0
+			var err error
+			for k < cap(b)/2 && err == nil {
+				var n int
+				n, err = r.Read(b[k:cap(b)])
+				k += n
+			}
 			if k > 0 {
 				h.Write(b[:k])
 				m.read.Add(int64(k))
 				m.tick(false)
 				ra.full <- b[:k]
 			}
-			if err == io.ErrUnexpectedEOF {
-				err = io.EOF
-			}
 			if err != nil {
+				if err != io.EOF {
+					ra.mu.Lock()
+					ra.srcErr = err
+					ra.mu.Unlock()
+				}
 				ra.errc <- err
 				close(ra.full)
 				return
@@ -81,4 +95,11 @@ func (ra *readahead) Read(p []byte) (int, error) {
 func (ra *readahead) Close() error {
 	close(ra.done)
 	return nil
+}
+
+// sourceErr is the error of the underlying reader (the download), if it failed.
+func (ra *readahead) sourceErr() error {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	return ra.srcErr
 }
