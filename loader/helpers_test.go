@@ -89,14 +89,13 @@ func randomTree(seed uint64, size int) []entry {
 
 func zstdOf(t testing.TB, b []byte) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedDefault))
+	// EncodeAll writes the frame content size, as the zstd CLI does for a file.
+	w, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(b)
-	w.Close()
-	return buf.Bytes()
+	defer w.Close()
+	return w.EncodeAll(b, nil)
 }
 
 func gzipOf(t testing.TB, b []byte) []byte {

@@ -178,6 +178,9 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	defer root.Close()
 	x := NewExtractor(root, os.Geteuid() == 0 && !opts.NoOwners, logf)
 	if err := x.Extract(tar.NewReader(tail)); err != nil {
+		if errors.Is(err, ErrNoSpace) {
+			return nil, fmt.Errorf("%w (%s filled up after %s of the image)", err, dir, HumanBytes(x.Bytes))
+		}
 		return nil, streamErr(format, ra, err)
 	}
 	if !tail.zeroEnd() {
