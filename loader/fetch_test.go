@@ -3,6 +3,7 @@ package loader
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -393,4 +394,45 @@ func TestLoadBadInput(t *testing.T) {
 	if !errors.Is(err, ErrNotEmpty) {
 		t.Errorf("non-empty dir: %v", err)
 	}
+}
+
+func TestLoadTLSAndRedirect(t *testing.T) {
+	es := randomTree(15, 256<<10)
+	img := zstdOf(t, tarOf(t, es))
+	mux := http.NewServeMux()
+	mux.Handle("/img", &faultServer{content: img})
+	mux.Handle("/old", http.RedirectHandler("/img", http.StatusFound))
+	srv := httptest.NewTLSServer(mux)
+	defer srv.Close()
+	ca := t.TempDir() + "/ca.pem"
+	writeFile(ca, pemOf(srv.Certificate().Raw))
+
+	// Without the CA the server is not trusted, and the error says so.
+	_, err := Load(context.Background(), t.TempDir(), []string{srv.URL + "/old"}, Options{Fetcher: &Fetcher{Attempts: 1}, NoSidecar: true})
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("untrusted server: %v", err)
+	}
+	client, err := NewClient(ca, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := testFetcher()
+	f.Client = client
+	dir := t.TempDir()
+	if _, err := Load(context.Background(), dir, []string{srv.URL + "/old"}, Options{Fetcher: f, NoSidecar: true}); err != nil {
+		t.Fatal(err)
+	}
+	checkTree(t, dir, es)
+	if _, err := NewClient(t.TempDir()+"/missing.pem", 0); err == nil {
+		t.Error("missing CA file accepted")
+	}
+	bad := t.TempDir() + "/bad.pem"
+	writeFile(bad, []byte("not pem"))
+	if _, err := NewClient(bad, 0); err == nil || !strings.Contains(err.Error(), "no PEM certificates") {
+		t.Errorf("bad CA file: %v", err)
+	}
+}
+
+func pemOf(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
