@@ -1,0 +1,191 @@
+// Package netup brings up the boot NIC in ramboot's /init and describes the result.
+//
+// /init runs as PID 1 in an initramfs with no udev: kernel modules are loaded, links exist
+// under their kernel names (eth0, eth1, …) and are down. Up picks one NIC — by BOOTIF= MAC,
+// else by the ip= device, else by racing DHCPv4 on every Ethernet link with carrier — and
+// configures only that one: IPv4 address, routes, MTU, /etc/resolv.conf and the hostname.
+// Every wait is bounded (Config's timeouts); Up never waits forever.
+//
+// WriteImageConfig then writes the same configuration into the root filesystem that
+// ramroot is about to switch_root into, for ifupdown, systemd-networkd and netplan.
+//
+// Deciding is pure and tested on any host (plan, leaseFromACK, selectRoutes, the renderers);
+// doing is the netlink and raw-socket code in up_linux.go and dhcp_linux.go.
+package netup
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/ramboot/ramboot/internal/cmdline"
+)
+
+// Defaults, chosen for a bare-metal boot: NICs need a few seconds to negotiate, and switch
+// ports without portfast drop traffic for a while after the link comes up, which the DHCP
+// attempts (3 × 10 s, each retransmitting) cover.
+const (
+	DefaultLinkTimeout  = 10 * time.Second
+	DefaultDHCPTimeout  = 10 * time.Second
+	DefaultDHCPAttempts = 3
+	DefaultResolvConf   = "/etc/resolv.conf"
+)
+
+// Errors Up wraps, for callers that branch (the menu's status line, the recovery loop).
+var (
+	// ErrNoLink: the NIC named by BOOTIF= or ip= never appeared, or there is no Ethernet link.
+	ErrNoLink = errors.New("no network interface")
+	// ErrNoCarrier: no candidate link got carrier within LinkTimeout.
+	ErrNoCarrier = errors.New("no carrier")
+	// ErrNoLease: DHCP failed on every link tried.
+	ErrNoLease = errors.New("no DHCP lease")
+)
+
+// Config says which NIC to bring up and how long to wait for it.
+type Config struct {
+	// BootIF is the MAC address from BOOTIF= (pxelinux); it picks the NIC and wins over
+	// IP.Device.
+	BootIF net.HardwareAddr
+	// IP is ip= from the kernel command line; nil means DHCP on whichever NIC answers first.
+	IP *cmdline.IPConfig
+	// LinkTimeout bounds the wait for the chosen NIC to appear and get carrier (default 10 s).
+	LinkTimeout time.Duration
+	// DHCPTimeout bounds one DHCP attempt, DISCOVER to ACK, retransmissions included
+	// (default 10 s); DHCPAttempts attempts are made (default 3).
+	DHCPTimeout  time.Duration
+	DHCPAttempts int
+	// ResolvConf is where DNS servers are written (default /etc/resolv.conf).
+	ResolvConf string
+	// Logf receives progress messages; nil discards them.
+	Logf func(string, ...any)
+}
+
+func (c Config) withDefaults() Config {
+	if c.LinkTimeout <= 0 {
+		c.LinkTimeout = DefaultLinkTimeout
+	}
+	if c.DHCPTimeout <= 0 {
+		c.DHCPTimeout = DefaultDHCPTimeout
+	}
+	if c.DHCPAttempts <= 0 {
+		c.DHCPAttempts = DefaultDHCPAttempts
+	}
+	if c.ResolvConf == "" {
+		c.ResolvConf = DefaultResolvConf
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	return c
+}
+
+// Lease is what Up configured. The menu shows it, kexec passes BOOTIF= from MAC, and
+// WriteImageConfig turns it into the booted system's network configuration.
+type Lease struct {
+	Iface    string // kernel name in the initramfs, e.g. eth0
+	MAC      net.HardwareAddr
+	Addr     netip.Prefix
+	Gateway  netip.Addr // the default route's gateway; invalid if there is none
+	DNS      []netip.Addr
+	Search   []string
+	Hostname string
+	Server   netip.Addr // the DHCP server, or ip='s server
+	BootFile string     // option 67, else the BOOTP file field
+	// TFTPServer is option 66, else the BOOTP next-server (siaddr).
+	TFTPServer string
+	// Options holds the ACK's raw options by code (pxelinux 209/210 are read from here).
+	Options map[uint8][]byte
+	// DHCP is true when the address came from DHCP, false for a static ip=.
+	DHCP bool
+	// Routes are the routes installed besides the connected subnet.
+	Routes []Route
+	// MTU is the MTU set from option 26; 0 if the link's was left alone.
+	MTU int
+}
+
+// String is the one-line summary for logs and the menu's status line.
+func (l *Lease) String() string {
+	var b strings.Builder
+	how := "static"
+	if l.DHCP {
+		how = "dhcp"
+	}
+	fmt.Fprintf(&b, "%s (%s) %s %s", l.Iface, l.MAC, l.Addr, how)
+	if l.Gateway.IsValid() {
+		fmt.Fprintf(&b, " gw %s", l.Gateway)
+	}
+	if len(l.DNS) > 0 {
+		fmt.Fprintf(&b, " dns %s", joinAddrs(l.DNS, ","))
+	}
+	if l.Hostname != "" {
+		fmt.Fprintf(&b, " host %s", l.Hostname)
+	}
+	return b.String()
+}
+
+// BootIF is the pxelinux form of the MAC, 01-aa-bb-cc-dd-ee-ff, for kexec's command line.
+func (l *Lease) BootIF() string {
+	return "01-" + strings.ReplaceAll(l.MAC.String(), ":", "-")
+}
+
+// Route is one IPv4 route. An invalid Gateway means on-link (RFC 3442's router 0.0.0.0).
+type Route struct {
+	Dst     netip.Prefix
+	Gateway netip.Addr
+}
+
+func (r Route) String() string {
+	if !r.Gateway.IsValid() {
+		return r.Dst.String() + " on-link"
+	}
+	return r.Dst.String() + " via " + r.Gateway.String()
+}
+
+// plan is what Up decided to do, from Config alone.
+type plan struct {
+	static bool             // configure ip= without DHCP
+	mac    net.HardwareAddr // pick the link with this MAC
+	device string           // else the link with this name
+	// neither: race (DHCP) or the first link with carrier (static)
+}
+
+func (p plan) String() string {
+	how := "dhcp"
+	if p.static {
+		how = "static"
+	}
+	switch {
+	case p.mac != nil:
+		return fmt.Sprintf("%s on the NIC with MAC %s", how, p.mac)
+	case p.device != "":
+		return fmt.Sprintf("%s on %s", how, p.device)
+	case p.static:
+		return "static on the first NIC with carrier"
+	}
+	return "dhcp on every NIC with carrier, first lease wins"
+}
+
+// makePlan decides which NIC and which method. BOOTIF= wins over ip='s device: it is what
+// the PXE firmware booted from, and kexec keeps passing it on.
+func makePlan(c Config) plan {
+	var p plan
+	if c.IP != nil {
+		p.static = !c.IP.DHCP()
+		p.device = c.IP.Device
+	}
+	if c.BootIF != nil {
+		p.mac, p.device = c.BootIF, ""
+	}
+	return p
+}
+
+func joinAddrs(as []netip.Addr, sep string) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, sep)
+}

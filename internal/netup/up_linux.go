@@ -1,0 +1,395 @@
+package netup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// pollInterval is how often links are listed while waiting for one to appear or get carrier.
+// Polling (rather than an RTNLGRP_LINK subscription) keeps every wait a plain bounded loop.
+var pollInterval = 100 * time.Millisecond
+
+// Up brings up the boot NIC and configures it (see the package doc): it sets the chosen link
+// up, runs DHCP on it (or applies a static ip=), then replaces the link's IPv4 addresses with
+// the lease's, installs its routes — replacing any existing default route —, sets the MTU,
+// rewrites c.ResolvConf and sets the hostname. When racing DHCP it sets every candidate link
+// up and the losers down again; links it did not touch stay as they were.
+//
+// Up returns within LinkTimeout plus DHCPAttempts × DHCPTimeout (and a little), or when ctx
+// is done. Errors wrap ErrNoLink, ErrNoCarrier or ErrNoLease where those apply.
+func Up(ctx context.Context, c Config) (*Lease, error) {
+	c = c.withDefaults()
+	p := makePlan(c)
+	c.Logf("netup: %s", p)
+	if lo, err := netlink.LinkByName("lo"); err == nil {
+		if err := netlink.LinkSetUp(lo); err != nil {
+			c.Logf("netup: setting lo up: %v", err)
+		}
+	}
+	var (
+		l    *Lease
+		link netlink.Link
+		err  error
+	)
+	switch {
+	case p.mac != nil || p.device != "":
+		l, link, err = upChosen(ctx, c, p)
+	case p.static:
+		l, link, err = upFirstCarrier(ctx, c)
+	default:
+		l, link, err = race(ctx, c)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bringing up the network: %w", err)
+	}
+	if err := configure(c, link, l); err != nil {
+		return nil, fmt.Errorf("configuring %s: %w", l.Iface, err)
+	}
+	c.Logf("netup: %s", l)
+	return l, nil
+}
+
+// candidate reports whether DHCP racing should try link: an Ethernet NIC (or a veth, which
+// is what tests and containers have), not loopback, bridges, bonds, tunnels or VLANs.
+func candidate(link netlink.Link) bool {
+	a := link.Attrs()
+	if a.Flags&net.FlagLoopback != 0 || len(a.HardwareAddr) != 6 || a.EncapType != "ether" {
+		return false
+	}
+	switch link.Type() {
+	case "device", "veth":
+		return true
+	}
+	return false
+}
+
+// carrier reports whether the link is up with carrier (IFF_LOWER_UP).
+func carrier(link netlink.Link) bool {
+	a := link.Attrs()
+	return a.Flags&net.FlagUp != 0 && a.RawFlags&unix.IFF_LOWER_UP != 0
+}
+
+// waitLink waits until a link matching match exists, or the deadline.
+func waitLink(ctx context.Context, deadline time.Time, match func(netlink.Link) bool) (netlink.Link, error) {
+	for {
+		links, err := netlink.LinkList()
+		if err != nil {
+			return nil, fmt.Errorf("listing links: %w", err)
+		}
+		for _, l := range links {
+			if match(l) {
+				return l, nil
+			}
+		}
+		if err := sleepUntil(ctx, deadline); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// waitCarrier sets link up and waits for carrier until the deadline; it returns the link's
+// latest state.
+func waitCarrier(ctx context.Context, link netlink.Link, deadline time.Time) (netlink.Link, error) {
+	if err := netlink.LinkSetUp(link); err != nil {
+		return link, fmt.Errorf("setting %s up: %w", link.Attrs().Name, err)
+	}
+	for {
+		l, err := netlink.LinkByIndex(link.Attrs().Index)
+		if err != nil {
+			return link, fmt.Errorf("reading %s: %w", link.Attrs().Name, err)
+		}
+		if carrier(l) {
+			return l, nil
+		}
+		if err := sleepUntil(ctx, deadline); err != nil {
+			if errors.Is(err, errDeadline) {
+				err = fmt.Errorf("%w on %s", ErrNoCarrier, link.Attrs().Name)
+			}
+			return l, err
+		}
+	}
+}
+
+var errDeadline = errors.New("deadline reached")
+
+// sleepUntil sleeps one poll interval, or returns errDeadline if the deadline has passed,
+// or ctx's error.
+func sleepUntil(ctx context.Context, deadline time.Time) error {
+	d := time.Until(deadline)
+	if d <= 0 {
+		return errDeadline
+	}
+	t := time.NewTimer(min(d, pollInterval))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// upChosen brings up the link named by BOOTIF= or ip='s device. Without carrier it carries
+// on anyway — the operator named this NIC, and some drivers report carrier late or never —
+// and lets DHCP's own timeouts decide.
+func upChosen(ctx context.Context, c Config, p plan) (*Lease, netlink.Link, error) {
+	deadline := time.Now().Add(c.LinkTimeout)
+	what := p.device
+	match := func(l netlink.Link) bool { return l.Attrs().Name == p.device }
+	if p.mac != nil {
+		what = "MAC " + p.mac.String()
+		match = func(l netlink.Link) bool { return bytes.Equal(l.Attrs().HardwareAddr, p.mac) }
+	}
+	link, err := waitLink(ctx, deadline, match)
+	if errors.Is(err, errDeadline) {
+		return nil, nil, fmt.Errorf("%w: %s did not appear within %v", ErrNoLink, what, c.LinkTimeout)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	name := link.Attrs().Name
+	link, err = waitCarrier(ctx, link, deadline)
+	if errors.Is(err, ErrNoCarrier) {
+		c.Logf("netup: %s: no carrier after %v, trying anyway", name, c.LinkTimeout)
+	} else if err != nil {
+		return nil, nil, err
+	}
+	mac := link.Attrs().HardwareAddr
+	if p.static {
+		l, err := staticLease(name, mac, c.IP)
+		return l, link, err
+	}
+	l, err := dhcpLease(ctx, c, name, mac)
+	return l, link, err
+}
+
+// upFirstCarrier is a static ip= without a device: the first Ethernet link to get carrier.
+// Other links are set down again if Up set them up.
+func upFirstCarrier(ctx context.Context, c Config) (*Lease, netlink.Link, error) {
+	deadline := time.Now().Add(c.LinkTimeout)
+	up := map[int]netlink.Link{} // links set up here, by index
+	defer func() {
+		for _, l := range up {
+			netlink.LinkSetDown(l)
+		}
+	}()
+	for {
+		links, err := netlink.LinkList()
+		if err != nil {
+			return nil, nil, fmt.Errorf("listing links: %w", err)
+		}
+		sort.Slice(links, func(i, j int) bool { return links[i].Attrs().Index < links[j].Attrs().Index })
+		seen := false
+		for _, link := range links {
+			if !candidate(link) {
+				continue
+			}
+			seen = true
+			if carrier(link) {
+				delete(up, link.Attrs().Index)
+				l, err := staticLease(link.Attrs().Name, link.Attrs().HardwareAddr, c.IP)
+				return l, link, err
+			}
+			if link.Attrs().Flags&net.FlagUp == 0 {
+				if err := netlink.LinkSetUp(link); err != nil {
+					c.Logf("netup: setting %s up: %v", link.Attrs().Name, err)
+					continue
+				}
+				up[link.Attrs().Index] = link
+			}
+		}
+		if err := sleepUntil(ctx, deadline); errors.Is(err, errDeadline) {
+			if !seen {
+				return nil, nil, fmt.Errorf("%w: no Ethernet link within %v", ErrNoLink, c.LinkTimeout)
+			}
+			return nil, nil, fmt.Errorf("%w on any link within %v", ErrNoCarrier, c.LinkTimeout)
+		} else if err != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+// race runs DHCP on every candidate link, each as soon as it has carrier, and takes the first
+// lease. Links that appear until LinkTimeout join the race. The losers' DHCP is cancelled, and
+// the links Up set up are set down again; nothing is configured on them (DHCP runs on raw
+// sockets, so a lease is only an answer until configure applies it).
+func race(ctx context.Context, c Config) (*Lease, netlink.Link, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	deadline := time.Now().Add(c.LinkTimeout)
+
+	type racer struct {
+		link  netlink.Link
+		wasUp bool
+	}
+	type result struct {
+		index int
+		lease *Lease
+		link  netlink.Link
+		err   error
+	}
+	racers := map[int]*racer{}
+	results := make(chan result)
+	running := 0
+	scanning := true
+	done := ctx.Done()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+
+	var (
+		win     *result
+		errs    []error
+		scanErr error
+	)
+	for {
+		if scanning && win == nil {
+			if !time.Now().Before(deadline) {
+				scanning = false
+			} else if links, err := netlink.LinkList(); err != nil {
+				scanErr = fmt.Errorf("listing links: %w", err)
+				scanning = false
+			} else {
+				for _, link := range links {
+					a := link.Attrs()
+					if !candidate(link) || racers[a.Index] != nil {
+						continue
+					}
+					racers[a.Index] = &racer{link: link, wasUp: a.Flags&net.FlagUp != 0}
+					running++
+					c.Logf("netup: %s (%s): joining the DHCP race", a.Name, a.HardwareAddr)
+					go func() {
+						r := result{index: a.Index}
+						r.link, r.err = waitCarrier(ctx, link, deadline)
+						if r.err == nil {
+							r.lease, r.err = dhcpLease(ctx, c, a.Name, a.HardwareAddr)
+						}
+						results <- r
+					}()
+				}
+			}
+		}
+		if running == 0 && (!scanning || win != nil) {
+			break
+		}
+		select {
+		case r := <-results:
+			running--
+			switch {
+			case r.err == nil && win == nil:
+				win = &r
+				cancel() // stop the others
+			case r.err != nil && win == nil && ctx.Err() == nil:
+				errs = append(errs, r.err)
+			}
+		case <-tick.C:
+		case <-done:
+			scanning, done = false, nil
+		}
+	}
+
+	for i, r := range racers {
+		if (win == nil || i != win.index) && !r.wasUp {
+			if err := netlink.LinkSetDown(r.link); err != nil {
+				c.Logf("netup: setting %s down: %v", r.link.Attrs().Name, err)
+			}
+		}
+	}
+	if win != nil {
+		return win.lease, win.link, nil
+	}
+	if err := ctx.Err(); err != nil { // the caller's: ours is only cancelled for a winner
+		return nil, nil, err
+	}
+	if scanErr != nil {
+		return nil, nil, scanErr
+	}
+	if len(racers) == 0 {
+		return nil, nil, fmt.Errorf("%w: no Ethernet link within %v", ErrNoLink, c.LinkTimeout)
+	}
+	var names []string
+	for _, r := range racers {
+		names = append(names, r.link.Attrs().Name)
+	}
+	sort.Strings(names)
+	noLease := false
+	for _, err := range errs {
+		noLease = noLease || errors.Is(err, ErrNoLease)
+	}
+	if !noLease {
+		return nil, nil, fmt.Errorf("%w on %s within %v", ErrNoCarrier, strings.Join(names, ", "), c.LinkTimeout)
+	}
+	return nil, nil, fmt.Errorf("racing DHCP on %s: %w", strings.Join(names, ", "), errors.Join(errs...))
+}
+
+// configure applies l to link. Order matters: the MTU and address before the routes, and
+// on-link routes before the routes whose gateways they make reachable (selectRoutes sorts).
+func configure(c Config, link netlink.Link, l *Lease) error {
+	proto := netlink.RouteProtocol(unix.RTPROT_BOOT)
+	if l.DHCP {
+		proto = unix.RTPROT_DHCP
+	}
+	if l.MTU > 0 && l.MTU != link.Attrs().MTU {
+		if err := netlink.LinkSetMTU(link, l.MTU); err != nil {
+			return fmt.Errorf("setting MTU %d: %w", l.MTU, err)
+		}
+	}
+	// Up owns the NIC's IPv4 configuration: an earlier Up (the recovery loop retries) may
+	// have left another address.
+	old, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("listing addresses: %w", err)
+	}
+	for _, a := range old {
+		if a.Scope == unix.RT_SCOPE_UNIVERSE && a.IPNet.String() != l.Addr.String() {
+			if err := netlink.AddrDel(link, &a); err != nil {
+				return fmt.Errorf("removing %s: %w", a.IPNet, err)
+			}
+		}
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{
+		IP:   l.Addr.Addr().AsSlice(),
+		Mask: net.CIDRMask(l.Addr.Bits(), 32),
+	}}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("adding %s: %w", l.Addr, err)
+	}
+	for _, r := range l.Routes {
+		nr := &netlink.Route{
+			LinkIndex: link.Attrs().Index,
+			Dst:       &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), 32)},
+			Src:       l.Addr.Addr().AsSlice(),
+			Protocol:  proto,
+			Scope:     netlink.SCOPE_LINK,
+		}
+		if r.Gateway.IsValid() {
+			nr.Gw, nr.Scope = r.Gateway.AsSlice(), netlink.SCOPE_UNIVERSE
+			if needsOnLink(l.Addr, l.Routes, r) {
+				nr.Flags = int(netlink.FLAG_ONLINK)
+			}
+		}
+		if err := netlink.RouteReplace(nr); err != nil {
+			return fmt.Errorf("adding route %s: %w", r, err)
+		}
+	}
+	if len(l.DNS) > 0 || len(l.Search) > 0 {
+		if err := writeFile(c.ResolvConf, []byte(renderResolvConf(l.DNS, l.Search)), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", c.ResolvConf, err)
+		}
+	}
+	if l.Hostname != "" {
+		// Optional: a machine without its name still boots.
+		if err := unix.Sethostname([]byte(l.Hostname)); err != nil {
+			c.Logf("netup: sethostname %q: %v", l.Hostname, err)
+		}
+	}
+	return nil
+}
