@@ -8,13 +8,14 @@ export CGO_ENABLED = 0
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-build: ## build bin/ramboot, the host CLI
+build: ## build bin/ramboot (host CLI) and bin/ramboot-init (the static /init)
 	$(GO) build -o bin/ramboot ./cmd/ramboot
+	$(GO) build -trimpath -ldflags="-s -w" -o bin/ramboot-init ./cmd/ramboot-init
 
 lint: ## gofmt, go vet and staticcheck must be clean
 	@f=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); [ -z "$$f" ] || { echo "gofmt would change: $$f"; exit 1; }
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.6.1 ./...
 
 test: build lint ## run every test (unit, fault injection, GNU tar fidelity, nginx)
 	$(GO) test -count=1 -timeout 20m ./...

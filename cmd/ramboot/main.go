@@ -22,6 +22,7 @@ type command struct {
 
 var commands = []command{
 	{"fetch", "[--sha256 HEX] [--mirror URL]... URL DIR", "stream, verify and extract an image into DIR", runFetch},
+	{"initramfs", "[--modules DIR] [--busybox FILE] [--ca FILE] [--hooks DIR] [--embed-rootfs FILE] -o OUT", "build the initramfs", runInitramfs},
 }
 
 func usage(w io.Writer) {

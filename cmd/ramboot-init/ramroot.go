@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/u-root/u-root/pkg/mount"
+	"golang.org/x/sys/unix"
+
+	"github.com/ramboot/ramboot/internal/initramfs"
+	"github.com/ramboot/ramboot/internal/netup"
+	"github.com/ramboot/ramboot/loader"
+)
+
+// ramroot streams the image into a fresh tmpfs at /newroot and switches into it. It returns
+// only on failure, with /newroot unmounted again.
+func (b *booter) ramroot(ctx context.Context) (err error) {
+	c := b.cfg
+	if err := runHooks(ctx, "pre-fetch", b.env(), b.logf); err != nil {
+		return err
+	}
+	size := c.Size
+	if size == "" {
+		size = defaultSize()
+	}
+	os.MkdirAll(newRoot, 0o755)
+	if err := unix.Mount("tmpfs", newRoot, "tmpfs", 0, "mode=0755,size="+size); err != nil {
+		return fmt.Errorf("mount tmpfs size=%s on %s: %w", size, newRoot, err)
+	}
+	defer func() {
+		if err != nil {
+			unix.Unmount(newRoot, unix.MNT_DETACH)
+		}
+	}()
+	b.logf("fetching %s into a %s tmpfs", c.Ramroot[0], size)
+	client, cerr := loader.NewClient(caFile(), 0)
+	if cerr != nil {
+		b.logf("%v: using the system CAs only", cerr)
+		client, _ = loader.NewClient("", 0)
+	}
+	res, err := loader.Load(ctx, newRoot, c.Ramroot, loader.Options{
+		SHA256:   c.SHA256,
+		Fetcher:  &loader.Fetcher{Client: client, Logf: b.logf},
+		Logf:     b.logf,
+		Progress: consoleProgress(b.logf),
+	})
+	if err != nil {
+		return err
+	}
+	verified := "no checksum given"
+	if res.Verified {
+		verified = "sha256 " + res.SHA256[:16] + "… verified"
+	}
+	b.logf("extracted %d entries, %s from %s of %s in %.1fs (%s)", res.Entries, loader.HumanBytes(res.Uncompressed),
+		loader.HumanBytes(res.Size), res.Format, res.Duration.Seconds(), verified)
+	if err := copyKernelFiles(newRoot, b.logf); err != nil {
+		return fmt.Errorf("copying modules into the image: %w", err)
+	}
+	if b.lease != nil {
+		files, err := netup.WriteImageConfig(newRoot, b.lease)
+		if err != nil {
+			return fmt.Errorf("writing the image's network config: %w", err)
+		}
+		b.logf("network config for %s: %s", b.lease.MAC, strings.Join(files, " "))
+	}
+	if err := runHooks(ctx, "post-extract", b.env(), b.logf); err != nil {
+		return err
+	}
+	if _, err := resolveIn(newRoot, c.Init); err != nil {
+		return fmt.Errorf("init=%s in the image: %w", c.Init, err)
+	}
+	b.logf("switching to the new root, exec %s", c.Init)
+	// Past this point the initramfs is deleted: nothing to go back to.
+	if err := mount.SwitchRoot(newRoot, c.Init); err != nil {
+		return fmt.Errorf("switch_root: %w", err)
+	}
+	return errors.New("switch_root returned")
+}
+
+func caFile() string {
+	if _, err := os.Stat(initramfs.CAPath); err == nil {
+		return initramfs.CAPath
+	}
+	return ""
+}
+
+// defaultSize leaves room for the kernel, the page cache and the loader: RAM less 384 MiB,
+// but at least half of RAM (tmpfs's own default).
+func defaultSize() string {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return "90%"
+	}
+	total := int64(si.Totalram) * int64(si.Unit)
+	size := max(total-384<<20, total/2)
+	return strconv.FormatInt(size>>20, 10) + "m"
+}
+
+// consoleProgress prints a progress line every two seconds and at each stage change: a serial
+// console log stays readable, and a VGA console shows the same.
+func consoleProgress(logf func(string, ...any)) func(loader.Progress) {
+	var last time.Time
+	stage := loader.Stage(-1)
+	return func(p loader.Progress) {
+		if p.Stage == stage && time.Since(last) < 2*time.Second {
+			return
+		}
+		stage, last = p.Stage, time.Now()
+		line := fmt.Sprintf("%s: %s", p.Stage, loader.HumanBytes(p.Read))
+		if p.Total > 0 {
+			line += fmt.Sprintf(" of %s (%.0f%%)", loader.HumanBytes(p.Total), 100*float64(p.Read)/float64(p.Total))
+		}
+		line += fmt.Sprintf(", %s/s, %s unpacked", loader.HumanBytes(int64(p.Rate)), loader.HumanBytes(p.Extracted))
+		if eta := p.ETA(); eta > 0 {
+			line += fmt.Sprintf(", ETA %v", eta.Round(time.Second))
+		}
+		logf("%s", line)
+	}
+}
+
+// copyKernelFiles copies the running kernel's modules (and firmware) from the initramfs into
+// the image when it has none for this kernel, as the seed did: images need not carry a kernel.
+func copyKernelFiles(root string, logf func(string, ...any)) error {
+	var u unix.Utsname
+	unix.Uname(&u)
+	rel := path.Join("lib/modules", unix.ByteSliceToString(u.Release[:]))
+	for _, d := range []string{rel, "lib/firmware"} {
+		src := "/" + d
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		r, err := os.OpenRoot(root)
+		if err != nil {
+			return err
+		}
+		_, err = r.Stat(d)
+		if err == nil {
+			r.Close()
+			continue // the image has its own
+		}
+		err = copyTree(r, d, src)
+		r.Close()
+		if err != nil {
+			return err
+		}
+		logf("copied %s into the image", src)
+	}
+	return nil
+}
+
+// copyTree copies the host tree src to dst inside r. os.Root keeps it inside the image even
+// when the image's lib is a symlink (usrmerge: lib -> usr/lib).
+func copyTree(r *os.Root, dst, src string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := path.Join(dst, filepath.ToSlash(rel))
+		if d.IsDir() {
+			return r.MkdirAll(to, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		in, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := r.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(bufio.NewWriter(out), in)
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+// resolveIn resolves p inside root as the new root will see it: symlinks, absolute ones
+// included, are followed relative to root. It returns the host path of an executable file.
+func resolveIn(root, p string) (string, error) {
+	cur := "/"
+	rest := strings.Split(strings.Trim(p, "/"), "/")
+	for hops := 0; len(rest) > 0; {
+		c := rest[0]
+		rest = rest[1:]
+		if c == "" || c == "." {
+			continue
+		}
+		if c == ".." {
+			cur = path.Dir(cur)
+			continue
+		}
+		next := path.Join(cur, c)
+		st, err := os.Lstat(filepath.Join(root, next))
+		if err != nil {
+			return "", fmt.Errorf("%s is missing", next)
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			if hops++; hops > 40 {
+				return "", fmt.Errorf("too many symlinks at %s", next)
+			}
+			t, err := os.Readlink(filepath.Join(root, next))
+			if err != nil {
+				return "", err
+			}
+			if strings.HasPrefix(t, "/") {
+				cur = "/"
+			}
+			rest = append(strings.Split(strings.Trim(t, "/"), "/"), rest...)
+			continue
+		}
+		cur = next
+	}
+	st, err := os.Stat(filepath.Join(root, cur))
+	if err != nil {
+		return "", err
+	}
+	if !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("%s is not an executable file", cur)
+	}
+	return filepath.Join(root, cur), nil
+}

@@ -1,0 +1,320 @@
+// Package initramfs builds ramboot's initramfs (host side only; /init never links it): a newc
+// cpio with the static /init, /dev/console, the directories /init needs, a CA bundle, the kernel
+// modules a network boot needs (network drivers, virtio, their dependencies, and the depmod
+// index trimmed to what is packed), and optionally firmware, a busybox shell, hooks, a menu and
+// an embedded root-filesystem image. Compression follows the output's extension.
+package initramfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/u-root/u-root/pkg/cpio"
+	"github.com/ulikunitz/xz"
+
+	"github.com/ramboot/ramboot/internal/kmod"
+)
+
+// DefaultModulePrefixes are packed by default: every network driver, and virtio (its bus
+// drivers are modules on Debian's cloud kernel, and virtio_net needs them).
+var DefaultModulePrefixes = []string{"kernel/drivers/net/", "kernel/drivers/virtio/"}
+
+// StoragePrefixes are added by Spec.Storage.
+var StoragePrefixes = []string{"kernel/drivers/block/", "kernel/drivers/scsi/", "kernel/drivers/ata/",
+	"kernel/drivers/nvme/", "kernel/drivers/md/", "kernel/fs/"}
+
+// Paths inside the initramfs that /init relies on.
+const (
+	InitPath     = "/init"
+	CAPath       = "/etc/ssl/certs/ca-certificates.crt"
+	HooksDir     = "/etc/ramboot/hooks"
+	MenuPath     = "/etc/ramboot/menu"
+	RootfsDir    = "/rootfs"
+	ModulesRoot  = "/lib/modules"
+	FirmwareRoot = "/lib/firmware"
+	BusyboxPath  = "/bin/busybox"
+)
+
+// Spec says what goes into the initramfs.
+type Spec struct {
+	Init           string   // the static /init binary (required)
+	Modules        string   // a kernel's /lib/modules/<version> tree, "" for none
+	ModulePrefixes []string // directories of Modules to pack; default DefaultModulePrefixes
+	Storage        bool     // also pack StoragePrefixes
+	ExtraModules   []string // module names to pack besides (with their dependencies)
+	Firmware       string   // a /lib/firmware tree to pack, "" for none
+	Busybox        string   // a static busybox, linked as /bin/sh and its applets
+	CA             string   // PEM bundle; default: the host's, when it has one
+	Hooks          string   // a tree of hooks (pre-network/, pre-fetch/, post-extract/)
+	Menu           string   // a menu file
+	EmbedRootfs    string   // a root-filesystem image, put at /rootfs/<name>
+}
+
+// Stats tell what was packed.
+type Stats struct {
+	Files        int
+	Modules      int
+	Uncompressed int64
+	KernelVer    string
+}
+
+// HostCA is where Debian keeps the system bundle.
+const HostCA = "/etc/ssl/certs/ca-certificates.crt"
+
+// Write writes the uncompressed newc archive for s to w.
+func Write(w io.Writer, s Spec) (*Stats, error) {
+	b := &builder{dirs: map[string]bool{"/": true}}
+	if err := b.collect(s); err != nil {
+		return nil, err
+	}
+	cw := &countWriter{w: w}
+	rw := cpio.Newc.Writer(cw)
+	for _, r := range b.recs {
+		if err := rw.WriteRecord(cpio.MakeReproducible(r)); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", r.Name, err)
+		}
+	}
+	if err := cpio.WriteTrailer(rw); err != nil {
+		return nil, err
+	}
+	b.stats.Files = len(b.recs)
+	b.stats.Uncompressed = cw.n
+	return &b.stats, nil
+}
+
+type builder struct {
+	recs  []cpio.Record
+	dirs  map[string]bool
+	stats Stats
+}
+
+// dir adds name and its missing parents.
+func (b *builder) dir(name string) {
+	name = path.Clean("/" + name)
+	if b.dirs[name] {
+		return
+	}
+	b.dir(path.Dir(name))
+	b.dirs[name] = true
+	b.recs = append(b.recs, cpio.Directory(strings.TrimPrefix(name, "/"), 0o755))
+}
+
+func (b *builder) file(name string, data []byte, perm uint64) {
+	b.dir(path.Dir(name))
+	b.recs = append(b.recs, cpio.StaticRecord(data, cpio.Info{Name: strings.TrimPrefix(name, "/"), Mode: cpio.S_IFREG | perm}))
+}
+
+func (b *builder) copyFile(name, src string, perm uint64) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	b.file(name, data, perm)
+	return nil
+}
+
+func (b *builder) symlink(name, target string) {
+	b.dir(path.Dir(name))
+	b.recs = append(b.recs, cpio.Symlink(strings.TrimPrefix(name, "/"), target))
+}
+
+func (b *builder) collect(s Spec) error {
+	if s.Init == "" {
+		return errors.New("no /init binary given")
+	}
+	for _, d := range []string{"/dev", "/proc", "/sys", "/run", "/tmp", "/newroot", "/etc", "/bin", "/sbin", "/var"} {
+		b.dir(d)
+	}
+	b.recs = append(b.recs, cpio.CharDev("dev/console", 0o600, 5, 1), cpio.CharDev("dev/null", 0o666, 1, 3))
+	if err := b.copyFile(InitPath, s.Init, 0o755); err != nil {
+		return fmt.Errorf("reading /init binary: %w", err)
+	}
+	ca := s.CA
+	if ca == "" {
+		if _, err := os.Stat(HostCA); err == nil {
+			ca = HostCA
+		}
+	}
+	if ca != "" {
+		if err := b.copyFile(CAPath, ca, 0o644); err != nil {
+			return fmt.Errorf("reading CA bundle: %w", err)
+		}
+	}
+	if s.Modules != "" {
+		if err := b.modules(s); err != nil {
+			return err
+		}
+	}
+	if s.Firmware != "" {
+		if err := b.tree(FirmwareRoot, s.Firmware, 0o644); err != nil {
+			return fmt.Errorf("firmware: %w", err)
+		}
+	}
+	if s.Hooks != "" {
+		if err := b.tree(HooksDir, s.Hooks, 0); err != nil {
+			return fmt.Errorf("hooks: %w", err)
+		}
+	}
+	if s.Busybox != "" {
+		if err := b.busybox(s.Busybox); err != nil {
+			return err
+		}
+	}
+	if s.Menu != "" {
+		if err := b.copyFile(MenuPath+filepath.Ext(s.Menu), s.Menu, 0o644); err != nil {
+			return fmt.Errorf("menu: %w", err)
+		}
+	}
+	if s.EmbedRootfs != "" {
+		if err := b.copyFile(path.Join(RootfsDir, filepath.Base(s.EmbedRootfs)), s.EmbedRootfs, 0o644); err != nil {
+			return fmt.Errorf("embedded rootfs: %w", err)
+		}
+	}
+	return nil
+}
+
+// modules packs the selected modules and a depmod index of just them (kmod builds it from the
+// modules themselves when the tree has no depmod output, as a `dpkg -x` of a kernel package
+// has not), so that /init's coldplug only ever matches modules it can load.
+func (b *builder) modules(s Spec) error {
+	ver := filepath.Base(filepath.Clean(s.Modules))
+	b.stats.KernelVer = ver
+	ix, err := kmod.LoadIndex(os.DirFS(s.Modules))
+	if err != nil {
+		return fmt.Errorf("reading module index of %s: %w", s.Modules, err)
+	}
+	prefixes := s.ModulePrefixes
+	if len(prefixes) == 0 {
+		prefixes = DefaultModulePrefixes
+	}
+	if s.Storage {
+		prefixes = append(append([]string{}, prefixes...), StoragePrefixes...)
+	}
+	sel, err := ix.Select(prefixes, s.ExtraModules)
+	if err != nil {
+		return err
+	}
+	base := path.Join(ModulesRoot, ver)
+	for _, rel := range sel {
+		if err := b.copyFile(path.Join(base, rel), filepath.Join(s.Modules, rel), 0o644); err != nil {
+			return fmt.Errorf("module: %w", err)
+		}
+	}
+	b.stats.Modules = len(sel)
+	files, err := ix.DepmodFiles(sel)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b.file(path.Join(base, n), files[n], 0o644)
+	}
+	return nil
+}
+
+// tree packs a host directory under dst; perm 0 keeps the files' own modes (hooks must stay
+// executable).
+func (b *builder) tree(dst, src string, perm uint64) error {
+	var paths []string
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		paths = append(paths, p)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		rel, _ := filepath.Rel(src, p)
+		name := path.Join(dst, filepath.ToSlash(rel))
+		st, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		switch {
+		case st.IsDir():
+			b.dir(name)
+		case st.Mode()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			b.symlink(name, t)
+		case st.Mode().IsRegular():
+			m := perm
+			if m == 0 {
+				m = uint64(st.Mode().Perm())
+			}
+			if err := b.copyFile(name, p, m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// busybox packs a static busybox and links its applets (as it lists them) into /bin.
+func (b *builder) busybox(p string) error {
+	if err := b.copyFile(BusyboxPath, p, 0o755); err != nil {
+		return fmt.Errorf("busybox: %w", err)
+	}
+	applets := []string{"sh"}
+	if out, err := exec.Command(p, "--list").Output(); err == nil {
+		applets = strings.Fields(string(out))
+	}
+	for _, a := range applets {
+		if a == "init" || a == "linuxrc" || strings.Contains(a, "/") {
+			continue // /init is ramboot's
+		}
+		b.symlink(path.Join("/bin", a), "busybox")
+	}
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Compressor wraps w in the compression out's name asks for: .cpio (none), .cpio.gz,
+// .cpio.xz (CRC32 checks, which the kernel's decoder requires), .cpio.zst.
+func Compressor(out string, w io.Writer) (io.WriteCloser, error) {
+	switch {
+	case strings.HasSuffix(out, ".cpio"):
+		return nopCloser{w}, nil
+	case strings.HasSuffix(out, ".cpio.gz"), strings.HasSuffix(out, ".cpio.gzip"):
+		return gzip.NewWriterLevel(w, gzip.BestCompression)
+	case strings.HasSuffix(out, ".cpio.xz"):
+		return xz.WriterConfig{CheckSum: xz.CRC32, DictCap: 8 << 20}.NewWriter(w)
+	case strings.HasSuffix(out, ".cpio.zst"), strings.HasSuffix(out, ".cpio.zstd"):
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+	}
+	return nil, fmt.Errorf("output %s: name must end in .cpio, .cpio.gz, .cpio.xz or .cpio.zst", out)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,51 @@
+// Command testinit is the /sbin/init of the VM tests' images: it proves it runs from the RAM
+// root by printing a marker, the kernel command line, the root mount, the network links and the
+// network configuration ramboot wrote, then powers the VM off.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	// switch_root moved these; mount them in case an image runs it some other way.
+	unix.Mount("proc", "/proc", "proc", 0, "")
+	unix.Mount("sysfs", "/sys", "sysfs", 0, "")
+	marker, _ := os.ReadFile("/etc/marker")
+	fmt.Printf("TESTINIT-MARKER %s\n", strings.TrimSpace(string(marker)))
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	fmt.Printf("TESTINIT-CMDLINE %s\n", strings.TrimSpace(string(cmdline)))
+	mounts, _ := os.ReadFile("/proc/mounts")
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[1] == "/" {
+			fmt.Printf("TESTINIT-ROOTFS %s\n", f[2])
+		}
+	}
+	links, _ := filepath.Glob("/sys/class/net/*")
+	for _, l := range links {
+		mac, _ := os.ReadFile(filepath.Join(l, "address"))
+		fmt.Printf("TESTINIT-LINK %s %s\n", filepath.Base(l), strings.TrimSpace(string(mac)))
+	}
+	for _, pat := range []string{"/etc/systemd/network/*", "/etc/network/interfaces.d/*", "/etc/netplan/*", "/etc/udev/rules.d/*"} {
+		files, _ := filepath.Glob(pat)
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			fmt.Printf("TESTINIT-FILE %s\n", f)
+			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				fmt.Printf("TESTINIT-LINE %s\n", l)
+			}
+		}
+	}
+	mods, _ := os.ReadDir("/lib/modules")
+	for _, m := range mods {
+		fmt.Printf("TESTINIT-MODULES %s\n", m.Name())
+	}
+	fmt.Println("TESTINIT-DONE")
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}

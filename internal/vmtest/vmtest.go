@@ -1,0 +1,238 @@
+// Package vmtest boots ramboot in QEMU for tests: Debian's stock cloud kernel, an initramfs
+// built by internal/initramfs, user-mode networking (the host is 10.0.2.2 to the guest), and
+// the serial console read (and typed into) by the test. Software emulation only: no KVM.
+//
+// Test-only: nothing in /init or the CLI imports it.
+package vmtest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// DefaultKernelDir is where scripts/get-kernel.sh unpacks the kernel package.
+const DefaultKernelDir = "/var/cache/ramboot/kernel"
+
+// Kernel is an unpacked kernel package.
+type Kernel struct {
+	Vmlinuz string
+	Modules string // lib/modules/<version>
+	Version string
+}
+
+// FindKernel finds the kernel of RAMBOOT_KERNEL_DIR (default DefaultKernelDir). It fails the
+// test in CI (which must have installed it) and skips elsewhere when it is missing, as it does
+// when QEMU is missing.
+func FindKernel(t testing.TB) Kernel {
+	t.Helper()
+	dir := os.Getenv("RAMBOOT_KERNEL_DIR")
+	if dir == "" {
+		dir = DefaultKernelDir
+	}
+	vm, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))
+	mods, _ := filepath.Glob(filepath.Join(dir, "lib", "modules", "*", "modules.dep"))
+	if len(vm) == 0 || len(mods) == 0 {
+		missing(t, "kernel package in "+dir+" (run scripts/get-kernel.sh)")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		missing(t, "qemu-system-x86_64")
+	}
+	m := filepath.Dir(mods[0])
+	return Kernel{Vmlinuz: vm[0], Modules: m, Version: filepath.Base(m)}
+}
+
+func missing(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s missing: .ci/run must install it, VM tests must run in CI", what)
+	}
+	t.Skipf("%s missing", what)
+}
+
+// NIC is one network card of the VM.
+type NIC struct {
+	Model    string // QEMU device: virtio-net-pci, vmxnet3, e1000
+	MAC      string
+	Restrict bool // no route to the host: this NIC gets a DHCP lease but cannot reach the server
+}
+
+// Options describe a VM.
+type Options struct {
+	Kernel  Kernel
+	Initrd  string
+	Append  string
+	NICs    []NIC
+	Memory  string // default 1G
+	Timeout time.Duration
+}
+
+// VM is a running QEMU whose serial console the test reads.
+type VM struct {
+	t       testing.TB
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	mu      sync.Mutex
+	cond    *sync.Cond
+	out     bytes.Buffer
+	pos     int // how far Expect has consumed
+	done    bool
+	started time.Time
+}
+
+// Start boots the VM; it is killed when the test ends, and its console is logged on failure.
+func Start(t testing.TB, o Options) *VM {
+	t.Helper()
+	mem := o.Memory
+	if mem == "" {
+		mem = "1G"
+	}
+	args := []string{
+		"-machine", "q35", "-cpu", "max", "-m", mem, "-smp", "1",
+		"-display", "none", "-vga", "none", "-serial", "stdio", "-monitor", "none",
+		"-no-reboot", "-kernel", o.Kernel.Vmlinuz, "-initrd", o.Initrd,
+		"-append", "console=ttyS0 panic=-1 " + o.Append,
+	}
+	if len(o.NICs) == 0 {
+		args = append(args, "-nic", "none")
+	}
+	for i, n := range o.NICs {
+		netdev := fmt.Sprintf("user,id=n%d", i)
+		if n.Restrict {
+			netdev += ",restrict=on"
+		}
+		dev := fmt.Sprintf("%s,netdev=n%d", n.Model, i)
+		if n.MAC != "" {
+			dev += ",mac=" + n.MAC
+		}
+		args = append(args, "-netdev", netdev, "-device", dev)
+	}
+	vm := &VM{t: t, started: time.Now()}
+	vm.cond = sync.NewCond(&vm.mu)
+	vm.cmd = exec.Command("qemu-system-x86_64", args...)
+	stdout, err := vm.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm.cmd.Stderr = vm.cmd.Stdout
+	if vm.stdin, err = vm.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.cmd.Start(); err != nil {
+		t.Fatalf("starting qemu: %v", err)
+	}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := stdout.Read(buf)
+			vm.mu.Lock()
+			vm.out.Write(buf[:n])
+			if err != nil {
+				vm.done = true
+			}
+			vm.cond.Broadcast()
+			vm.mu.Unlock()
+			if err != nil {
+				vm.cmd.Wait()
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		vm.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("serial console:\n%s", vm.Console())
+		}
+	})
+	return vm
+}
+
+// Console is everything the VM printed so far.
+func (vm *VM) Console() string {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.out.String()
+}
+
+// Elapsed is the time since QEMU started.
+func (vm *VM) Elapsed() time.Duration { return time.Since(vm.started) }
+
+// Expect waits until the console, after what earlier Expects consumed, matches re, and returns
+// the submatches. It fails the test on timeout or when QEMU exits first.
+func (vm *VM) Expect(re string, timeout time.Duration) []string {
+	vm.t.Helper()
+	m, err := vm.expect(regexp.MustCompile(re), timeout)
+	if err != nil {
+		vm.t.Fatalf("waiting for %q: %v", re, err)
+	}
+	return m
+}
+
+// ExpectNot fails when re shows up before until does (until is consumed like Expect).
+func (vm *VM) ExpectNot(re, until string, timeout time.Duration) {
+	vm.t.Helper()
+	start := vm.pos
+	vm.Expect(until, timeout)
+	vm.mu.Lock()
+	seen := vm.out.String()[start:vm.pos]
+	vm.mu.Unlock()
+	if regexp.MustCompile(re).MatchString(seen) {
+		vm.t.Fatalf("console showed %q before %q", re, until)
+	}
+}
+
+func (vm *VM) expect(re *regexp.Regexp, timeout time.Duration) ([]string, error) {
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() {
+		vm.mu.Lock()
+		vm.cond.Broadcast()
+		vm.mu.Unlock()
+	})
+	defer timer.Stop()
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	for {
+		s := vm.out.String()[vm.pos:]
+		if loc := re.FindStringSubmatchIndex(s); loc != nil {
+			m := make([]string, len(loc)/2)
+			for i := range m {
+				if loc[2*i] >= 0 {
+					m[i] = s[loc[2*i]:loc[2*i+1]]
+				}
+			}
+			vm.pos += loc[1]
+			return m, nil
+		}
+		if vm.done {
+			return nil, fmt.Errorf("qemu exited after %v", time.Since(vm.started).Round(time.Millisecond))
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("timeout after %v", timeout)
+		}
+		vm.cond.Wait()
+	}
+}
+
+// Send types s on the serial console.
+func (vm *VM) Send(s string) {
+	vm.t.Helper()
+	if _, err := io.WriteString(vm.stdin, s); err != nil {
+		vm.t.Fatalf("typing on the console: %v", err)
+	}
+}
+
+// Wait waits for QEMU to exit (the guest powered off), failing after timeout.
+func (vm *VM) Wait(timeout time.Duration) {
+	vm.t.Helper()
+	if _, err := vm.expect(regexp.MustCompile(`\z.\A`), timeout); err != nil && !strings.HasPrefix(err.Error(), "qemu exited") {
+		vm.t.Fatalf("waiting for the VM to power off: %v", err)
+	}
+}

@@ -1,0 +1,112 @@
+package loader
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// Download fetches one file (a kernel, an initrd) to dst with the same resume, mirror and
+// verification rules as Load (Options.SHA256, else URL.sha256 when the server has one). On
+// failure dst is removed: a partial or unverified file is never left behind.
+func Download(ctx context.Context, dst string, urls []string, opts Options) (*Result, error) {
+	if len(urls) == 0 {
+		return nil, errors.New("no URL given")
+	}
+	start := time.Now()
+	res, err := download(ctx, dst, urls, &opts)
+	if err != nil {
+		os.Remove(dst)
+		return nil, fmt.Errorf("%s: %w", urls[0], err)
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func download(ctx context.Context, dst string, urls []string, opts *Options) (*Result, error) {
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	f := opts.Fetcher
+	if f == nil {
+		f = &Fetcher{Logf: logf}
+	}
+	for _, u := range urls {
+		if err := checkURL(u); err != nil {
+			return nil, err
+		}
+	}
+	want := strings.ToLower(strings.TrimSpace(opts.SHA256))
+	if want != "" && !isSHA256(want) {
+		return nil, fmt.Errorf("bad sha256 %q: want 64 hex digits", opts.SHA256)
+	}
+	if want == "" && !opts.NoSidecar {
+		sum, err := fetchSidecar(ctx, f, urls)
+		if err != nil {
+			return nil, err
+		}
+		want = sum
+	}
+	for attempt := 0; ; attempt++ {
+		res, err := downloadOnce(ctx, dst, urls, want, f, opts)
+		if err == nil || !errors.Is(err, errChanged) {
+			return res, err
+		}
+		if attempt >= max(opts.Restarts, 2) {
+			return nil, fmt.Errorf("%w: it changed %d times during the download", ErrChanged, attempt+1)
+		}
+		logf("the file changed on the server: starting over")
+	}
+}
+
+func downloadOnce(ctx context.Context, dst string, urls []string, want string, f *Fetcher, opts *Options) (*Result, error) {
+	s, err := f.Open(ctx, urls...)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	m := newMeter(opts.Progress)
+	m.setStage(StageFetching, urls[0])
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := s.Read(buf)
+		if n > 0 {
+			h.Write(buf[:n])
+			if _, werr := out.Write(buf[:n]); werr != nil {
+				return nil, fmt.Errorf("writing %s: %w", dst, werr)
+			}
+			m.total.Store(s.Size())
+			m.read.Add(int64(n))
+			m.ext.Add(int64(n))
+			m.tick(false)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := out.Close(); err != nil {
+		return nil, err
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if want != "" && got != want {
+		return nil, &ChecksumError{Want: want, Got: got}
+	}
+	m.setStage(StageDone, s.URL())
+	return &Result{URL: s.URL(), Size: s.Offset(), SHA256: got, Verified: want != ""}, nil
+}
