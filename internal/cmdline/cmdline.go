@@ -47,6 +47,11 @@ type Config struct {
 	Default string
 	Timeout time.Duration
 	OnError OnError
+	// Kernel, Initrds, Append: ramboot.kernel=, ramboot.initrd= (repeatable),
+	// ramboot.append=: an unattended kexec into a fetched kernel.
+	Kernel  string
+	Initrds []string
+	Append  string
 	// Boot is boot= (the seed's "ramdisk"), kept for the record.
 	Boot string
 	// Raw holds every parameter in order, including ones ramboot does not know.
@@ -187,6 +192,18 @@ func (c *Config) set(p Param) error {
 			return errors.New("empty URL")
 		}
 		c.Menu = v
+	case "ramboot.kernel":
+		if v == "" {
+			return errors.New("empty URL")
+		}
+		c.Kernel = v
+	case "ramboot.initrd":
+		if v == "" {
+			return errors.New("empty URL")
+		}
+		c.Initrds = append(c.Initrds, v)
+	case "ramboot.append":
+		c.Append = v
 	case "ramboot.default":
 		c.Default = v
 	case "ramboot.timeout":

@@ -41,6 +41,10 @@ func TestParse(t *testing.T) {
 			}},
 		},
 		{
+			in:   `ramboot.kernel=http://k/vmlinuz ramboot.initrd=http://k/a.cpio ramboot.initrd=http://k/b.cpio "ramboot.append=console=ttyS0 quiet"`,
+			want: Config{Kernel: "http://k/vmlinuz", Initrds: []string{"http://k/a.cpio", "http://k/b.cpio"}, Append: "console=ttyS0 quiet", Init: "/sbin/init", Timeout: -1},
+		},
+		{
 			in:   `ramboot.menu="http://m/a menu.yaml"  ramroot.size=2G`,
 			want: Config{Menu: "http://m/a menu.yaml", Size: "2G", Init: "/sbin/init", Timeout: -1},
 		},
