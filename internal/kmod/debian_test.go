@@ -15,14 +15,14 @@ import (
 )
 
 // debianModules returns the /lib/modules/<version> directory of the unpacked Debian cloud
-// kernel package (dpkg -x linux-image-cloud-amd64): $RAMBOOT_KERNEL_DIR, default /tmp/kern/root,
+// kernel package (dpkg -x linux-image-cloud-amd64): $RAMBOOT_KERNEL_DIR, default /var/cache/ramboot/kernel (scripts/get-kernel.sh),
 // is the package root holding boot/ and lib/. The tests skip without it, except in CI ($CI set),
 // which unpacks it and must run them.
 func debianModules(t *testing.T) string {
 	t.Helper()
 	root := os.Getenv("RAMBOOT_KERNEL_DIR")
 	if root == "" {
-		root = "/tmp/kern/root"
+		root = "/var/cache/ramboot/kernel"
 	}
 	dirs, _ := filepath.Glob(filepath.Join(root, "lib", "modules", "*", "kernel"))
 	if len(dirs) == 0 {
