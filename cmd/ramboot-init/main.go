@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/internal/cmdline"
+	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
 	"github.com/ramboot/ramboot/internal/sysinit"
 )
@@ -98,7 +99,7 @@ func needNetwork(c *cmdline.Config) bool {
 }
 
 func (b *booter) env() []string {
-	env := []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "RAMBOOT_ROOT=" + newRoot}
+	env := []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "RAMBOOT_ROOT=" + layout.NewRoot}
 	if l := b.lease; l != nil {
 		env = append(env, "RAMBOOT_IFACE="+l.Iface, "RAMBOOT_MAC="+l.MAC.String(), "RAMBOOT_ADDR="+l.Addr.String())
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/u-root/u-root/pkg/mount"
 	"golang.org/x/sys/unix"
 
-	"github.com/ramboot/ramboot/internal/initramfs"
+	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
 	"github.com/ramboot/ramboot/loader"
 )
@@ -33,13 +33,13 @@ func (b *booter) ramroot(ctx context.Context) (err error) {
 	if size == "" {
 		size = defaultSize()
 	}
-	os.MkdirAll(newRoot, 0o755)
-	if err := unix.Mount("tmpfs", newRoot, "tmpfs", 0, "mode=0755,size="+size); err != nil {
-		return fmt.Errorf("mount tmpfs size=%s on %s: %w", size, newRoot, err)
+	os.MkdirAll(layout.NewRoot, 0o755)
+	if err := unix.Mount("tmpfs", layout.NewRoot, "tmpfs", 0, "mode=0755,size="+size); err != nil {
+		return fmt.Errorf("mount tmpfs size=%s on %s: %w", size, layout.NewRoot, err)
 	}
 	defer func() {
 		if err != nil {
-			unix.Unmount(newRoot, unix.MNT_DETACH)
+			unix.Unmount(layout.NewRoot, unix.MNT_DETACH)
 		}
 	}()
 	b.logf("fetching %s into a %s tmpfs", c.Ramroot[0], size)
@@ -48,7 +48,7 @@ func (b *booter) ramroot(ctx context.Context) (err error) {
 		b.logf("%v: using the system CAs only", cerr)
 		client, _ = loader.NewClient("", 0)
 	}
-	res, err := loader.Load(ctx, newRoot, c.Ramroot, loader.Options{
+	res, err := loader.Load(ctx, layout.NewRoot, c.Ramroot, loader.Options{
 		SHA256:   c.SHA256,
 		Fetcher:  &loader.Fetcher{Client: client, Logf: b.logf},
 		Logf:     b.logf,
@@ -63,11 +63,11 @@ func (b *booter) ramroot(ctx context.Context) (err error) {
 	}
 	b.logf("extracted %d entries, %s from %s of %s in %.1fs (%s)", res.Entries, loader.HumanBytes(res.Uncompressed),
 		loader.HumanBytes(res.Size), res.Format, res.Duration.Seconds(), verified)
-	if err := copyKernelFiles(newRoot, b.logf); err != nil {
+	if err := copyKernelFiles(layout.NewRoot, b.logf); err != nil {
 		return fmt.Errorf("copying modules into the image: %w", err)
 	}
 	if b.lease != nil {
-		files, err := netup.WriteImageConfig(newRoot, b.lease)
+		files, err := netup.WriteImageConfig(layout.NewRoot, b.lease)
 		if err != nil {
 			return fmt.Errorf("writing the image's network config: %w", err)
 		}
@@ -76,20 +76,20 @@ func (b *booter) ramroot(ctx context.Context) (err error) {
 	if err := runHooks(ctx, "post-extract", b.env(), b.logf); err != nil {
 		return err
 	}
-	if _, err := resolveIn(newRoot, c.Init); err != nil {
+	if _, err := resolveIn(layout.NewRoot, c.Init); err != nil {
 		return fmt.Errorf("init=%s in the image: %w", c.Init, err)
 	}
 	b.logf("switching to the new root, exec %s", c.Init)
 	// Past this point the initramfs is deleted: nothing to go back to.
-	if err := mount.SwitchRoot(newRoot, c.Init); err != nil {
+	if err := mount.SwitchRoot(layout.NewRoot, c.Init); err != nil {
 		return fmt.Errorf("switch_root: %w", err)
 	}
 	return errors.New("switch_root returned")
 }
 
 func caFile() string {
-	if _, err := os.Stat(initramfs.CAPath); err == nil {
-		return initramfs.CAPath
+	if _, err := os.Stat(layout.CA); err == nil {
+		return layout.CA
 	}
 	return ""
 }

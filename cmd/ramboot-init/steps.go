@@ -13,17 +13,15 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ramboot/ramboot/internal/initramfs"
 	"github.com/ramboot/ramboot/internal/kmod"
+	"github.com/ramboot/ramboot/internal/layout"
 )
-
-const newRoot = "/newroot"
 
 // coldplug loads the drivers for the hardware present (an optional step: failures are logged).
 func coldplug(logf func(string, ...any)) {
 	var u unix.Utsname
 	unix.Uname(&u)
-	dir := filepath.Join(initramfs.ModulesRoot, unix.ByteSliceToString(u.Release[:]))
+	dir := filepath.Join(layout.ModulesRoot, unix.ByteSliceToString(u.Release[:]))
 	if _, err := os.Stat(dir); err != nil {
 		logf("no modules for kernel %s in the initramfs: relying on built-in drivers", unix.ByteSliceToString(u.Release[:]))
 		return
@@ -44,7 +42,7 @@ func coldplug(logf func(string, ...any)) {
 // runHooks runs the executables of one hook stage in name order. A failing hook stops the
 // boot, named, with its output.
 func runHooks(ctx context.Context, stage string, env []string, logf func(string, ...any)) error {
-	dir := filepath.Join(initramfs.HooksDir, stage)
+	dir := filepath.Join(layout.HooksDir, stage)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil // no hooks for this stage

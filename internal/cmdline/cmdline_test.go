@@ -18,7 +18,7 @@ func TestParse(t *testing.T) {
 		want Config
 	}{
 		{
-			in: "BOOT_IMAGE=/vmlinuz root=/dev/ram0 boot=ramdisk ramroot=http://server/rootfs.tar.xz quiet",
+			in:   "BOOT_IMAGE=/vmlinuz root=/dev/ram0 boot=ramdisk ramroot=http://server/rootfs.tar.xz quiet",
 			want: Config{Boot: "ramdisk", Ramroot: []string{"http://server/rootfs.tar.xz"}, Init: "/sbin/init", Timeout: -1},
 		},
 		{

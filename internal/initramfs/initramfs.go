@@ -23,6 +23,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/ramboot/ramboot/internal/kmod"
+	"github.com/ramboot/ramboot/internal/layout"
 )
 
 // DefaultModulePrefixes are packed by default: every network driver, and virtio (its bus
@@ -32,18 +33,6 @@ var DefaultModulePrefixes = []string{"kernel/drivers/net/", "kernel/drivers/virt
 // StoragePrefixes are added by Spec.Storage.
 var StoragePrefixes = []string{"kernel/drivers/block/", "kernel/drivers/scsi/", "kernel/drivers/ata/",
 	"kernel/drivers/nvme/", "kernel/drivers/md/", "kernel/fs/"}
-
-// Paths inside the initramfs that /init relies on.
-const (
-	InitPath     = "/init"
-	CAPath       = "/etc/ssl/certs/ca-certificates.crt"
-	HooksDir     = "/etc/ramboot/hooks"
-	MenuPath     = "/etc/ramboot/menu"
-	RootfsDir    = "/rootfs"
-	ModulesRoot  = "/lib/modules"
-	FirmwareRoot = "/lib/firmware"
-	BusyboxPath  = "/bin/busybox"
-)
 
 // Spec says what goes into the initramfs.
 type Spec struct {
@@ -136,7 +125,7 @@ func (b *builder) collect(s Spec) error {
 		b.dir(d)
 	}
 	b.recs = append(b.recs, cpio.CharDev("dev/console", 0o600, 5, 1), cpio.CharDev("dev/null", 0o666, 1, 3))
-	if err := b.copyFile(InitPath, s.Init, 0o755); err != nil {
+	if err := b.copyFile(layout.Init, s.Init, 0o755); err != nil {
 		return fmt.Errorf("reading /init binary: %w", err)
 	}
 	ca := s.CA
@@ -146,7 +135,7 @@ func (b *builder) collect(s Spec) error {
 		}
 	}
 	if ca != "" {
-		if err := b.copyFile(CAPath, ca, 0o644); err != nil {
+		if err := b.copyFile(layout.CA, ca, 0o644); err != nil {
 			return fmt.Errorf("reading CA bundle: %w", err)
 		}
 	}
@@ -156,12 +145,12 @@ func (b *builder) collect(s Spec) error {
 		}
 	}
 	if s.Firmware != "" {
-		if err := b.tree(FirmwareRoot, s.Firmware, 0o644); err != nil {
+		if err := b.tree(layout.FirmwareRoot, s.Firmware, 0o644); err != nil {
 			return fmt.Errorf("firmware: %w", err)
 		}
 	}
 	if s.Hooks != "" {
-		if err := b.tree(HooksDir, s.Hooks, 0); err != nil {
+		if err := b.tree(layout.HooksDir, s.Hooks, 0); err != nil {
 			return fmt.Errorf("hooks: %w", err)
 		}
 	}
@@ -171,12 +160,12 @@ func (b *builder) collect(s Spec) error {
 		}
 	}
 	if s.Menu != "" {
-		if err := b.copyFile(MenuPath+filepath.Ext(s.Menu), s.Menu, 0o644); err != nil {
+		if err := b.copyFile(layout.Menu+filepath.Ext(s.Menu), s.Menu, 0o644); err != nil {
 			return fmt.Errorf("menu: %w", err)
 		}
 	}
 	if s.EmbedRootfs != "" {
-		if err := b.copyFile(path.Join(RootfsDir, filepath.Base(s.EmbedRootfs)), s.EmbedRootfs, 0o644); err != nil {
+		if err := b.copyFile(path.Join(layout.RootfsDir, filepath.Base(s.EmbedRootfs)), s.EmbedRootfs, 0o644); err != nil {
 			return fmt.Errorf("embedded rootfs: %w", err)
 		}
 	}
@@ -204,7 +193,7 @@ func (b *builder) modules(s Spec) error {
 	if err != nil {
 		return err
 	}
-	base := path.Join(ModulesRoot, ver)
+	base := path.Join(layout.ModulesRoot, ver)
 	for _, rel := range sel {
 		if err := b.copyFile(path.Join(base, rel), filepath.Join(s.Modules, rel), 0o644); err != nil {
 			return fmt.Errorf("module: %w", err)
@@ -272,7 +261,7 @@ func (b *builder) tree(dst, src string, perm uint64) error {
 
 // busybox packs a static busybox and links its applets (as it lists them) into /bin.
 func (b *builder) busybox(p string) error {
-	if err := b.copyFile(BusyboxPath, p, 0o755); err != nil {
+	if err := b.copyFile(layout.Busybox, p, 0o755); err != nil {
 		return fmt.Errorf("busybox: %w", err)
 	}
 	applets := []string{"sh"}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// hostOnly are packages /init must never link: builders, servers and converters for the host,
+// test tooling, and anything that would drag them in.
+var hostOnly = []string{
+	"github.com/ramboot/ramboot/internal/initramfs",
+	"github.com/ramboot/ramboot/internal/vmtest",
+	"github.com/ramboot/ramboot/internal/imageconv",
+	"github.com/ramboot/ramboot/internal/serve",
+	"github.com/ramboot/ramboot/cmd/ramboot",
+	"github.com/google/go-containerregistry",
+	"net/http/httptest",
+	"testing",
+}
+
+// TestInitDependencies is the guard: /init is PID 1 of every machine, and stays small and free
+// of host-only code.
+func TestInitDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, bad := range hostOnly {
+			if dep == bad || strings.HasPrefix(dep, bad+"/") {
+				t.Errorf("/init links host-only package %s", dep)
+			}
+		}
+	}
+}
+
+// initBudget is the size the stripped static /init may reach. It is about 8.2 MiB now, most of
+// it net/http with TLS, netlink, DHCP and the decompressors; the budget leaves room for the menu.
+const initBudget = 12 << 20
+
+func TestInitSize(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "init")
+	if err := goBuild(bin, "github.com/ramboot/ramboot/cmd/ramboot-init"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("/init: %.1f MiB stripped, budget %d MiB", float64(st.Size())/(1<<20), initBudget>>20)
+	if st.Size() > initBudget {
+		t.Errorf("/init is %d bytes, over the %d byte budget", st.Size(), initBudget)
+	}
+	// Static: no interpreter, no dynamic section.
+	if b, _ := os.ReadFile(bin); strings.Contains(string(b[:min(len(b), 4096)]), "ld-linux") {
+		t.Error("/init is dynamically linked")
+	}
+}

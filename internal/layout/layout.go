@@ -1,0 +1,16 @@
+// Package layout names the paths inside ramboot's initramfs that the builder writes and /init
+// reads: the contract between the two, in a package small enough for /init to import.
+package layout
+
+// Paths inside the initramfs.
+const (
+	Init         = "/init"
+	CA           = "/etc/ssl/certs/ca-certificates.crt"
+	HooksDir     = "/etc/ramboot/hooks"
+	Menu         = "/etc/ramboot/menu"
+	RootfsDir    = "/rootfs"
+	ModulesRoot  = "/lib/modules"
+	FirmwareRoot = "/lib/firmware"
+	Busybox      = "/bin/busybox"
+	NewRoot      = "/newroot"
+)
