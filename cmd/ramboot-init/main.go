@@ -64,7 +64,7 @@ func main() {
 // boot runs one attempt; it returns only on failure.
 func (b *booter) boot(ctx context.Context) error {
 	c := b.cfg
-	if err := runHooks(ctx, "pre-network", b.env(), b.logf); err != nil {
+	if err := runHooks(ctx, layout.HooksDir, "pre-network", b.env(), b.logf); err != nil {
 		return err
 	}
 	if !b.mods {

@@ -26,7 +26,7 @@ import (
 // only on failure, with /newroot unmounted again.
 func (b *booter) ramroot(ctx context.Context) (err error) {
 	c := b.cfg
-	if err := runHooks(ctx, "pre-fetch", b.env(), b.logf); err != nil {
+	if err := runHooks(ctx, layout.HooksDir, "pre-fetch", b.env(), b.logf); err != nil {
 		return err
 	}
 	size := c.Size
@@ -73,7 +73,7 @@ func (b *booter) ramroot(ctx context.Context) (err error) {
 		}
 		b.logf("network config for %s: %s", b.lease.MAC, strings.Join(files, " "))
 	}
-	if err := runHooks(ctx, "post-extract", b.env(), b.logf); err != nil {
+	if err := runHooks(ctx, layout.HooksDir, "post-extract", b.env(), b.logf); err != nil {
 		return err
 	}
 	if _, err := resolveIn(layout.NewRoot, c.Init); err != nil {

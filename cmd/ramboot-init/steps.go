@@ -41,8 +41,8 @@ func coldplug(logf func(string, ...any)) {
 
 // runHooks runs the executables of one hook stage in name order. A failing hook stops the
 // boot, named, with its output.
-func runHooks(ctx context.Context, stage string, env []string, logf func(string, ...any)) error {
-	dir := filepath.Join(layout.HooksDir, stage)
+func runHooks(ctx context.Context, hooksDir, stage string, env []string, logf func(string, ...any)) error {
+	dir := filepath.Join(hooksDir, stage)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil // no hooks for this stage

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -172,6 +173,8 @@ func TestVMRamroot(t *testing.T) {
 			vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
 			t.Logf("QEMU start → marker: %v", vm.Elapsed().Round(100*time.Millisecond))
 			vm.Expect(`TESTINIT-ROOTFS tmpfs`, time.Minute)
+			// The image has no modules: the running kernel's were copied in.
+			vm.Expect(`TESTINIT-MODULES `+regexp.QuoteMeta(built.kernel.Version), time.Minute)
 			vm.Expect(`TESTINIT-DONE`, time.Minute)
 			vm.Wait(time.Minute)
 		})
@@ -239,4 +242,23 @@ func TestVMKexec(t *testing.T) {
 	}
 	t.Logf("QEMU start → second kernel's /init: %v", vm.Elapsed().Round(100*time.Millisecond))
 	vm.Wait(bootTimeout)
+}
+
+// TestVMEmbedded boots an image embedded in the initramfs (ramroot= a local path), with no NIC.
+func TestVMEmbedded(t *testing.T) {
+	setup(t)
+	initrd := filepath.Join(built.dir, "embedded.cpio.zst")
+	if err := writeInitramfs(initrd, initramfs.Spec{Init: filepath.Join(built.dir, "ramboot-init"), Modules: built.kernel.Modules,
+		EmbedRootfs: filepath.Join(built.dir, "rootfs.tar.zst")}); err != nil {
+		t.Fatal(err)
+	}
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: initrd,
+		Append: "ramroot=/rootfs/rootfs.tar.zst ramboot.onerror=poweroff",
+	})
+	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	vm.Expect(`TESTINIT-DONE`, time.Minute)
+	if strings.Contains(vm.Console(), "ramboot: network:") {
+		t.Error("brought up a network that a local image does not need")
+	}
 }
