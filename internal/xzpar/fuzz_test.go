@@ -53,7 +53,7 @@ func TestSeedsDecode(t *testing.T) {
 
 // fuzzLimit caps the output read per input: a few kilobytes of LZMA2 can
 // legitimately expand to hundreds of megabytes, which only slows fuzzing.
-const fuzzLimit = 8 << 20
+const fuzzLimit = 1 << 20
 
 func decodeLimited(in []byte, workers int) ([]byte, error) {
 	r, err := NewReader(bytes.NewReader(in), workers)
