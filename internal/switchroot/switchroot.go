@@ -1,0 +1,90 @@
+// Package switchroot makes a directory the root file system and executes its init, as
+// switch_root(8) does. It follows u-root's pkg/mount SwitchRoot, which cannot pass arguments
+// or an environment to init (ramboot hands the image's init the parameters an operator edited
+// in the menu).
+package switchroot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// Moves are the mounts carried into the new root, in order.
+var Moves = []string{"/dev", "/proc", "/sys", "/run"}
+
+// SwitchRoot moves Moves into newRoot, makes newRoot "/", DELETES EVERYTHING in the old root
+// (the initramfs, to free its memory; other file systems mounted below it are left alone) and
+// execs init with args and env. It returns only on failure. Once the root has moved there is
+// nothing to go back to: the caller can only report the error and reboot.
+func SwitchRoot(newRoot, init string, args, env []string) error {
+	for _, m := range Moves {
+		dst := filepath.Join(newRoot, m)
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return fmt.Errorf("switch_root: %w", err)
+		}
+		if err := unix.Mount(m, dst, "", unix.MS_MOVE, ""); err != nil {
+			// An unmounted /run is not fatal; the image mounts its own.
+			if m == "/run" && errors.Is(err, unix.EINVAL) {
+				continue
+			}
+			return fmt.Errorf("switch_root: mount --move %s %s: %w", m, dst, err)
+		}
+	}
+	if err := unix.Chdir(newRoot); err != nil {
+		return fmt.Errorf("switch_root: chdir %s: %w", newRoot, err)
+	}
+	old, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fmt.Errorf("switch_root: open /: %w", err)
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		unix.Close(old)
+		return fmt.Errorf("switch_root: mount --move %s /: %w", newRoot, err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		unix.Close(old)
+		return fmt.Errorf("switch_root: chroot: %w", err)
+	}
+	unix.Chdir("/")
+	var st unix.Stat_t
+	if unix.Fstat(old, &st) == nil {
+		deleteTree(old, st.Dev)
+	}
+	unix.Close(old)
+	argv := append([]string{init}, args...)
+	if err := unix.Exec(init, argv, env); err != nil {
+		return fmt.Errorf("switch_root: exec %s: %w", init, err)
+	}
+	return nil
+}
+
+// deleteTree removes everything below the directory fd that is on device dev (the initramfs),
+// not crossing into other mounts. Errors are ignored: freeing memory is best effort.
+func deleteTree(fd int, dev uint64) {
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		return
+	}
+	d := os.NewFile(uintptr(dup), "")
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	for _, n := range names {
+		var st unix.Stat_t
+		if unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Dev != dev {
+			continue
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if sub, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0); err == nil {
+				deleteTree(sub, dev)
+				unix.Close(sub)
+			}
+			unix.Unlinkat(fd, n, unix.AT_REMOVEDIR)
+			continue
+		}
+		unix.Unlinkat(fd, n, 0)
+	}
+}
