@@ -28,6 +28,9 @@ fuzz: ## run each fuzz target for a short while
 	$(GO) test ./loader -run '^$$' -fuzz FuzzCleanName -fuzztime 30s
 	$(GO) test ./loader -run '^$$' -fuzz FuzzExtract -fuzztime 30s
 	$(GO) test ./internal/xzpar -run '^$$' -fuzz FuzzNewReader -fuzztime 30s
+	$(GO) test ./bootmenu -run '^$$' -fuzz FuzzParseYAML -fuzztime 30s
+	$(GO) test ./bootmenu -run '^$$' -fuzz FuzzParsePXELinux -fuzztime 30s
+	$(GO) test ./internal/cmdline -run '^$$' -fuzz FuzzParse -fuzztime 30s
 
 clean: ## remove build output
 	rm -rf bin

@@ -143,7 +143,7 @@ func New(m *bootmenu.Menu, b Backend, o Options) Model {
 			}
 		}
 	}
-	if m.Timeout > 0 {
+	if _, ok := m.DefaultEntry(); ok && m.Timeout > 0 {
 		mod.counting, mod.remaining = true, m.Timeout
 	}
 	return mod
@@ -200,7 +200,8 @@ func (m Model) onTick(msg tickMsg) (tea.Model, tea.Cmd) {
 	if msg.gen != m.gen {
 		return m, nil
 	}
-	if m.state == stateMenu && !m.counting && m.menu().Timeout > 0 && m.opts.Idle > 0 && m.now().Sub(m.lastKey) >= m.opts.Idle {
+	_, hasDefault := m.menu().DefaultEntry()
+	if m.state == stateMenu && !m.counting && hasDefault && m.menu().Timeout > 0 && m.opts.Idle > 0 && m.now().Sub(m.lastKey) >= m.opts.Idle {
 		m.counting, m.remaining = true, m.menu().Timeout
 		m.notice = "no key for a while: countdown resumed"
 	}

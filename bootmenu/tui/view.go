@@ -31,7 +31,7 @@ func (m Model) View() tea.View {
 	w, h := m.opts.Width, m.opts.Height
 	lines := make([]string, 0, h)
 	title := m.menu().Title
-	if title == "" {
+	if title == "" || title == "ramboot" {
 		title = "ramboot"
 	} else {
 		title = "ramboot — " + title

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ramboot/ramboot/bootmenu"
+)
+
+func runMenu(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprintln(stderr, "usage: ramboot menu check [--base URL] FILE")
+		return fmt.Errorf("%w: want check", errUsage)
+	}
+	return runMenuCheck(ctx, args[1:], stdout, stderr)
+}
+
+// runMenuCheck validates a menu as /init would and lists what it boots.
+func runMenuCheck(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ramboot menu check", flag.ContinueOnError)
+	base := fs.String("base", "", "resolve relative URLs as if the menu were served from this URL (default: FILE itself)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: ramboot menu check [--base URL] FILE")
+		fmt.Fprintln(stderr, "Validates a YAML menu or a pxelinux config and lists its entries.")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 1, "FILE"); err != nil {
+		fs.Usage()
+		return err
+	}
+	file := pos[0]
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return err
+	}
+	opt := bootmenu.Options{Base: *base, Include: localIncludes(*base, abs)}
+	if opt.Base == "" {
+		opt.Base = abs
+	}
+	m, err := bootmenu.ParseWith(data, file, opt)
+	if err != nil {
+		return err
+	}
+	for _, w := range m.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	printMenu(stdout, m)
+	return nil
+}
+
+// localIncludes reads pxelinux includes from beside the local copy of the menu: menu check
+// fetches nothing over the network. An include resolved against base is mapped to the same
+// place relative to file (base .../tftp/pxelinux.cfg/default, include .../tftp/common.cfg:
+// file's grandparent directory).
+func localIncludes(base, file string) func(string) ([]byte, error) {
+	return func(ref string) ([]byte, error) {
+		if u, err := url.Parse(ref); err == nil && u.Scheme == "file" {
+			ref = u.Path
+		}
+		if base != "" && !strings.HasPrefix(ref, "/") {
+			urlDir, localDir := base, filepath.ToSlash(file)
+			for {
+				urlDir, localDir = urlDir[:strings.LastIndex(urlDir, "/")+1], localDir[:strings.LastIndex(localDir, "/")+1]
+				if rest, ok := strings.CutPrefix(ref, urlDir); ok {
+					ref = localDir + rest
+					break
+				}
+				if len(urlDir) <= 1 || len(localDir) <= 1 {
+					return nil, fmt.Errorf("%s is not beside %s", ref, base)
+				}
+				urlDir, localDir = urlDir[:len(urlDir)-1], localDir[:len(localDir)-1]
+			}
+		}
+		if !strings.HasPrefix(ref, "/") {
+			return nil, errors.New("menu check reads local includes only")
+		}
+		return os.ReadFile(filepath.FromSlash(ref))
+	}
+}
+
+func printMenu(w io.Writer, m *bootmenu.Menu) {
+	fmt.Fprintf(w, "%s: %s menu\n", m.Source, m.Format)
+	title := m.Title
+	if title == "" {
+		title = "(none)"
+	}
+	fmt.Fprintf(w, "title:   %s\n", title)
+	def := m.Default
+	if def == "" {
+		def = "(none: the first bootable entry)"
+		if e, ok := m.DefaultEntry(); ok {
+			def = fmt.Sprintf("%s (the first bootable entry)", e.Name)
+		}
+	}
+	fmt.Fprintf(w, "default: %s\n", def)
+	fmt.Fprintf(w, "timeout: %s\n", describeTimeout(m.Timeout))
+	fmt.Fprintf(w, "entries: %d\n", len(m.Entries))
+	var buf strings.Builder
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	for _, e := range m.Entries {
+		fmt.Fprintf(tw, "  %s\t%s\t%q\t%s\n", e.Name, e.Kind, e.Title, strings.Join(entryURLs(e), " "))
+	}
+	tw.Flush()
+	for line := range strings.Lines(buf.String()) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+	}
+}
+
+func describeTimeout(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "none (wait for a key)"
+	case d == 0:
+		return "0 (boot the default at once)"
+	}
+	return d.String()
+}
+
+// entryURLs lists what an entry fetches, with its command line last.
+func entryURLs(e bootmenu.Entry) []string {
+	var out []string
+	file := func(f bootmenu.File) {
+		s := f.URL
+		if len(f.Mirrors) > 0 {
+			s += " (mirrors: " + strings.Join(f.Mirrors, ", ") + ")"
+		}
+		if f.SHA256 != "" {
+			s += " sha256:" + f.SHA256[:12] + "…"
+		}
+		out = append(out, s)
+	}
+	switch {
+	case e.Ramroot != nil:
+		file(e.Ramroot.File)
+	case e.Kexec != nil:
+		file(e.Kexec.Kernel)
+		for _, f := range e.Kexec.Initrds {
+			file(f)
+		}
+	case e.Menu != "":
+		out = append(out, e.Menu)
+	}
+	if c := e.Cmdline(); c != "" {
+		out = append(out, fmt.Sprintf("cmdline %q", c))
+	}
+	return out
+}
