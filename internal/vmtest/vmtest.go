@@ -77,15 +77,16 @@ type Options struct {
 
 // VM is a running QEMU whose serial console the test reads.
 type VM struct {
-	t       testing.TB
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	mu      sync.Mutex
-	cond    *sync.Cond
-	out     bytes.Buffer
-	pos     int // how far Expect has consumed
-	done    bool
-	started time.Time
+	t         testing.TB
+	cmd       *exec.Cmd
+	stdin     io.WriteCloser
+	mu        sync.Mutex
+	cond      *sync.Cond
+	out       bytes.Buffer
+	pos       int // how far Expect has consumed
+	screenPos int // how far ExpectScreen has consumed
+	done      bool
+	started   time.Time
 }
 
 // Start boots the VM; it is killed when the test ends, and its console is logged on failure.
@@ -174,6 +175,59 @@ func (vm *VM) Expect(re string, timeout time.Duration) []string {
 		vm.t.Fatalf("waiting for %q: %v", re, err)
 	}
 	return m
+}
+
+// ExpectScreen is Expect on the console as a person reads it: escape sequences removed, cursor
+// moves forward read as spaces (TUIs skip over blank cells). A match consumes all the output
+// seen so far (a screen is redrawn, not streamed), so match what one screen shows in one call.
+func (vm *VM) ExpectScreen(re string, timeout time.Duration) []string {
+	vm.t.Helper()
+	r := regexp.MustCompile(re)
+	deadline := time.Now().Add(timeout)
+	for {
+		vm.mu.Lock()
+		raw := vm.out.String()[vm.screenPos:]
+		done := vm.done
+		vm.mu.Unlock()
+		if m := r.FindStringSubmatchIndex(Plain(raw)); m != nil {
+			// Consume up to the end of the raw text seen: screens are redrawn, not streamed.
+			vm.mu.Lock()
+			vm.screenPos += len(raw)
+			vm.mu.Unlock()
+			out := make([]string, len(m)/2)
+			p := Plain(raw)
+			for i := range out {
+				if m[2*i] >= 0 {
+					out[i] = p[m[2*i]:m[2*i+1]]
+				}
+			}
+			return out
+		}
+		if done {
+			vm.t.Fatalf("waiting for %q on the screen: qemu exited", re)
+		}
+		if time.Now().After(deadline) {
+			vm.t.Fatalf("waiting for %q on the screen: timeout after %v", re, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var (
+	csiForward = regexp.MustCompile(`\x1b\[(\d*)C`)
+	csiAny     = regexp.MustCompile(`\x1b(\[[0-9;?<=>]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78DEHMNOZc])`)
+)
+
+// Plain turns terminal output into text: cursor-forward becomes spaces, other escape
+// sequences go, carriage returns go.
+func Plain(s string) string {
+	s = csiForward.ReplaceAllStringFunc(s, func(m string) string {
+		n := 1
+		fmt.Sscanf(m, "\x1b[%dC", &n)
+		return strings.Repeat(" ", max(1, n))
+	})
+	s = csiAny.ReplaceAllString(s, "")
+	return strings.ReplaceAll(s, "\r", "")
 }
 
 // ExpectNot fails when re shows up before until does (until is consumed like Expect).
