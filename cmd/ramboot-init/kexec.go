@@ -10,42 +10,46 @@ import (
 	"github.com/ramboot/ramboot/loader"
 )
 
-// kexec fetches ramboot.kernel= and ramboot.initrd=, and kexecs them with ramboot.append=
-// plus the boot NIC's BOOTIF=. It returns only on failure.
-func (b *booter) kexec(ctx context.Context) error {
-	c := b.cfg
+// prepareKexec fetches the kernel and initrds (verified when sums are given), composes the
+// command line (BOOTIF= of the boot NIC when missing, ip= of the lease when asked) and loads
+// it; the returned step boots it.
+func (b *booter) prepareKexec(ctx context.Context, k *kexecPlan, progress func(loader.Progress)) (func() error, error) {
 	dir := "/tmp/kexec"
 	os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	client, err := loader.NewClient(caFile(), 0)
-	if err != nil {
-		return err
-	}
-	opts := loader.Options{Fetcher: &loader.Fetcher{Client: client, Logf: b.logf}, Logf: b.logf, Progress: consoleProgress(b.logf)}
+	opts := loader.Options{Fetcher: b.fetcher(), Logf: b.logf, Progress: progress}
 	img := kexec.Image{Kernel: filepath.Join(dir, "kernel")}
-	b.logf("fetching kernel %s", c.Kernel)
-	if _, err := loader.Download(ctx, img.Kernel, []string{c.Kernel}, opts); err != nil {
-		return fmt.Errorf("fetching kernel: %w", err)
+	b.logf("fetching kernel %s", k.Kernel.URLs[0])
+	opts.SHA256 = k.Kernel.SHA256
+	if _, err := loader.Download(ctx, img.Kernel, k.Kernel.URLs, opts); err != nil {
+		return nil, fmt.Errorf("fetching kernel: %w", err)
 	}
-	for i, u := range c.Initrds {
+	for i, f := range k.Initrds {
 		p := filepath.Join(dir, fmt.Sprintf("initrd%d", i))
-		b.logf("fetching initrd %s", u)
-		if _, err := loader.Download(ctx, p, []string{u}, opts); err != nil {
-			return fmt.Errorf("fetching initrd: %w", err)
+		b.logf("fetching initrd %s", f.URLs[0])
+		opts.SHA256 = f.SHA256
+		if _, err := loader.Download(ctx, p, f.URLs, opts); err != nil {
+			return nil, fmt.Errorf("fetching initrd: %w", err)
 		}
 		img.Initrds = append(img.Initrds, p)
 	}
 	var mac []byte
-	if b.lease != nil {
-		mac = b.lease.MAC
+	var extra []string
+	if l := b.lease; l != nil {
+		mac = l.MAC
+		if k.IPAppend {
+			extra = append(extra, l.KernelIP())
+		}
 	}
-	img.Cmdline = kexec.ComposeCmdline(c.Append, mac)
+	img.Cmdline = kexec.ComposeCmdline(k.Cmdline, mac, extra...)
 	b.logf("kexec: loading with command line: %s", img.Cmdline)
 	if err := kexec.Load(img, dir, b.logf); err != nil {
-		return err
+		return nil, err
 	}
-	b.logf("kexec: booting")
-	return kexec.Exec()
+	return func() error {
+		b.logf("kexec: booting")
+		return kexec.Exec()
+	}, nil
 }

@@ -30,6 +30,11 @@ type booter struct {
 	logf  func(string, ...any)
 	lease *netup.Lease
 	mods  bool // coldplug done
+	// menuAfterFailure: ramboot.onerror=menu and the unattended boot failed; show the menu.
+	menuAfterFailure bool
+	logger           *sysinit.Logger
+	logs             *ring
+	ready            func() error // the irreversible step of the entry the menu prepared
 }
 
 func main() {
@@ -50,7 +55,9 @@ func main() {
 		cfg = &cmdline.Config{Init: "/sbin/init", Timeout: -1}
 		recoverLoop(cfg, logf, err)
 	}
-	b := &booter{cfg: cfg, logf: logf}
+	logs := newRing(200)
+	logger.Tee = logs.add
+	b := &booter{cfg: cfg, logf: logf, logger: logger, logs: logs}
 	for attempt := 1; ; attempt++ {
 		err := b.boot(context.Background())
 		logf("boot failed: %v", err)
@@ -71,21 +78,43 @@ func (b *booter) boot(ctx context.Context) error {
 		coldplug(b.logf)
 		b.mods = true
 	}
-	if b.lease == nil && needNetwork(c) {
+	p, unattended := cmdlinePlan(c)
+	if b.lease == nil && (needNetwork(c) || !unattended) {
 		lease, err := netup.Up(ctx, netup.Config{BootIF: c.BootIF, IP: c.IP, ResolvConf: "/etc/resolv.conf", Logf: b.logf})
-		if err != nil {
+		switch {
+		case err == nil:
+			b.lease = lease
+			b.logf("network: %s %s %s via %s", lease.Iface, lease.MAC, lease.Addr, lease.Gateway)
+		case unattended:
 			return fmt.Errorf("network: %w", err)
+		default:
+			// The menu still offers local entries, a shell, reboot.
+			b.logf("network: %v", err)
 		}
-		b.lease = lease
-		b.logf("network: %s %s %s via %s", lease.Iface, lease.MAC, lease.Addr, lease.Gateway)
 	}
+	if unattended && !b.menuAfterFailure {
+		exec, err := b.prepare(ctx, p, consoleProgress(b.logf))
+		if err != nil {
+			return err
+		}
+		return exec()
+	}
+	return b.menu(ctx)
+}
+
+// cmdlinePlan is the unattended boot the kernel command line asks for, if any.
+func cmdlinePlan(c *cmdline.Config) (plan, bool) {
 	switch {
 	case c.Kernel != "":
-		return b.kexec(ctx)
+		k := &kexecPlan{Kernel: image{URLs: []string{c.Kernel}}, Cmdline: c.Append}
+		for _, u := range c.Initrds {
+			k.Initrds = append(k.Initrds, image{URLs: []string{u}})
+		}
+		return plan{Name: "ramboot.kernel", Kexec: k}, true
 	case len(c.Ramroot) > 0:
-		return b.ramroot(ctx)
+		return plan{Name: "ramroot", Ramroot: &ramrootPlan{Image: image{URLs: c.Ramroot, SHA256: c.SHA256}, Size: c.Size, Init: c.Init}}, true
 	}
-	return errors.New("nothing to boot: the kernel command line has no ramroot=URL and no ramboot.kernel=URL")
+	return plan{}, false
 }
 
 // needNetwork: only local images (embedded in the initramfs) boot without the network.
@@ -109,13 +138,16 @@ func (b *booter) env() []string {
 // recover decides what follows a failed attempt; false means stop retrying.
 func (b *booter) recover(err error, attempt int) bool {
 	switch b.cfg.OnError {
+	case cmdline.OnErrorMenu:
+		b.menuAfterFailure = true
+		return true
 	case cmdline.OnErrorShell:
 		shell(b.logf)
 		return true
 	case cmdline.OnErrorReboot, cmdline.OnErrorPoweroff:
 		return false
 	}
-	// Default (and "menu" until a menu exists): retry with backoff, then fall through.
+	// Default: retry with backoff, then fall through.
 	if attempt <= 3 {
 		d := time.Duration(attempt*attempt) * 5 * time.Second
 		b.logf("retrying in %v (attempt %d of 4)", d, attempt+1)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,48 +13,80 @@ import (
 	"strings"
 	"time"
 
-	"github.com/u-root/u-root/pkg/mount"
 	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
+	"github.com/ramboot/ramboot/internal/switchroot"
 	"github.com/ramboot/ramboot/loader"
 )
 
-// ramroot streams the image into a fresh tmpfs at /newroot and switches into it. It returns
-// only on failure, with /newroot unmounted again.
-func (b *booter) ramroot(ctx context.Context) (err error) {
-	c := b.cfg
-	if err := runHooks(ctx, layout.HooksDir, "pre-fetch", b.env(), b.logf); err != nil {
-		return err
+// image is one file to fetch: a URL with its mirrors and expected checksum.
+type image struct {
+	URLs   []string
+	SHA256 string
+}
+
+// plan is what to boot, from the kernel command line or a menu entry.
+type plan struct {
+	Name    string
+	Ramroot *ramrootPlan
+	Kexec   *kexecPlan
+}
+
+type ramrootPlan struct {
+	Image      image
+	Size, Init string
+	Args       []string // for init: parameters handed to the image
+}
+
+type kexecPlan struct {
+	Kernel   image
+	Initrds  []image
+	Cmdline  string
+	IPAppend bool // add ip= of the lease
+}
+
+// prepare does everything that can still be abandoned, and returns the irreversible step.
+func (b *booter) prepare(ctx context.Context, p plan, progress func(loader.Progress)) (func() error, error) {
+	switch {
+	case p.Ramroot != nil:
+		return b.prepareRamroot(ctx, p.Ramroot, progress)
+	case p.Kexec != nil:
+		return b.prepareKexec(ctx, p.Kexec, progress)
 	}
-	size := c.Size
+	return nil, fmt.Errorf("%s: nothing to boot", p.Name)
+}
+
+// prepareRamroot streams the image into a fresh tmpfs at /newroot and readies it; the returned
+// step switches into it. On failure /newroot is unmounted again.
+func (b *booter) prepareRamroot(ctx context.Context, r *ramrootPlan, progress func(loader.Progress)) (exec func() error, err error) {
+	if err := runHooks(ctx, layout.HooksDir, "pre-fetch", b.env(), b.logf); err != nil {
+		return nil, err
+	}
+	size := r.Size
 	if size == "" {
 		size = defaultSize()
 	}
+	unix.Unmount(layout.NewRoot, unix.MNT_DETACH) // a cancelled earlier attempt's
 	os.MkdirAll(layout.NewRoot, 0o755)
 	if err := unix.Mount("tmpfs", layout.NewRoot, "tmpfs", 0, "mode=0755,size="+size); err != nil {
-		return fmt.Errorf("mount tmpfs size=%s on %s: %w", size, layout.NewRoot, err)
+		return nil, fmt.Errorf("mount tmpfs size=%s on %s: %w", size, layout.NewRoot, err)
 	}
 	defer func() {
 		if err != nil {
 			unix.Unmount(layout.NewRoot, unix.MNT_DETACH)
 		}
 	}()
-	b.logf("fetching %s into a %s tmpfs", c.Ramroot[0], size)
-	client, cerr := loader.NewClient(caFile(), 0)
-	if cerr != nil {
-		b.logf("%v: using the system CAs only", cerr)
-		client, _ = loader.NewClient("", 0)
-	}
-	res, err := loader.Load(ctx, layout.NewRoot, c.Ramroot, loader.Options{
-		SHA256:   c.SHA256,
-		Fetcher:  &loader.Fetcher{Client: client, Logf: b.logf},
+	b.logf("fetching %s into a %s tmpfs", r.Image.URLs[0], size)
+	res, err := loader.Load(ctx, layout.NewRoot, r.Image.URLs, loader.Options{
+		SHA256:   r.Image.SHA256,
+		Fetcher:  b.fetcher(),
 		Logf:     b.logf,
-		Progress: consoleProgress(b.logf),
+		Progress: progress,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	verified := "no checksum given"
 	if res.Verified {
@@ -64,27 +95,40 @@ func (b *booter) ramroot(ctx context.Context) (err error) {
 	b.logf("extracted %d entries, %s from %s of %s in %.1fs (%s)", res.Entries, loader.HumanBytes(res.Uncompressed),
 		loader.HumanBytes(res.Size), res.Format, res.Duration.Seconds(), verified)
 	if err := copyKernelFiles(layout.NewRoot, b.logf); err != nil {
-		return fmt.Errorf("copying modules into the image: %w", err)
+		return nil, fmt.Errorf("copying modules into the image: %w", err)
 	}
 	if b.lease != nil {
 		files, err := netup.WriteImageConfig(layout.NewRoot, b.lease)
 		if err != nil {
-			return fmt.Errorf("writing the image's network config: %w", err)
+			return nil, fmt.Errorf("writing the image's network config: %w", err)
 		}
 		b.logf("network config for %s: %s", b.lease.MAC, strings.Join(files, " "))
 	}
 	if err := runHooks(ctx, layout.HooksDir, "post-extract", b.env(), b.logf); err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := resolveIn(layout.NewRoot, c.Init); err != nil {
-		return fmt.Errorf("init=%s in the image: %w", c.Init, err)
+	init := r.Init
+	if init == "" {
+		init = "/sbin/init"
 	}
-	b.logf("switching to the new root, exec %s", c.Init)
-	// Past this point the initramfs is deleted: nothing to go back to.
-	if err := mount.SwitchRoot(layout.NewRoot, c.Init); err != nil {
-		return fmt.Errorf("switch_root: %w", err)
+	if _, err := resolveIn(layout.NewRoot, init); err != nil {
+		return nil, fmt.Errorf("init=%s in the image: %w", init, err)
 	}
-	return errors.New("switch_root returned")
+	return func() error {
+		b.logf("switching to the new root, exec %s %s", init, strings.Join(r.Args, " "))
+		// Past this point the initramfs is deleted: nothing to go back to.
+		env := []string{"HOME=/", "TERM=linux", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+		return switchroot.SwitchRoot(layout.NewRoot, init, r.Args, env)
+	}, nil
+}
+
+func (b *booter) fetcher() *loader.Fetcher {
+	client, err := loader.NewClient(caFile(), 0)
+	if err != nil {
+		b.logf("%v: using the system CAs only", err)
+		client, _ = loader.NewClient("", 0)
+	}
+	return &loader.Fetcher{Client: client, Logf: b.logf}
 }
 
 func caFile() string {

@@ -87,8 +87,20 @@ func buildAll(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "rootfs.tar"), img, 0o644); err != nil {
 		return err
 	}
-	for _, c := range [][]string{{"xz", "-T2", "-1", "-k", "-f"}, {"zstd", "-q", "-f", "-3"}} {
-		cmd := exec.Command(c[0], append(c[1:], filepath.Join(dir, "rootfs.tar"))...)
+	if err := os.WriteFile(filepath.Join(dir, "second.tar"), testImage(bin, "second-ok"), 0o644); err != nil {
+		return err
+	}
+	for _, c := range [][]string{{"xz", "-T2", "-1", "-k", "-f"}, {"zstd", "-q", "-f", "-3"}, {"zstd", "-q", "-f", "-3", "second.tar"}} {
+		args := c[1:]
+		if !strings.HasSuffix(args[len(args)-1], ".tar") {
+			args = append(args, "rootfs.tar")
+		}
+		for i := range args {
+			if strings.HasSuffix(args[i], ".tar") {
+				args[i] = filepath.Join(dir, args[i])
+			}
+		}
+		cmd := exec.Command(c[0], args...)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("%s: %v: %s", c[0], err, b)
 		}
