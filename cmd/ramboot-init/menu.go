@@ -198,7 +198,7 @@ func (b *booter) showMenu(m *bootmenu.Menu) tui.Result {
 		}
 		i := len(progs)
 		w, h := consoleSize(f)
-		model := tui.New(m, backend, tui.Options{Width: w, Height: h, Claim: func() bool {
+		model := tui.New(m, backend, tui.Options{Width: w, Height: h, Idle: b.cfg.Idle, Claim: func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			if owner == -1 {

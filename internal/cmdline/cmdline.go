@@ -46,6 +46,9 @@ type Config struct {
 	Menu    string
 	Default string
 	Timeout time.Duration
+	// Idle is ramboot.idle=: after this long without a key, a countdown the operator stopped
+	// starts again (0 when absent: the menu's default; negative: never).
+	Idle    time.Duration
 	OnError OnError
 	// Kernel, Initrds, Append: ramboot.kernel=, ramboot.initrd= (repeatable),
 	// ramboot.append=: an unattended kexec into a fetched kernel.
@@ -212,6 +215,15 @@ func (c *Config) set(p Param) error {
 			return errors.New("want seconds, e.g. 10")
 		}
 		c.Timeout = time.Duration(secs * float64(time.Second))
+	case "ramboot.idle":
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || secs > 1e6 {
+			return errors.New("want seconds, e.g. 300, or -1 for never")
+		}
+		if secs < 0 {
+			secs = -1
+		}
+		c.Idle = time.Duration(secs * float64(time.Second))
 	case "ramboot.onerror":
 		switch o := OnError(v); o {
 		case OnErrorMenu, OnErrorShell, OnErrorReboot, OnErrorPoweroff:

@@ -30,8 +30,8 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
-			in:   `ramboot.menu=http://m/menu.yaml ramboot.default=rescue ramboot.timeout=2.5 ramboot.onerror=shell ip=dhcp`,
-			want: Config{Menu: "http://m/menu.yaml", Default: "rescue", Timeout: 2500 * time.Millisecond, OnError: OnErrorShell, Init: "/sbin/init", IP: &IPConfig{Autoconf: "dhcp"}},
+			in:   `ramboot.menu=http://m/menu.yaml ramboot.default=rescue ramboot.timeout=2.5 ramboot.onerror=shell ip=dhcp ramboot.idle=120`,
+			want: Config{Menu: "http://m/menu.yaml", Default: "rescue", Timeout: 2500 * time.Millisecond, Idle: 2 * time.Minute, OnError: OnErrorShell, Init: "/sbin/init", IP: &IPConfig{Autoconf: "dhcp"}},
 		},
 		{
 			in: `ip=10.0.2.15::10.0.2.2:255.255.255.0:host:eth1:off:10.0.2.3 -- ramroot=ignored`,
