@@ -39,7 +39,8 @@ const netplanID = "bootif"
 //   - /etc/network (ifupdown): IfupdownPath, by interface name, and a "source" line for it
 //     appended to /etc/network/interfaces when that file exists and does not read
 //     interfaces.d. Skipped if the image's ifupdown config already defines the interface.
-//   - /etc/udev: UdevRulePath, which keeps the NIC's name (see below).
+//   - udev (/etc/udev, /lib/udev or /usr/lib/udev): UdevRulePath, which keeps the NIC's name
+//     (see below).
 //   - /etc/resolv.conf when the lease has DNS servers and the image has no resolver config:
 //     the file is absent, or a regular file without a nameserver line (container images ship
 //     an empty one). A symlink — even a dangling one, such as systemd-resolved's stub or
@@ -55,10 +56,12 @@ const netplanID = "bootif"
 // the predictable name instead would mean reimplementing udev's net_id for whichever naming
 // scheme the image's systemd has, and would be wrong exactly because no rename happens.
 // Renaming to a fresh name (bootnet0) fails with EBUSY for the same reason. So: where the
-// tool can match by MAC (networkd, netplan) it does, and names do not matter; ifupdown can
-// only name interfaces, so it names Lease.Iface, and the udev rule pins that name by MAC so
-// udev does not even try to rename the NIC (and the name holds should something take the
-// link down first). Renaming into the kernel's eth* namespace is normally racy, but here the
+// tool can match by MAC (networkd, netplan) it does; ifupdown can only name interfaces, so it
+// names Lease.Iface. And the udev rule, pinning that name by MAC, is needed by all three: the
+// booted system's udev otherwise tries its predictable name, the rename fails ("already up,
+// cannot rename"), the device event fails, and networkd leaves the link "pending" and never
+// applies its .network file, MAC match or not (seen with systemd 252 in the Debian VM test).
+// So the rule is written whenever the image has udev (/etc/udev, /lib/udev or /usr/lib/udev). Renaming into the kernel's eth* namespace is normally racy, but here the
 // kernel already assigned these names in this boot and the rule only restates one. The
 // files live in a RAM root, so none of this outlives the boot.
 //
@@ -89,7 +92,7 @@ func WriteImageConfig(root string, l *Lease) ([]string, error) {
 			w.write(interfacesCfg, string(b), 0o644)
 		}
 	}
-	if isDir(r, "/etc/udev") {
+	if isDir(r, "/etc/udev") || isDir(r, "/lib/udev") || isDir(r, "/usr/lib/udev") {
 		w.write(UdevRulePath, renderUdevRule(l), 0o644)
 	}
 	if len(l.DNS) > 0 && resolvConfUnmanaged(r) {
@@ -222,10 +225,10 @@ func sourcesInterfacesD(b []byte) bool {
 
 func renderUdevRule(l *Lease) string {
 	return fmt.Sprintf(`# Written by ramboot: keep the name of the NIC it booted from. The NIC is up and
-# configured when this system starts, Linux does not rename an up interface, and
-# %s names it %s.
+# configured when this system starts and Linux does not rename an up interface: a rename
+# attempt would fail the device's udev event, and networkd would leave the link pending.
 SUBSYSTEM=="net", ACTION=="add", ATTR{address}=="%s", ATTR{type}=="1", NAME="%s"
-`, IfupdownPath, l.Iface, l.MAC, l.Iface)
+`, l.MAC, l.Iface)
 }
 
 func renderIfupdown(l *Lease) string {

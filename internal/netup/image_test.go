@@ -87,8 +87,8 @@ iface eth1 inet static
 	dns-search lab.example example
 `},
 		{"udev", renderUdevRule, staticLeaseFixture, `# Written by ramboot: keep the name of the NIC it booted from. The NIC is up and
-# configured when this system starts, Linux does not rename an up interface, and
-# /etc/network/interfaces.d/ramboot names it eth1.
+# configured when this system starts and Linux does not rename an up interface: a rename
+# attempt would fail the device's udev event, and networkd would leave the link pending.
 SUBSYSTEM=="net", ACTION=="add", ATTR{address}=="52:54:00:12:34:56", ATTR{type}=="1", NAME="eth1"
 `},
 	} {
@@ -155,6 +155,15 @@ func TestWriteImageConfig(t *testing.T) {
 				HostnamePath:              "node7\n",
 				NetplanPath:               "",
 			},
+		},
+		{
+			// udev only in /usr/lib (no /etc/udev): the rule is still needed, or networkd
+			// leaves the link pending after udev's failed rename.
+			name:  "networkd with udev in /usr/lib only",
+			files: map[string]string{"etc/systemd/": "", "usr/lib/udev/rules.d/": ""},
+			lease: staticLeaseFixture,
+			want:  []string{NetworkdPath, UdevRulePath, ResolvPath},
+			check: map[string]string{UdevRulePath: renderUdevRule(staticLeaseFixture), IfupdownPath: ""},
 		},
 		{
 			name: "ubuntu with netplan and resolved, static",
