@@ -110,11 +110,17 @@ func (d *lzma2Dec) run(src chunkSource, w *window) error {
 type sliceSource struct {
 	buf      []byte
 	off, end int
+	mapped   bool // buf is from mapBytes: the pages read are given back as decoding proceeds
+	released int
 }
 
 func (s *sliceSource) next(n int) ([]byte, error) {
 	if n > s.end-s.off {
 		return nil, fmt.Errorf("%w: lzma2 data exceeds the block's compressed size", ErrCorrupt)
+	}
+	if s.mapped && s.off-s.released >= 1<<20 {
+		// Slices returned before are no longer in use.
+		s.released = releaseBytes(s.buf, s.released, s.off)
 	}
 	b := s.buf[s.off : s.off+n+rcPad]
 	s.off += n

@@ -44,16 +44,19 @@ const maxCompressedBlock = 1 << 40
 // block is one xz block, from the dispatcher through a decoder to the
 // consumer.
 type block struct {
-	num   int // 1-based over the whole input, for messages
-	hdr   blockHeader
-	check byte
-	comp  []byte // buffered block (header..check) + rcPad, if hdr.compressed >= 0
+	num        int // 1-based over the whole input, for messages
+	hdr        blockHeader
+	check      byte
+	comp       []byte // buffered block (header..check) + rcPad, if hdr.compressed >= 0
+	compMapped bool   // comp is from mapBytes
 
 	mu            sync.Mutex
 	cond          sync.Cond
 	buf           []byte // output window; b.buf[rd:avail] is unread
+	mapped        bool   // buf is from mapBytes: it never moves, and is unmapped once both sides are done
 	rd, avail     int
-	done          bool
+	done          bool // the decoder is done with the block
+	dropped       bool // the consumer is done with the block (read or abandoned)
 	err           error
 	abandoned     bool
 	readerWaiting bool
@@ -61,6 +64,23 @@ type block struct {
 
 	// Valid once done without error.
 	unpadded, uncompressed int64
+
+	released int // consumer only: b.buf[:released] was given back to the kernel
+}
+
+// readChunk bounds how much of a block's output the consumer takes at once, so that it gives
+// the pages it has read back to the kernel as it goes rather than at the end of the block.
+const readChunk = 4 << 20
+
+// unmapLocked detaches a mapped output buffer once both the decoder and the consumer are done
+// with it, for the caller to unmap after unlocking. b.mu is held.
+func (b *block) unmapLocked() []byte {
+	if !b.mapped || !b.done || !b.dropped || b.buf == nil {
+		return nil
+	}
+	buf := b.buf
+	b.buf = nil
+	return buf
 }
 
 func newBlock(num int, h blockHeader, check byte) *block {
@@ -77,7 +97,11 @@ func (b *block) finish(err error) {
 	}
 	b.done = true
 	b.cond.Broadcast()
+	buf := b.unmapLocked()
 	b.mu.Unlock()
+	if buf != nil {
+		unmapBytes(buf)
+	}
 }
 
 // next records that the consumer has read up to consumed, then waits for
@@ -85,18 +109,34 @@ func (b *block) finish(err error) {
 // once the block is done.
 func (b *block) next(consumed int) ([]byte, int, int, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.rd = consumed
 	if b.writerWaiting {
 		b.cond.Broadcast()
+	}
+	// What was read is not needed again, except as the dictionary of a block still being
+	// decoded: matches reach back at most the dictionary size.
+	free, buf := consumed, b.buf
+	if !b.done {
+		free = min(free, b.avail-int(b.hdr.dictSize))
+	}
+	if !b.mapped || free-b.released < readChunk {
+		buf = nil
+	}
+	if buf != nil {
+		// Without the lock: the decoder never touches these bytes again, and the buffer is not
+		// unmapped before the consumer is done with it.
+		b.mu.Unlock()
+		b.released = releaseBytes(buf, b.released, free)
+		b.mu.Lock()
 	}
 	for b.rd == b.avail && !b.done {
 		b.readerWaiting = true
 		b.cond.Wait()
 	}
 	b.readerWaiting = false
+	defer b.mu.Unlock()
 	if b.rd < b.avail {
-		return b.buf, b.rd, b.avail, nil
+		return b.buf, b.rd, min(b.avail, b.rd+readChunk), nil
 	}
 	if b.err != nil {
 		return nil, 0, 0, b.err
@@ -104,11 +144,17 @@ func (b *block) next(consumed int) ([]byte, int, int, error) {
 	return nil, 0, 0, io.EOF
 }
 
+// abandon tells the decoder that nobody will read the block; the consumer is done with it.
 func (b *block) abandon() {
 	b.mu.Lock()
 	b.abandoned = true
+	b.dropped = true
 	b.cond.Broadcast()
+	buf := b.unmapLocked()
 	b.mu.Unlock()
+	if buf != nil {
+		unmapBytes(buf)
+	}
 }
 
 // item is what the dispatcher sends the consumer, in input order.
@@ -278,10 +324,20 @@ func (x *reader) Read(p []byte) (int, error) {
 // release returns a fully read block's resources.
 func (x *reader) release(b *block) {
 	b.mu.Lock()
+	b.dropped = true
 	buf := b.buf
+	if b.mapped {
+		buf = b.unmapLocked() // the decoder is done: the block ended
+	}
 	b.buf = nil
 	b.mu.Unlock()
-	x.outBufs.put(buf)
+	if b.mapped {
+		if buf != nil {
+			unmapBytes(buf)
+		}
+	} else {
+		x.outBufs.put(buf)
+	}
 	<-x.sem
 }
 
@@ -438,13 +494,13 @@ func (x *reader) readStream(check byte, num *int) error {
 		}
 		cs := int(h.compressed)
 		total := len(hb) + cs + (-cs & 3) + checkSize(check)
-		comp, err := x.readBlock(hb, total)
+		comp, mapped, err := x.readBlock(hb, total)
 		if err != nil {
-			x.compBufs.put(comp)
+			x.freeComp(comp, mapped)
 			<-x.sem
 			return fmt.Errorf("block %d: %w", *num, err)
 		}
-		b.comp = comp
+		b.comp, b.compMapped = comp, mapped
 		if !x.send(item{b: b}) {
 			return errClosed
 		}
@@ -453,9 +509,32 @@ func (x *reader) readStream(check byte, num *int) error {
 }
 
 // readBlock reads a whole block of total bytes whose header is hb into a
-// buffer with rcPad spare bytes. It grows the buffer as data arrives, so a
-// corrupt size cannot make it allocate much more than the input holds.
-func (x *reader) readBlock(hb []byte, total int) ([]byte, error) {
+// buffer with rcPad spare bytes, and reports whether the buffer is mapped.
+// A mapped buffer only takes memory as data arrives; a heap buffer grows as
+// data arrives. Either way a corrupt size cannot make it take much more
+// memory than the input holds.
+func (x *reader) readBlock(hb []byte, total int) ([]byte, bool, error) {
+	if buf := mapBytes(total + rcPad); buf != nil {
+		n := copy(buf, hb)
+		if _, err := io.ReadFull(x.br, buf[n:total]); err != nil {
+			return buf, true, inputErr(err)
+		}
+		return buf, true, nil
+	}
+	buf, err := x.readBlockHeap(hb, total)
+	return buf, false, err
+}
+
+// freeComp returns a buffer from readBlock.
+func (x *reader) freeComp(buf []byte, mapped bool) {
+	if mapped {
+		unmapBytes(buf)
+	} else {
+		x.compBufs.put(buf)
+	}
+}
+
+func (x *reader) readBlockHeap(hb []byte, total int) ([]byte, error) {
 	want := min(total+rcPad, 4<<20)
 	buf := x.compBufs.get(want)
 	buf = buf[:cap(buf)]
@@ -562,7 +641,7 @@ func (x *reader) readIndex(check byte, blocks uint64) error {
 // goroutine.
 func (x *reader) decodeBuffered(b *block) {
 	err := x.decodeBufferedErr(b)
-	x.compBufs.put(b.comp)
+	x.freeComp(b.comp, b.compMapped)
 	b.comp = nil
 	b.finish(err)
 }
@@ -577,7 +656,7 @@ func (x *reader) decodeBufferedErr(b *block) (err error) {
 	}()
 	h := b.hdr
 	cs := int(h.compressed)
-	src := &sliceSource{buf: b.comp, off: h.size, end: h.size + cs}
+	src := &sliceSource{buf: b.comp, off: h.size, end: h.size + cs, mapped: b.compMapped}
 	w, err := x.newWindow(b, false)
 	if err != nil {
 		return err
@@ -631,6 +710,15 @@ func (x *reader) newWindow(b *block, slide bool) (*window, error) {
 	}
 	w := &window{b: b, dictSize: h.dictSize, limit: h.uncompressed, slide: slide, h: hash}
 	want := 0
+	if !slide && h.uncompressed > 0 && h.uncompressed <= maxMapped {
+		if buf := mapBytes(int(h.uncompressed)); buf != nil {
+			w.buf = buf
+			b.mu.Lock()
+			b.buf, b.mapped = buf, true
+			b.mu.Unlock()
+			return w, nil
+		}
+	}
 	if slide {
 		extra := h.dictSize / 4
 		if extra < 4<<20 {

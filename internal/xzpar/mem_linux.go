@@ -1,0 +1,55 @@
+package xzpar
+
+import (
+	"math"
+
+	"golang.org/x/sys/unix"
+)
+
+// Large buffers (a block's compressed bytes and its decoded output) are mapped outside the Go
+// heap, for two reasons: the kernel can take back the pages the decoder and the consumer are
+// done with while the rest of the buffer is still in use (madvise), and the garbage collector
+// neither scans them nor lets the heap grow to twice their size before collecting. Pages are
+// only backed by memory once written, so a buffer as large as a header claims costs address
+// space, not memory, until the data is there.
+
+// maxMapped bounds one mapping: beyond it buffers come from the Go heap and grow as data
+// arrives, so that a corrupt size cannot exhaust the address space.
+const maxMapped = math.MaxInt32
+
+// mapBytes returns n zero bytes outside the Go heap, or nil if that is not possible.
+func mapBytes(n int) []byte {
+	if n <= 0 || n > maxMapped {
+		return nil
+	}
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// unmapBytes releases a buffer from mapBytes. Nothing may refer to it afterwards: an access
+// crashes the program.
+func unmapBytes(b []byte) {
+	if err := unix.Munmap(b); err != nil {
+		panic("xzpar: munmap: " + err.Error())
+	}
+}
+
+// pageSize is the granularity of releaseBytes.
+var pageSize = unix.Getpagesize()
+
+// releaseBytes gives the whole pages of b[lo:hi] back to the kernel; b is from mapBytes and the
+// range is not read again (it would read zeros). It returns how far it released, a page
+// boundary at or below hi (lo when nothing was released).
+func releaseBytes(b []byte, lo, hi int) int {
+	start := (lo + pageSize - 1) &^ (pageSize - 1)
+	end := hi &^ (pageSize - 1)
+	if end <= start {
+		return lo
+	}
+	// Failure only costs memory.
+	_ = unix.Madvise(b[start:end], unix.MADV_DONTNEED)
+	return end
+}
