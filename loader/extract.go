@@ -123,7 +123,7 @@ func (x *Extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return x.pathErr(hdr.Name, err)
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse: // tar.Reader reports the old '\x00' as TypeReg
 		return x.file(dfd, base, name, hdr, r)
 	case tar.TypeSymlink:
 		err = x.replace(dfd, base, name, func() error { return unix.Symlinkat(hdr.Linkname, dfd, base) })
