@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/internal/initramfs"
 	"github.com/ramboot/ramboot/internal/vmtest"
 )
 
@@ -139,5 +140,42 @@ entries:
 		t.Error("a UI took the screen during an unattended boot")
 	}
 	t.Logf("QEMU start → image booted after kexec: %v", vm.Elapsed().Round(100*time.Millisecond))
+	vm.Wait(time.Minute)
+}
+
+// TestVMMenuTwoConsoles: the menu shows on every active console (here the serial port and a
+// virtio console, as a machine has VGA and IPMI SOL); the first console where a key is pressed
+// takes control and the menu leaves the other.
+func TestVMMenuTwoConsoles(t *testing.T) {
+	setup(t)
+	initrd := filepath.Join(built.dir, "hvc.cpio.zst")
+	if err := writeInitramfs(initrd, initramfs.Spec{Init: filepath.Join(built.dir, "ramboot-init"), Modules: built.kernel.Modules,
+		ExtraModules: []string{"virtio_console"}}); err != nil {
+		t.Fatal(err)
+	}
+	hvc := filepath.Join(t.TempDir(), "hvc0")
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: initrd, VirtConsole: hvc,
+		Append: fmt.Sprintf("console=hvc0 console=ttyS0 ramboot.menu=%s BOOTIF=%s ramboot.onerror=poweroff",
+			serveMenu(t, "two.yaml", fmt.Sprintf(labMenu, "60s")), bootif(mac1)),
+		NICs: []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1}},
+	})
+	vm.ExpectScreen(`(?s)Rescue image.*Booting rescue in`, bootTimeout)
+	waitFile := func(what string, ok func(string) bool) {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			b, _ := os.ReadFile(hvc)
+			if ok(string(b)) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("hvc0: %s; it shows:\n%s", what, vmtest.Plain(string(b)))
+			}
+		}
+	}
+	waitFile("no menu", func(s string) bool { return strings.Contains(vmtest.Plain(s), "Second image") })
+	vm.Send(keyDown) // the serial console takes control
+	waitFile("menu not closed", func(s string) bool { return strings.Contains(s, "\x1b[?1049l") })
+	vm.Send(keyEnter)
+	vm.Expect(`TESTINIT-MARKER second-ok`, bootTimeout)
 	vm.Wait(time.Minute)
 }

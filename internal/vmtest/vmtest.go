@@ -72,7 +72,19 @@ type Options struct {
 	Append  string
 	NICs    []NIC
 	Memory  string // default 1G
+	// VirtConsole, when set, is a file that receives a virtio console (hvc0). A second serial
+	// port would not do: the kernel's 8250 driver is one console, on one port only.
+	VirtConsole string
 	Timeout time.Duration
+}
+
+// appendLine adds the serial console unless the test chose its consoles, and panic=-1 so a
+// kernel panic ends QEMU (with -no-reboot) instead of hanging the test.
+func appendLine(s string) string {
+	if !strings.Contains(s, "console=") {
+		s = "console=ttyS0 " + s
+	}
+	return "panic=-1 " + s
 }
 
 // VM is a running QEMU whose serial console the test reads.
@@ -100,7 +112,11 @@ func Start(t testing.TB, o Options) *VM {
 		"-machine", "q35", "-cpu", "max", "-m", mem, "-smp", "1",
 		"-display", "none", "-vga", "none", "-serial", "stdio", "-monitor", "none",
 		"-no-reboot", "-kernel", o.Kernel.Vmlinuz, "-initrd", o.Initrd,
-		"-append", "console=ttyS0 panic=-1 " + o.Append,
+		"-append", appendLine(o.Append),
+	}
+	if o.VirtConsole != "" {
+		args = append(args, "-device", "virtio-serial-pci", "-chardev", "file,id=vc0,path="+o.VirtConsole,
+			"-device", "virtconsole,chardev=vc0")
 	}
 	if len(o.NICs) == 0 {
 		args = append(args, "-nic", "none")
