@@ -67,15 +67,15 @@ type NIC struct {
 
 // Options describe a VM.
 type Options struct {
-	Kernel  Kernel
-	Initrd  string
-	Append  string
-	NICs    []NIC
-	Memory  string // default 1G
+	Kernel Kernel
+	Initrd string
+	Append string
+	NICs   []NIC
+	Memory string // default 1G
 	// VirtConsole, when set, is a file that receives a virtio console (hvc0). A second serial
 	// port would not do: the kernel's 8250 driver is one console, on one port only.
 	VirtConsole string
-	Timeout time.Duration
+	Timeout     time.Duration
 }
 
 // appendLine adds the serial console unless the test chose its consoles, and panic=-1 so a
