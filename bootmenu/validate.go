@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -258,23 +257,10 @@ func checkInit(s string) error {
 	return nil
 }
 
-// checkSize accepts what tmpfs's size= accepts, as ramroot.size= does: a number with an
-// optional k/m/g/t suffix, or a percentage of RAM.
+// checkSize accepts what ramroot.size= accepts, with the value in the message.
 func checkSize(v string) error {
-	bad := fmt.Errorf("%q is not a size like 2G, 512M or 75%%", v)
-	if n, ok := strings.CutSuffix(v, "%"); ok {
-		p, err := strconv.Atoi(n)
-		if err != nil || p <= 0 || p > 100 {
-			return bad
-		}
-		return nil
-	}
-	n := strings.TrimRight(v, "kKmMgGtT")
-	if len(v)-len(n) > 1 {
-		return bad
-	}
-	if x, err := strconv.ParseUint(n, 10, 64); err != nil || x == 0 {
-		return bad
+	if cmdline.CheckSize(v) != nil {
+		return fmt.Errorf("%q is not a size like 2G, 512M or 75%%", v)
 	}
 	return nil
 }

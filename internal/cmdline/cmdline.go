@@ -167,7 +167,7 @@ func (c *Config) set(p Param) error {
 		}
 		c.SHA256 = v
 	case "ramroot.size":
-		if err := checkSize(v); err != nil {
+		if err := CheckSize(v); err != nil {
 			return err
 		}
 		c.Size = v
@@ -237,9 +237,9 @@ func (c *Config) set(p Param) error {
 	return nil
 }
 
-// checkSize accepts what tmpfs's size= accepts: a number with an optional k/m/g/t suffix, or a
+// CheckSize accepts what tmpfs's size= accepts: a number with an optional k/m/g/t suffix, or a
 // percentage of RAM.
-func checkSize(v string) error {
+func CheckSize(v string) error {
 	bad := errors.New("want a size like 2G, 512M or 75%")
 	if n, ok := strings.CutSuffix(v, "%"); ok {
 		p, err := strconv.Atoi(n)
@@ -346,7 +346,7 @@ func ParseIP(v string) (*IPConfig, error) {
 	}
 	if client.IsValid() {
 		if bits < 0 {
-			bits = classfulBits(client)
+			bits = ClassfulBits(client)
 		}
 		c.Addr = netip.PrefixFrom(client, bits)
 	} else if c.Autoconf == "off" || c.Autoconf == "none" || c.Autoconf == "static" {
@@ -355,8 +355,8 @@ func ParseIP(v string) (*IPConfig, error) {
 	return c, nil
 }
 
-// classfulBits is the kernel's default netmask when ip= gives none.
-func classfulBits(a netip.Addr) int {
+// ClassfulBits is the kernel's default prefix length for an address given without a netmask.
+func ClassfulBits(a netip.Addr) int {
 	switch b := a.As4()[0]; {
 	case b < 128:
 		return 8

@@ -23,7 +23,7 @@ func leaseFromACK(iface string, mac net.HardwareAddr, ack *dhcpv4.DHCPv4, ip *cm
 		return nil, fmt.Errorf("ack from %s has no address", ack.ServerIdentifier())
 	}
 	yi = yi.Unmap()
-	bits := classfulBits(yi)
+	bits := cmdline.ClassfulBits(yi)
 	if m := ack.SubnetMask(); m != nil {
 		ones, size := m.Size()
 		if size != 32 {
@@ -216,13 +216,3 @@ func prefix4(n *net.IPNet) (netip.Prefix, error) {
 	return netip.PrefixFrom(a.Unmap(), ones).Masked(), nil
 }
 
-// classfulBits is the prefix length when the server sends no netmask (as the kernel does).
-func classfulBits(a netip.Addr) int {
-	switch b := a.As4()[0]; {
-	case b < 128:
-		return 8
-	case b < 192:
-		return 16
-	}
-	return 24
-}
