@@ -38,9 +38,15 @@ type Extractor struct {
 
 	dirs   map[string]*tar.Header // directories whose metadata is applied at the end
 	order  []string               // their first-seen order
-	cache  map[string]*os.File    // open parent directories
+	cache  map[string]int         // open descriptors of parent directories
 	buf    []byte
 	warned map[string]bool
+	// New entries are owned by uid:gid; ok is false when that is not known (the root is
+	// setgid, so new entries take its group), and every entry is chowned.
+	newOwner struct {
+		uid, gid int
+		ok       bool
+	}
 
 	// Entries and Bytes count what has been extracted.
 	Entries int
@@ -53,13 +59,19 @@ func NewExtractor(root *os.Root, owners bool, logf func(string, ...any)) *Extrac
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	return &Extractor{
+	x := &Extractor{
 		root: root, owners: owners, logf: logf,
 		dirs:   map[string]*tar.Header{},
-		cache:  map[string]*os.File{},
+		cache:  map[string]int{},
 		buf:    make([]byte, 1<<20),
 		warned: map[string]bool{},
 	}
+	// Directories made while extracting get their modes at the end, so only the root's setgid
+	// bit can give new entries another group than the extracting user's.
+	if fi, err := root.Stat("."); err == nil && fi.Mode()&os.ModeSetgid == 0 {
+		x.newOwner.uid, x.newOwner.gid, x.newOwner.ok = os.Geteuid(), os.Getegid(), true
+	}
+	return x
 }
 
 // Extract reads every entry of tr and then applies the directories' metadata. On error the
@@ -150,7 +162,7 @@ func (x *Extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return x.file(dfd, base, name, hdr, r)
 	}
 	if err == nil {
-		err = x.meta(dfd, base, -1, hdr)
+		err = x.meta(dfd, base, -1, hdr, true)
 	}
 	if err == nil {
 		err = x.times(dfd, base, hdr)
@@ -190,16 +202,51 @@ func (x *Extractor) pathErr(name string, err error) error {
 	return fmt.Errorf("extracting %s: %w", name, err)
 }
 
+// maxCachedDirs bounds the open directory descriptors; a root file system has thousands of
+// directories, but tar lists each one's entries together.
+const maxCachedDirs = 256
+
 // parent returns an open descriptor of directory dir (relative, "" for the root), creating
-// missing directories as tar does (0755).
+// missing directories as tar does (0755). The descriptor stays valid until the next call.
 func (x *Extractor) parent(dir string) (int, error) {
 	dir = strings.TrimSuffix(dir, "/")
 	if dir == "" {
 		dir = "."
 	}
-	if f, ok := x.cache[dir]; ok {
-		return int(f.Fd()), nil
+	if fd, ok := x.cache[dir]; ok {
+		return fd, nil
 	}
+	// Usually the directory is opened (or made) in its cached parent with one call; the last
+	// component is not followed, so that this cannot leave the tree. A symlink on the way (or
+	// any failure) goes through os.Root, which follows symlinks that stay inside the tree.
+	fd := -1
+	if d, base := path.Split(dir); dir != "." {
+		if pfd, err := x.parent(d); err == nil {
+			const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+			fd, err = unix.Openat(pfd, base, flags, 0)
+			if errors.Is(err, unix.ENOENT) && unix.Mkdirat(pfd, base, 0o755) == nil {
+				fd, err = unix.Openat(pfd, base, flags, 0)
+			}
+			if err != nil {
+				fd = -1
+			}
+		}
+	}
+	if fd < 0 {
+		var err error
+		if fd, err = x.openRoot(dir); err != nil {
+			return -1, err
+		}
+	}
+	if len(x.cache) >= maxCachedDirs {
+		x.closeCache()
+	}
+	x.cache[dir] = fd
+	return fd, nil
+}
+
+// openRoot opens (or makes) dir through os.Root and returns a descriptor of its own.
+func (x *Extractor) openRoot(dir string) (int, error) {
 	f, err := x.root.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		if err = x.root.MkdirAll(dir, 0o755); err == nil {
@@ -209,16 +256,30 @@ func (x *Extractor) parent(dir string) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	if len(x.cache) >= 64 {
-		x.closeCache()
+	defer f.Close()
+	return dupFile(f)
+}
+
+// dupFile returns a descriptor of f's own, for the caller to close.
+func dupFile(f *os.File) (int, error) {
+	var fd int
+	var derr error
+	rc, err := f.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) })
 	}
-	x.cache[dir] = f
-	return int(f.Fd()), nil
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return -1, fmt.Errorf("dup %s: %w", f.Name(), err)
+	}
+	return fd, nil
 }
 
 func (x *Extractor) closeCache() {
-	for k, f := range x.cache {
-		f.Close()
+	for k, fd := range x.cache {
+		unix.Close(fd)
 		delete(x.cache, k)
 	}
 }
@@ -241,9 +302,9 @@ func (x *Extractor) remove(dfd int, base, name string) error {
 	if errors.Is(err, unix.EISDIR) {
 		err = unix.Unlinkat(dfd, base, unix.AT_REMOVEDIR)
 		// A removed directory may be cached; the parent dfd is not (it is not below name).
-		for k, f := range x.cache {
+		for k, fd := range x.cache {
 			if k == name || strings.HasPrefix(k, name+"/") {
-				f.Close()
+				unix.Close(fd)
 				delete(x.cache, k)
 			}
 		}
@@ -266,7 +327,7 @@ func (x *Extractor) file(dfd int, base, name string, hdr *tar.Header, r io.Reade
 	}
 	werr := x.copy(fd, r, hdr.Size)
 	if werr == nil {
-		werr = x.meta(dfd, base, fd, hdr)
+		werr = x.meta(dfd, base, fd, hdr, true)
 	}
 	if err := unix.Close(fd); werr == nil && err != nil {
 		werr = err
@@ -361,19 +422,17 @@ func (x *Extractor) dir(name string, hdr *tar.Header) error {
 }
 
 func (x *Extractor) finishDirs() error {
-	x.closeCache()
 	for _, name := range slices.Backward(x.order) {
 		hdr := x.dirs[name]
-		f, err := x.root.OpenFile(name, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		fd, err := x.openDir(name)
 		if err != nil {
 			return x.pathErr(hdr.Name, err)
 		}
-		fd := int(f.Fd())
-		err = x.meta(fd, ".", fd, hdr)
+		err = x.meta(fd, ".", fd, hdr, false)
 		if err == nil {
 			err = x.times(fd, ".", hdr)
 		}
-		f.Close()
+		unix.Close(fd)
 		if err != nil {
 			return x.pathErr(hdr.Name, err)
 		}
@@ -381,11 +440,34 @@ func (x *Extractor) finishDirs() error {
 	return nil
 }
 
+// openDir opens the directory name without following it if it is a symlink; through its cached
+// parent when it can, else through os.Root.
+func (x *Extractor) openDir(name string) (int, error) {
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if d, base := path.Split(name); name != "." {
+		if pfd, err := x.parent(d); err == nil {
+			if fd, err := unix.Openat(pfd, base, flags, 0); err == nil {
+				return fd, nil
+			}
+		}
+	}
+	f, err := x.root.OpenFile(name, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer f.Close()
+	return dupFile(f)
+}
+
 // meta applies owner, xattrs and mode (in that order) to base in dfd; fd is the open entry when
-// there is one (regular files, directories), else -1. Times are applied by the caller, last.
-func (x *Extractor) meta(dfd int, base string, fd int, hdr *tar.Header) error {
+// there is one (regular files, directories), else -1; created says that the entry was just
+// created by this process, so that it may already have the right owner (chown is then skipped:
+// on a new entry it would change nothing, setuid bits and capabilities come later). Times are
+// applied by the caller, last.
+func (x *Extractor) meta(dfd int, base string, fd int, hdr *tar.Header, created bool) error {
 	link := hdr.Typeflag == tar.TypeSymlink
-	if x.owners {
+	owned := created && x.newOwner.ok && hdr.Uid == x.newOwner.uid && hdr.Gid == x.newOwner.gid
+	if x.owners && !owned {
 		var err error
 		if fd >= 0 {
 			err = unix.Fchown(fd, hdr.Uid, hdr.Gid)
