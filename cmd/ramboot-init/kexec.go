@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ramboot/ramboot/internal/sysinit"
 	"github.com/ramboot/ramboot/kexec"
 	"github.com/ramboot/ramboot/loader"
 )
@@ -50,6 +51,7 @@ func (b *booter) prepareKexec(ctx context.Context, k *kexecPlan, progress func(l
 	}
 	return func() error {
 		b.logf("kexec: booting")
+		sysinit.Drain()
 		return kexec.Exec()
 	}, nil
 }

@@ -178,6 +178,7 @@ func recoverLoop(cfg *cmdline.Config, logf func(string, ...any), err error) {
 }
 
 func halt(cmd int) {
+	sysinit.Drain()
 	unix.Sync()
 	if err := unix.Reboot(cmd); err != nil {
 		fmt.Fprintf(os.Stderr, "reboot(2): %v\n", err)

@@ -130,7 +130,7 @@ entries:
       cmdline: console=ttyS0 panic=-1 ramroot=BASE/rootfs.tar.zst ramboot.onerror=poweroff
 `
 	vm := bootMenu(t, serveMenu(t, "chain.yaml", menu), "")
-	vm.Expect(`kexec: booting`, bootTimeout)
+	vm.Expect(`kexec: loading with command line`, bootTimeout)
 	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
 	m := vm.Expect(`TESTINIT-CMDLINE (.*)\r?\n`, time.Minute)
 	if !strings.Contains(m[1], "BOOTIF="+bootif(mac1)) {

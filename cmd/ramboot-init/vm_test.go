@@ -243,11 +243,11 @@ func TestVMKexec(t *testing.T) {
 	marker := "kexec-marker-4242"
 	vm := vmtest.Start(t, vmtest.Options{
 		Kernel: built.kernel, Initrd: built.initrd,
-		Append: fmt.Sprintf(`BOOTIF=%s ramboot.kernel=%s/vmlinuz ramboot.initrd=%s/ramboot-initrd.cpio.zst "ramboot.append=console=ttyS0 panic=-1 %s ramboot.onerror=poweroff"`,
+		Append: fmt.Sprintf(`BOOTIF=%s ramboot.kernel=%s/vmlinuz ramboot.initrd=%s/ramboot-initrd.cpio.zst "ramboot.append=console=ttyS0 panic=-1 %s ramboot.timeout=0 ramboot.onerror=poweroff"`,
 			bootif(mac1), built.base, built.base, marker),
 		NICs: []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1}},
 	})
-	vm.Expect(`kexec: booting`, bootTimeout)
+	vm.Expect(`kexec: loading with command line`, bootTimeout)
 	m := vm.Expect(`ramboot: starting; kernel command line: (.*)\r?\n`, bootTimeout)
 	if !strings.Contains(m[1], marker) || !strings.Contains(m[1], "BOOTIF="+bootif(mac1)) {
 		t.Fatalf("second kernel's command line %q lacks the marker or BOOTIF", m[1])

@@ -126,3 +126,9 @@ func (l *Logger) Printf(format string, args ...any) {
 		l.Tee(line)
 	}
 }
+
+// Drain waits until the console has sent everything written to it (tcdrain): a kexec or a
+// reboot right after a log line would otherwise cut it off in the UART's buffer.
+func Drain() {
+	unix.IoctlSetInt(1, unix.TCSBRK, 1)
+}

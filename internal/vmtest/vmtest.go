@@ -81,7 +81,11 @@ type Options struct {
 // appendLine adds the serial console unless the test chose its consoles, and panic=-1 so a
 // kernel panic ends QEMU (with -no-reboot) instead of hanging the test.
 func appendLine(s string) string {
-	if !strings.Contains(s, "console=") {
+	chosen := false
+	for _, f := range strings.Fields(s) {
+		chosen = chosen || strings.HasPrefix(f, "console=")
+	}
+	if !chosen {
 		s = "console=ttyS0 " + s
 	}
 	return "panic=-1 " + s
