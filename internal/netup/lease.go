@@ -215,4 +215,3 @@ func prefix4(n *net.IPNet) (netip.Prefix, error) {
 	}
 	return netip.PrefixFrom(a.Unmap(), ones).Masked(), nil
 }
-
