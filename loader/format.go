@@ -108,19 +108,22 @@ func decompressor(f Format, br *bufio.Reader) (io.ReadCloser, error) {
 		return xzpar.NewReader(br, runtime.GOMAXPROCS(0))
 	case FormatZstd:
 		// The default window limit (8 MiB... 128 MiB) covers zstd -19 and --long up to 27.
+		// The decoder's stages run in goroutines of their own; goReader decouples them from
+		// the extraction with 1 MiB buffers, like the pipe in `zstd -d | tar -x`, so that the
+		// two sides do not wake each other for every block of at most 128 KiB.
 		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxWindow(1<<28))
 		if err != nil {
 			return nil, err
 		}
-		return d.IOReadCloser(), nil
+		return goReader(d.IOReadCloser(), 4, 1<<20), nil
 	case FormatGzip:
 		z, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, err
 		}
-		return z, nil
+		return goReader(z, 4, 1<<20), nil // decoding on a CPU of its own, as above
 	case FormatBzip2:
-		return io.NopCloser(bzip2.NewReader(br)), nil
+		return goReader(io.NopCloser(bzip2.NewReader(br)), 4, 1<<20), nil
 	}
 	head, _ := br.Peek(16)
 	return nil, fmt.Errorf("%w: first bytes % x are not xz, zstd, gzip, bzip2 or tar", ErrFormat, head)

@@ -8,6 +8,10 @@ import (
 
 // readahead reads r in a goroutine of its own, hashing and counting what it reads, up to n
 // buffers ahead, so that the network, the hash and decompression overlap.
+//
+// In front of a single-threaded decompressor it plays the part of the pipe in
+// `zstd -d | tar -x`: the decompressor runs ahead of the extraction, and the two hand over
+// large buffers rather than waking each other for every block.
 type readahead struct {
 	full   chan []byte
 	empty  chan []byte
@@ -21,7 +25,13 @@ type readahead struct {
 	err error
 }
 
+// newReadahead starts reading r; h and m may be nil.
 func newReadahead(r io.Reader, h hash.Hash, m *meter, n, size int) *readahead {
+	return startReadahead(r, h, m, n, size, nil)
+}
+
+// startReadahead is newReadahead with a function the goroutine calls when it stops.
+func startReadahead(r io.Reader, h hash.Hash, m *meter, n, size int, stopped func()) *readahead {
 	ra := &readahead{
 		full:  make(chan []byte, n),
 		empty: make(chan []byte, n),
@@ -32,6 +42,9 @@ func newReadahead(r io.Reader, h hash.Hash, m *meter, n, size int) *readahead {
 		ra.empty <- make([]byte, size)
 	}
 	go func() {
+		if stopped != nil {
+			defer stopped()
+		}
 		for {
 			var b []byte
 			select {
@@ -49,9 +62,13 @@ func newReadahead(r io.Reader, h hash.Hash, m *meter, n, size int) *readahead {
 				k += n
 			}
 			if k > 0 {
-				h.Write(b[:k])
-				m.read.Add(int64(k))
-				m.tick(false)
+				if h != nil {
+					h.Write(b[:k])
+				}
+				if m != nil {
+					m.read.Add(int64(k))
+					m.tick(false)
+				}
 				ra.full <- b[:k]
 			}
 			if err != nil {
@@ -95,6 +112,13 @@ func (ra *readahead) Read(p []byte) (int, error) {
 func (ra *readahead) Close() error {
 	close(ra.done)
 	return nil
+}
+
+// goReader runs a decompressor in a goroutine of its own (see readahead). The goroutine closes
+// the decompressor when it stops (at the end of the data, on an error, or after Close once a
+// pending Read returns), so that Close never overlaps a Read of the decompressor.
+func goReader(rc io.ReadCloser, n, size int) io.ReadCloser {
+	return startReadahead(rc, nil, nil, n, size, func() { rc.Close() })
 }
 
 // sourceErr is the error of the underlying reader (the download), if it failed.
