@@ -343,7 +343,7 @@ func checkSpace(dir string, f Format, head []byte, s *Stream, logf func(string, 
 	if err := unix.Statfs(dir, &st); err != nil {
 		return fmt.Errorf("statfs %s: %w", dir, err)
 	}
-	free := int64(st.Bavail) * st.Bsize
+	free := int64(st.Bavail) * int64(st.Bsize) // Bsize is int32 on 32-bit systems
 	if need > free {
 		return fmt.Errorf("%w: the image needs %s unpacked but %s has %s free", ErrNoSpace, HumanBytes(need), dir, HumanBytes(free))
 	}
