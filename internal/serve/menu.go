@@ -1,0 +1,225 @@
+package serve
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ramboot/ramboot/bootmenu"
+)
+
+// Placeholder is the host a lab writes in its menu's URLs, "http://SERVER/rescue.tar.zst";
+// the served menu has the address the client used in its place.
+const Placeholder = "SERVER"
+
+// placeholderURL matches the placeholder as the host of an http(s) URL anywhere in the menu
+// (file URLs, and URLs inside command lines such as ramroot=http://SERVER/x.tar.zst), with
+// any port written after it (the client's Host header carries the port), followed by the end
+// of the host. "http://SERVERFARM/" and "http://server/" are left alone.
+var placeholderURL = regexp.MustCompile(`((?i:https?)://)` + Placeholder + `(:[0-9]*)?([^A-Za-z0-9._\-]|$)`)
+
+// menu is a menu file, read and validated once, served rewritten for each client.
+type menu struct {
+	path     string // "/menu.yaml" for YAML, "/menu.cfg" for pxelinux
+	template []byte // the file, relative URLs of a YAML menu made http://SERVER/...
+	modTime  time.Time
+	sample   *bootmenu.Menu // parsed from the template, for tests
+}
+
+// loadMenu reads and validates a menu file. Relative URLs in it resolve against the root of
+// the served directory, where the menu is served: rescue.tar.zst is DIR/rescue.tar.zst, as
+// /init resolves them against the menu's URL. pxelinux includes are read from the directory.
+func loadMenu(file string, root *os.Root) (*menu, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		return nil, err
+	}
+	base := "http://" + Placeholder + "/menu"
+	opt := bootmenu.Options{Base: base, Include: includeFrom(root)}
+	m, err := bootmenu.ParseWith(data, file, opt)
+	if err != nil {
+		return nil, err
+	}
+	mm := &menu{template: data, modTime: st.ModTime()}
+	switch m.Format {
+	case bootmenu.FormatYAML:
+		mm.path = "/menu.yaml"
+		if mm.template, err = absoluteYAML(data); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+	default:
+		// pxelinux paths are relative to the server's root already (the directory
+		// pxelinux.0 came from), which /init resolves against the menu's URL: nothing to
+		// rewrite but the placeholder.
+		mm.path = "/menu.cfg"
+	}
+	// What clients get must be a valid menu too.
+	const sampleHost = "127.0.0.1:8080"
+	if mm.sample, err = bootmenu.ParseWith(mm.render(sampleHost), "http://"+sampleHost+mm.path, opt); err != nil {
+		return nil, fmt.Errorf("%s: the rewritten menu does not parse: %w", file, err)
+	}
+	return mm, nil
+}
+
+// includeFrom reads pxelinux includes from the served directory, as a client would fetch them.
+func includeFrom(root *os.Root) func(string) ([]byte, error) {
+	return func(ref string) ([]byte, error) {
+		u, err := url.Parse(ref)
+		if err != nil {
+			return nil, err
+		}
+		name, ok := cleanPath(u.Path)
+		if !ok {
+			return nil, fmt.Errorf("%s: a path with a .. element", ref)
+		}
+		return root.ReadFile(name)
+	}
+}
+
+// render returns the menu for a client that reached the server at host ("10.0.2.2:8080").
+// host must be valid (validHost): it is spliced in as is.
+func (m *menu) render(host string) []byte {
+	return placeholderURL.ReplaceAll(m.template, []byte("${1}"+host+"${3}"))
+}
+
+func (m *menu) serve(w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if host == "" {
+		// HTTP/1.0 without Host: the address the connection came in on.
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			host = a.String()
+		}
+	}
+	if !validHost(host) {
+		http.Error(w, "bad Host header", http.StatusBadRequest)
+		return
+	}
+	body := m.render(host)
+	sum := sha256.Sum256(body)
+	w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Vary", "Host")
+	http.ServeContent(w, r, "", m.modTime, bytes.NewReader(body))
+}
+
+var (
+	hostName = regexp.MustCompile(`^[A-Za-z0-9._\-]+(:[0-9]{1,5})?$`)
+	hostIPv6 = regexp.MustCompile(`^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
+)
+
+// validHost reports whether a Host header is a host name or address with an optional port,
+// and nothing that could change the meaning of the URLs it is spliced into.
+func validHost(h string) bool {
+	return hostName.MatchString(h) || hostIPv6.MatchString(h)
+}
+
+// absoluteYAML makes the relative URLs of a YAML menu absolute on the placeholder host, so
+// that the served menu means the same wherever it is saved or embedded. Only the fields that
+// are URLs are touched (ramroot, kexec kernel and initrd, their url and mirrors, menu);
+// "/path" stays a path inside the initramfs, as /init reads it. A menu without relative URLs
+// is returned as is, comments and layout included; otherwise it is re-encoded, which keeps
+// comments but not necessarily the layout.
+func absoluteYAML(data []byte) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	changed := false
+	abs := func(n *yaml.Node) {
+		if n == nil || n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+			return
+		}
+		if s, ok := absoluteURL(n.Value); ok {
+			n.Value, n.Tag, changed = s, "!!str", true
+		}
+	}
+	file := func(n *yaml.Node) {
+		if n == nil {
+			return
+		}
+		if n.Kind == yaml.ScalarNode {
+			abs(n)
+			return
+		}
+		abs(value(n, "url"))
+		if ms := value(n, "mirrors"); ms != nil {
+			for _, it := range ms.Content {
+				abs(it)
+			}
+		}
+	}
+	if len(doc.Content) == 0 {
+		return data, nil
+	}
+	if entries := value(doc.Content[0], "entries"); entries != nil {
+		for _, e := range entries.Content {
+			file(value(e, "ramroot"))
+			abs(value(e, "menu"))
+			if k := value(e, "kexec"); k != nil {
+				file(value(k, "kernel"))
+				if in := value(k, "initrd"); in != nil && in.Kind == yaml.SequenceNode {
+					for _, it := range in.Content {
+						file(it)
+					}
+				} else {
+					file(in)
+				}
+			}
+		}
+	}
+	if !changed {
+		return data, nil
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// value returns the value of key in mapping n, nil when n is no mapping or has no such key.
+func value(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// absoluteURL resolves a relative reference against the placeholder server's root; false for
+// absolute URLs, "/paths" and what does not parse (validation reported that already).
+func absoluteURL(ref string) (string, bool) {
+	if ref == "" || strings.HasPrefix(ref, "/") {
+		return "", false
+	}
+	u, err := url.Parse(ref)
+	if err != nil || u.Scheme != "" || u.Host != "" {
+		return "", false
+	}
+	base := &url.URL{Scheme: "http", Host: Placeholder, Path: "/"}
+	return base.ResolveReference(u).String(), true
+}

@@ -1,0 +1,123 @@
+// Package serve is the HTTP server of `ramboot serve`: it serves a directory of images,
+// kernels and menus for labs and tests (production uses nginx, object storage or a CDN), with
+// what ramboot's loader relies on: Range, HEAD, strong ETags and Last-Modified, If-Range and
+// If-None-Match (net/http's ServeContent does the protocol). It never serves anything outside
+// the directory: paths are opened through an os.Root, so neither ".." nor a symlink can leave
+// it. Directories get a generated index (HTML, or plain text for Accept: text/plain).
+//
+// NAME.sha256 sidecars, which the loader uses when no checksum is given, are served when they
+// exist and never generated: a sidecar is the producer's statement of what the image must be
+// (`ramboot image` writes it once the image is complete). A sum the server computed from
+// whatever is on disk would vouch for a half-written or truncated image, and would cost a
+// full read of the image whenever it changes.
+//
+// A boot menu can be served at /menu.yaml (or /menu.cfg for a pxelinux config) with the
+// placeholder host SERVER, and the relative URLs of a YAML menu, rewritten to the address the
+// client used, so that one menu works from a VM (10.0.2.2:PORT) and from the host
+// (127.0.0.1:PORT).
+//
+// Host-only: /init never links this package.
+package serve
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Options are the settings of New.
+type Options struct {
+	// Menu is a menu file (YAML or pxelinux) to serve, rewritten, at MenuPath. "" for none.
+	// It is read and validated once, by New.
+	Menu string
+	// Logf receives one line per request (see Handler.ServeHTTP). Nil discards.
+	Logf func(format string, args ...any)
+}
+
+// Handler serves a directory and optionally a menu. Make one with New.
+type Handler struct {
+	root *os.Root
+	menu *menu // nil without Options.Menu
+	logf func(format string, args ...any)
+	now  func() time.Time // for the request duration; time.Now outside tests
+}
+
+// New returns a handler serving the files of dir. It opens dir (which must exist) and, when
+// opts.Menu is set, reads and validates the menu: an invalid menu is an error naming the file,
+// line and field, as `ramboot menu check` reports it.
+func New(dir string, opts Options) (*Handler, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory", dir)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{root: root, logf: opts.Logf, now: time.Now}
+	if h.logf == nil {
+		h.logf = func(string, ...any) {}
+	}
+	if opts.Menu != "" {
+		if h.menu, err = loadMenu(opts.Menu, root); err != nil {
+			root.Close()
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// MenuPath returns the path the menu is served at ("/menu.yaml" or "/menu.cfg"), "" without
+// a menu.
+func (h *Handler) MenuPath() string {
+	if h.menu == nil {
+		return ""
+	}
+	return h.menu.path
+}
+
+// Close releases the directory.
+func (h *Handler) Close() error {
+	return h.root.Close()
+}
+
+// ServeHTTP serves GET and HEAD: the menu at MenuPath (it shadows a file of that name), else
+// the file or directory index at the request's path. It logs one line per request:
+//
+//	CLIENT METHOD URI STATUS BYTES DURATION [range=SPEC]
+//
+// e.g. "10.0.2.15:41234 GET /rescue.tar.zst 206 1048576 12.5ms range=bytes=1048576-": BYTES
+// counts the body bytes sent (short when the client went away), range= appears when the
+// request had a Range header.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.now()
+	lw := &logWriter{ResponseWriter: w}
+	defer func() {
+		h.logf("%s", logLine(r, lw.status(), lw.n, h.now().Sub(start)))
+	}()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		lw.Header().Set("Allow", "GET, HEAD")
+		http.Error(lw, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if h.menu != nil && r.URL.Path == h.menu.path {
+		h.menu.serve(lw, r)
+		return
+	}
+	h.serveFile(lw, r)
+}
+
+// errStatus maps an error opening a path to a status: 404 for what does not exist, 403 for
+// everything else (permissions, and os.Root refusing a path or symlink that leaves the
+// directory), without telling the client which.
+func errStatus(err error) int {
+	if errors.Is(err, os.ErrNotExist) || isNotDir(err) {
+		return http.StatusNotFound
+	}
+	return http.StatusForbidden
+}
