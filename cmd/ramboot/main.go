@@ -1,5 +1,6 @@
-// Command ramboot is ramboot's host tool: it fetches images exactly as /init does, and (in
-// later subcommands) builds initramfs files and images and serves them.
+// Command ramboot is ramboot's host tool: it fetches images exactly as /init does, builds the
+// initramfs and root-filesystem images, checks menus and serves all of them. Each subcommand
+// is one file; /init (cmd/ramboot-init) shares none of this code but the loader.
 package main
 
 import (
