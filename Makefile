@@ -3,7 +3,7 @@ GO      ?= go
 GOFLAGS ?=
 export CGO_ENABLED = 0
 
-.PHONY: help build test lint bench fuzz clean
+.PHONY: help build test lint bench demo fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,6 +22,9 @@ test: build lint ## run every test (unit, fault injection, GNU tar fidelity, ngi
 
 bench: build ## compare `ramboot fetch` with wget|pixz|tar and curl|zstd|tar on a generated image
 	bash bench/run.sh
+
+demo: ## boot the menu in QEMU: installs what is missing, builds, serves, boots (Ctrl-A X quits)
+	bash scripts/demo.sh
 
 fuzz: ## run each fuzz target for a short while
 	$(GO) test ./loader -run '^$$' -fuzz FuzzSniff -fuzztime 30s

@@ -181,6 +181,14 @@ func (b *booter) loadMenu(ctx context.Context, src string) (*bootmenu.Menu, erro
 func (b *booter) showMenu(m *bootmenu.Menu) tui.Result {
 	b.logger.Quiet = true
 	defer func() { b.logger.Quiet = false }()
+	// Kernel messages (a link coming up, say) would scroll the menu's screen away under it:
+	// keep all but emergencies off the console while the menu owns it; dmesg still has them.
+	if old, err := os.ReadFile("/proc/sys/kernel/printk"); err == nil {
+		if f := strings.Fields(string(old)); len(f) > 0 {
+			os.WriteFile("/proc/sys/kernel/printk", []byte("1"), 0)
+			defer os.WriteFile("/proc/sys/kernel/printk", []byte(f[0]), 0)
+		}
+	}
 	names := activeConsoles()
 	var (
 		mu     sync.Mutex
