@@ -24,6 +24,7 @@ type command struct {
 var commands = []command{
 	{"fetch", "[--sha256 HEX] [--mirror URL]... URL DIR", "stream, verify and extract an image into DIR", runFetch},
 	{"initramfs", "[--modules DIR] [--busybox FILE] [--ca FILE] [--hooks DIR] [--embed-rootfs FILE] -o OUT", "build the initramfs", runInitramfs},
+	{"image", imageArgs, "make a root-filesystem image from a directory, tar or container image", runImage},
 	{"menu", "check [--base URL] FILE", "validate a boot menu (YAML or pxelinux) and list its entries", runMenu},
 	{"serve", "[--addr HOST:PORT] [--menu FILE] DIR", "serve DIR over HTTP (Range, HEAD, ETag) for labs and tests", runServe},
 }
