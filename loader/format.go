@@ -99,6 +99,21 @@ func isTarHeader(b []byte) bool {
 	return want == sum && b[0] != 0
 }
 
+// Decompress sniffs the format of br's first bytes and returns the tar stream inside it: the
+// decompression `ramboot fetch` uses, for other readers of images (`ramboot image tar:`).
+func Decompress(br *bufio.Reader) (io.ReadCloser, Format, error) {
+	head, err := br.Peek(sniffLen)
+	if err != nil && err != io.EOF {
+		return nil, FormatUnknown, err
+	}
+	f := Sniff(head)
+	if f == FormatUnknown {
+		return nil, f, fmt.Errorf("%w: first bytes % x are not xz, zstd, gzip, bzip2 or tar", ErrFormat, head[:min(len(head), 8)])
+	}
+	rc, err := decompressor(f, br)
+	return rc, f, err
+}
+
 // decompressor returns the tar stream inside br, whose first bytes tell its format.
 func decompressor(f Format, br *bufio.Reader) (io.ReadCloser, error) {
 	switch f {

@@ -115,17 +115,7 @@ func (b *bar) finish() {
 func progressLine(name string, p loader.Progress, width int) string {
 	var sb strings.Builder
 	sb.WriteString(name)
-	if p.Total > 0 {
-		frac := min(1, float64(p.Read)/float64(p.Total))
-		n := int(frac * float64(width))
-		sb.WriteString(" [" + strings.Repeat("=", n))
-		if n < width {
-			sb.WriteString(">" + strings.Repeat(" ", width-n-1))
-		}
-		fmt.Fprintf(&sb, "] %3.0f%% %s/%s", frac*100, loader.HumanBytes(p.Read), loader.HumanBytes(p.Total))
-	} else {
-		fmt.Fprintf(&sb, " %s", loader.HumanBytes(p.Read))
-	}
+	sb.WriteString(barText(p.Read, p.Total, width))
 	fmt.Fprintf(&sb, " %s/s", loader.HumanBytes(int64(p.Rate)))
 	if eta := p.ETA(); eta >= 0 {
 		s := int(eta.Round(time.Second).Seconds())
@@ -133,4 +123,19 @@ func progressLine(name string, p loader.Progress, width int) string {
 	}
 	sb.WriteString(" " + p.Stage.String())
 	return sb.String()
+}
+
+// barText renders " [=====>    ]  45% 12.0 MiB/26.7 MiB", or " 12.0 MiB" when the total is
+// not known: the progress bar of fetch and image.
+func barText(done, total int64, width int) string {
+	if total <= 0 {
+		return " " + loader.HumanBytes(done)
+	}
+	frac := min(1, float64(done)/float64(total))
+	n := int(frac * float64(width))
+	bar := strings.Repeat("=", n)
+	if n < width {
+		bar += ">" + strings.Repeat(" ", width-n-1)
+	}
+	return fmt.Sprintf(" [%s] %3.0f%% %s/%s", bar, frac*100, loader.HumanBytes(done), loader.HumanBytes(total))
 }

@@ -133,17 +133,7 @@ func (b *imageBar) finish() {
 func imageLine(name string, p imageconv.Progress, elapsed time.Duration, width int) string {
 	var sb strings.Builder
 	sb.WriteString(name)
-	if p.Total > 0 {
-		frac := min(1, float64(p.Done)/float64(p.Total))
-		n := int(frac * float64(width))
-		sb.WriteString(" [" + strings.Repeat("=", n))
-		if n < width {
-			sb.WriteString(">" + strings.Repeat(" ", width-n-1))
-		}
-		fmt.Fprintf(&sb, "] %3.0f%% %s/%s", frac*100, loader.HumanBytes(p.Done), loader.HumanBytes(p.Total))
-	} else {
-		fmt.Fprintf(&sb, " %s", loader.HumanBytes(p.Done))
-	}
+	sb.WriteString(barText(p.Done, p.Total, width))
 	if s := elapsed.Seconds(); s > 0.5 {
 		fmt.Fprintf(&sb, " %s/s", loader.HumanBytes(int64(float64(p.Done)/s)))
 	}

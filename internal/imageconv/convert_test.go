@@ -410,7 +410,7 @@ func TestBadSources(t *testing.T) {
 	}{
 		{src: "dir:" + filepath.Join(tmp, "missing"), wantErr: os.ErrNotExist},
 		{src: "dir:" + notTar, want: "is not a directory"},
-		{src: "tar:" + notTar, wantErr: loader.ErrFormat, want: "are not tar"},
+		{src: "tar:" + notTar, wantErr: loader.ErrFormat, want: "are not xz, zstd, gzip, bzip2 or tar"},
 		{src: "tar:" + emptyDir, want: "a directory: for a directory use dir:"},
 		{src: "oci:" + oci + ":v2", wantErr: ErrNoImage, want: "no image tagged v2 in " + oci + " (tags: v1, arm, secret)"},
 		{src: "oci:" + oci, wantErr: ErrNoImage, want: "holds 3 images"},
