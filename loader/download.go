@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 )
 
@@ -30,29 +29,12 @@ func Download(ctx context.Context, dst string, urls []string, opts Options) (*Re
 }
 
 func download(ctx context.Context, dst string, urls []string, opts *Options) (*Result, error) {
-	logf := opts.Logf
-	if logf == nil {
-		logf = func(string, ...any) {}
+	f, want, logf, err := opts.setup(urls)
+	if err != nil {
+		return nil, err
 	}
-	f := opts.Fetcher
-	if f == nil {
-		f = &Fetcher{Logf: logf}
-	}
-	for _, u := range urls {
-		if err := checkURL(u); err != nil {
-			return nil, err
-		}
-	}
-	want := strings.ToLower(strings.TrimSpace(opts.SHA256))
-	if want != "" && !isSHA256(want) {
-		return nil, fmt.Errorf("bad sha256 %q: want 64 hex digits", opts.SHA256)
-	}
-	if want == "" && !opts.NoSidecar {
-		sum, err := fetchSidecar(ctx, f, urls)
-		if err != nil {
-			return nil, err
-		}
-		want = sum
+	if want, err = opts.expectedSum(ctx, f, urls, want, logf); err != nil {
+		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		res, err := downloadOnce(ctx, dst, urls, want, f, opts)

@@ -78,23 +78,44 @@ func Load(ctx context.Context, dir string, urls []string, opts Options) (*Result
 	return res, nil
 }
 
-func load(ctx context.Context, dir string, urls []string, opts *Options) (*Result, error) {
-	logf := opts.Logf
+// setup applies the defaults of opts and checks what can be checked before any request.
+func (opts *Options) setup(urls []string) (f *Fetcher, want string, logf func(string, ...any), err error) {
+	logf = opts.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	f := opts.Fetcher
+	f = opts.Fetcher
 	if f == nil {
 		f = &Fetcher{Logf: logf}
 	}
-	want := strings.ToLower(strings.TrimSpace(opts.SHA256))
+	want = strings.ToLower(strings.TrimSpace(opts.SHA256))
 	if want != "" && !isSHA256(want) {
-		return nil, fmt.Errorf("bad sha256 %q: want 64 hex digits", opts.SHA256)
+		return nil, "", nil, fmt.Errorf("bad sha256 %q: want 64 hex digits", opts.SHA256)
 	}
 	for _, u := range urls {
 		if err := checkURL(u); err != nil {
-			return nil, err
+			return nil, "", nil, err
 		}
+	}
+	return f, want, logf, nil
+}
+
+// expectedSum is the sum to verify against: want, else URL.sha256's when the server has one.
+func (opts *Options) expectedSum(ctx context.Context, f *Fetcher, urls []string, want string, logf func(string, ...any)) (string, error) {
+	if want != "" || opts.NoSidecar {
+		return want, nil
+	}
+	sum, err := fetchSidecar(ctx, f, urls)
+	if err == nil && sum != "" {
+		logf("verifying against %s.sha256", urls[0])
+	}
+	return sum, err
+}
+
+func load(ctx context.Context, dir string, urls []string, opts *Options) (*Result, error) {
+	f, want, logf, err := opts.setup(urls)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -104,15 +125,8 @@ func load(ctx context.Context, dir string, urls []string, opts *Options) (*Resul
 	} else if len(names) > 0 {
 		return nil, fmt.Errorf("%w: %s holds %s", ErrNotEmpty, dir, strings.Join(names[:min(3, len(names))], ", "))
 	}
-	if want == "" && !opts.NoSidecar {
-		sum, err := fetchSidecar(ctx, f, urls)
-		if err != nil {
-			return nil, err
-		}
-		if sum != "" {
-			logf("verifying against %s.sha256", urls[0])
-		}
-		want = sum
+	if want, err = opts.expectedSum(ctx, f, urls, want, logf); err != nil {
+		return nil, err
 	}
 	restarts := opts.Restarts
 	if restarts <= 0 {
