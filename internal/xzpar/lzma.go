@@ -508,25 +508,14 @@ func (d *lzmaDec) decodeDist(length uint32, in []byte, rng, code uint32, ip int)
 		distState = 3
 	}
 	slots := &d.distSlot[distState&3]
+	// The slot bits are hard to predict: rcBit decodes them with
+	// conditional moves instead of branches.
 	sym := uint32(1)
-	for sym < 64 {
-		p := &slots[sym&63]
-		if rng < rcTop {
-			rng <<= 8
-			code = code<<8 | uint32(in[ip])
-			ip++
-		}
-		bound := (rng >> rcModelBits) * uint32(*p)
-		if code < bound {
-			rng = bound
-			*p += (rcModelMax - *p) >> rcMoveBits
-			sym <<= 1
-		} else {
-			rng -= bound
-			code -= bound
-			*p -= *p >> rcMoveBits
-			sym = sym<<1 | 1
-		}
+	var bit uint32
+	for range 6 {
+		rng, code, ip = rcNorm(in, rng, code, ip)
+		bit, rng, code = rcBit(&slots[sym&63], rng, code)
+		sym = sym<<1 | bit
 	}
 	slot := sym - 64
 	if slot < 4 {
@@ -539,24 +528,10 @@ func (d *lzmaDec) decodeDist(length uint32, in []byte, rng, code uint32, ip int)
 			base := rep0 - slot - 1
 			sym := uint32(1)
 			for i := uint32(0); i < limit; i++ {
-				p := &d.distSpecial[(base+sym)&127]
-				if rng < rcTop {
-					rng <<= 8
-					code = code<<8 | uint32(in[ip])
-					ip++
-				}
-				bound := (rng >> rcModelBits) * uint32(*p)
-				if code < bound {
-					rng = bound
-					*p += (rcModelMax - *p) >> rcMoveBits
-					sym <<= 1
-				} else {
-					rng -= bound
-					code -= bound
-					*p -= *p >> rcMoveBits
-					sym = sym<<1 | 1
-					rep0 += 1 << i
-				}
+				rng, code, ip = rcNorm(in, rng, code, ip)
+				bit, rng, code = rcBit(&d.distSpecial[(base+sym)&127], rng, code)
+				sym = sym<<1 | bit
+				rep0 += bit << i
 			}
 		} else {
 			// Direct bits with fixed probability one half.
@@ -575,24 +550,10 @@ func (d *lzmaDec) decodeDist(length uint32, in []byte, rng, code uint32, ip int)
 			rep0 <<= 4
 			sym := uint32(1)
 			for i := uint32(0); i < 4; i++ {
-				p := &d.distAlign[sym&15]
-				if rng < rcTop {
-					rng <<= 8
-					code = code<<8 | uint32(in[ip])
-					ip++
-				}
-				bound := (rng >> rcModelBits) * uint32(*p)
-				if code < bound {
-					rng = bound
-					*p += (rcModelMax - *p) >> rcMoveBits
-					sym <<= 1
-				} else {
-					rng -= bound
-					code -= bound
-					*p -= *p >> rcMoveBits
-					sym = sym<<1 | 1
-					rep0 += 1 << i
-				}
+				rng, code, ip = rcNorm(in, rng, code, ip)
+				bit, rng, code = rcBit(&d.distAlign[sym&15], rng, code)
+				sym = sym<<1 | bit
+				rep0 += bit << i
 			}
 		}
 	}
