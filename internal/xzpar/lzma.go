@@ -336,6 +336,16 @@ func (d *lzmaDec) decode(in []byte, n int, out []byte, pos, size, dictStart, pos
 		src := pos - int(rep0) - 1
 		l := int(length)
 		switch {
+		case rep0 >= 15 && pos+l+16 <= len(out):
+			// Copy sixteen bytes at a time, as below: most matches
+			// take one round.
+			for i := 0; i < l; i += 16 {
+				s := out[src+i : src+i+16]
+				d := out[pos+i : pos+i+16]
+				a, b := binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint64(s[8:])
+				binary.LittleEndian.PutUint64(d, a)
+				binary.LittleEndian.PutUint64(d[8:], b)
+			}
 		case rep0 >= 7 && pos+l+8 <= len(out):
 			// Copy eight bytes at a time, which is right even when the
 			// match overlaps its own output: every word read lies at
@@ -445,25 +455,12 @@ func decodeLen(l *lenDec, posState uint32, in []byte, rng, code uint32, ip int) 
 		}
 	}
 	sym := uint32(1)
+	var bit uint32
 	for sym < limit {
 		// probs[sym-1]: the trees are stored without the unused entry 0.
-		p := &probs[sym-1]
-		if rng < rcTop {
-			rng <<= 8
-			code = code<<8 | uint32(in[ip])
-			ip++
-		}
-		bound := (rng >> rcModelBits) * uint32(*p)
-		if code < bound {
-			rng = bound
-			*p += (rcModelMax - *p) >> rcMoveBits
-			sym <<= 1
-		} else {
-			rng -= bound
-			code -= bound
-			*p -= *p >> rcMoveBits
-			sym = sym<<1 | 1
-		}
+		rng, code, ip = rcNorm(in, rng, code, ip)
+		bit, rng, code = rcBit(&probs[sym-1], rng, code)
+		sym = sym<<1 | bit
 	}
 	return base + sym - limit, rng, code, ip
 }
