@@ -415,6 +415,30 @@ func rcBit(p *uint16, rng, code uint32) (uint32, uint32, uint32) {
 	return bit, bound, code
 }
 
+// rcTreeBit is rcBit for a node of a bit tree whose probability v was
+// loaded before, with v0 and v1 those of its two children; it returns the
+// bit, the range decoder state and the probability of the next node. Loading
+// both children before the bit is known takes the load off the chain of
+// dependent instructions from one bit to the next.
+func rcTreeBit(p *uint16, v, v0, v1, rng, code uint32) (uint32, uint32, uint32, uint32) {
+	bound := (rng >> rcModelBits) * v
+	nv := v + (rcModelMax-v)>>rcMoveBits
+	r1 := rng - bound
+	c1 := code - bound
+	bit := uint32(0)
+	if code >= bound {
+		bit = 1
+	}
+	if bit != 0 {
+		nv = v - v>>rcMoveBits
+		bound = r1
+		code = c1
+		v0 = v1
+	}
+	*p = uint16(nv)
+	return bit, bound, code, v0
+}
+
 // decodeLen decodes a match length. It takes and returns the range decoder
 // state by value so that it stays in registers.
 func decodeLen(l *lenDec, posState uint32, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
@@ -454,13 +478,16 @@ func decodeLen(l *lenDec, posState uint32, in []byte, rng, code uint32, ip int) 
 			base, limit = matchLenMin+16, 256
 		}
 	}
+	// probs[sym-1]: the trees are stored without the unused entry 0. The
+	// children of the last level, masked, are in range but unused.
 	sym := uint32(1)
+	v := uint32(probs[0])
 	var bit uint32
 	for sym < limit {
-		// probs[sym-1]: the trees are stored without the unused entry 0.
 		rng, code, ip = rcNorm(in, rng, code, ip)
-		bit, rng, code = rcBit(&probs[sym-1], rng, code)
-		sym = sym<<1 | bit
+		c := sym << 1
+		bit, rng, code, v = rcTreeBit(&probs[sym-1], v, uint32(probs[(c-1)&(limit-1)]), uint32(probs[c&(limit-1)]), rng, code)
+		sym = c | bit
 	}
 	return base + sym - limit, rng, code, ip
 }
@@ -468,11 +495,15 @@ func decodeLen(l *lenDec, posState uint32, in []byte, rng, code uint32, ip int) 
 // decodeLiteral decodes a literal byte with the bit tree probs.
 func decodeLiteral(probs *[0x400]uint16, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
 	sym := uint32(1)
+	v := uint32(probs[1])
 	var bit uint32
 	for sym < 0x100 {
 		rng, code, ip = rcNorm(in, rng, code, ip)
-		bit, rng, code = rcBit(&probs[sym&0x3ff], rng, code)
-		sym = sym<<1 | bit
+		// The children of the last level lie in probs[0x100:0x200],
+		// unused but in range.
+		c := sym << 1 & 0x3fe
+		bit, rng, code, v = rcTreeBit(&probs[sym&0x3ff], v, uint32(probs[c]), uint32(probs[c|1]), rng, code)
+		sym = c | bit
 	}
 	return sym & 0xff, rng, code, ip
 }
@@ -507,12 +538,15 @@ func (d *lzmaDec) decodeDist(length uint32, in []byte, rng, code uint32, ip int)
 	slots := &d.distSlot[distState&3]
 	// The slot bits are hard to predict: rcBit decodes them with
 	// conditional moves instead of branches.
+	// The children of the last level, masked, are in range but unused.
 	sym := uint32(1)
+	v := uint32(slots[1])
 	var bit uint32
 	for range 6 {
 		rng, code, ip = rcNorm(in, rng, code, ip)
-		bit, rng, code = rcBit(&slots[sym&63], rng, code)
-		sym = sym<<1 | bit
+		c := sym << 1
+		bit, rng, code, v = rcTreeBit(&slots[sym&63], v, uint32(slots[c&63]), uint32(slots[(c|1)&63]), rng, code)
+		sym = c | bit
 	}
 	slot := sym - 64
 	if slot < 4 {
