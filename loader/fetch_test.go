@@ -118,7 +118,7 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 }
 
 func testFetcher() *Fetcher {
-	return &Fetcher{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, IdleTimeout: 300 * time.Millisecond, Attempts: 3}
+	return &Fetcher{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, IdleTimeout: 2 * time.Second, Attempts: 3}
 }
 
 func serve(t *testing.T, handlers map[string]http.Handler) *httptest.Server {
