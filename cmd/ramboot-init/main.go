@@ -1,10 +1,11 @@
 // Command ramboot-init is ramboot's /init: PID 1 of the initramfs. It mounts the pseudo file
 // systems, reads the kernel command line, loads the drivers the hardware needs, brings up the
 // boot NIC, then either streams ramroot= into a tmpfs and switches into it, or kexecs the
-// kernel of ramboot.kernel=. It never exits: a failed boot is reported, then retried, or a
-// shell, reboot or power-off follows, as ramboot.onerror= says.
+// kernel of ramboot.kernel=, or shows the menu. It never exits: a failed boot is reported, then
+// retried, or a menu, shell, reboot or power-off follows, as ramboot.onerror= says.
 //
-// It only sequences; the work is done by the loader, kexec and internal packages.
+// It only sequences; the work is done by internal/boot, the loader, kexec and the other
+// internal packages.
 package main
 
 import (
@@ -13,177 +14,183 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ramboot/ramboot/internal/boot"
 	"github.com/ramboot/ramboot/internal/cmdline"
+	"github.com/ramboot/ramboot/internal/console"
+	"github.com/ramboot/ramboot/internal/hooks"
+	"github.com/ramboot/ramboot/internal/kmod"
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
 	"github.com/ramboot/ramboot/internal/sysinit"
 )
 
-// booter holds what survives between boot attempts: the parsed command line, the lease.
-type booter struct {
-	cfg   *cmdline.Config
-	logf  func(string, ...any)
-	lease *netup.Lease
-	mods  bool // coldplug done
-	// menuAfterFailure: ramboot.onerror=menu and the unattended boot failed; show the menu.
-	menuAfterFailure bool
-	logger           *sysinit.Logger
-	logs             *ring
-	ready            func() error // the irreversible step of the entry the menu prepared
-}
-
 func main() {
+	// First: a ^C or ^\ typed on the console before anything else is set up must not end
+	// PID 1 (the Go runtime exits on them, and the kernel panics).
+	sigs := sysinit.CatchSignals()
 	setupErr := sysinit.Setup()
 	logger := sysinit.NewLogger(os.Stdout)
 	logf := logger.Printf
 	log.SetFlags(0)
 	log.SetOutput(logWriter(logf))
+	go func() {
+		for s := range sigs {
+			logf("ignoring signal %v: /init does not stop", s)
+		}
+	}()
 	if setupErr != nil {
 		logf("early setup: %v", setupErr)
 	}
 	raw, _ := os.ReadFile("/proc/cmdline")
-	logf("starting; kernel command line: %s", strings.TrimSpace(string(raw)))
-	cfg, err := cmdline.Parse(string(raw))
-	if err != nil {
-		// Nothing sensible to boot; still offer the way out.
-		logf("%v", err)
-		cfg = &cmdline.Config{Init: "/sbin/init", Timeout: -1}
-		recoverLoop(cfg, logf, err)
-	}
-	logs := newRing(200)
-	logger.Tee = logs.add
-	b := &booter{cfg: cfg, logf: logf, logger: logger, logs: logs}
-	for attempt := 1; ; attempt++ {
-		err := b.boot(context.Background())
-		logf("boot failed: %v", err)
-		if !b.recover(err, attempt) {
-			break
-		}
-	}
-	recoverLoop(cfg, logf, errors.New("giving up"))
+	err := run(context.Background(), strings.TrimSpace(string(raw)), logger)
+	// run returns only when nothing is left to try.
+	final(onError(raw), logf, err)
 }
 
-// boot runs one attempt; it returns only on failure.
-func (b *booter) boot(ctx context.Context) error {
-	c := b.cfg
-	if err := runHooks(ctx, layout.HooksDir, "pre-network", b.env(), b.logf); err != nil {
+// onError is ramboot.onerror= of the raw command line, for the last resort after run.
+func onError(raw []byte) cmdline.OnError {
+	c, _ := cmdline.Parse(string(raw))
+	return c.OnError
+}
+
+// state is what survives between boot attempts.
+type state struct {
+	cfg      *cmdline.Config
+	warnings []string // the command line's bad parameters, for the menu's status line
+	logger   *sysinit.Logger
+	logf     func(string, ...any)
+	lease    *netup.Lease
+	mods     bool // coldplug done
+	// menuAfterFailure: ramboot.onerror=menu and the unattended boot failed; show the menu.
+	menuAfterFailure bool
+	ready            boot.Exec // the irreversible step of the entry the menu prepared
+	printkLevel      string    // the console log level before the menu quieted it
+}
+
+// run parses the command line and runs boot attempts until one succeeds (it then does not
+// return) or the recovery policy gives up.
+func run(ctx context.Context, rawCmdline string, logger *sysinit.Logger) error {
+	logf := logger.Printf
+	logf("starting; kernel command line: %s", rawCmdline)
+	cfg, problems := cmdline.Parse(rawCmdline)
+	s := &state{cfg: cfg, logger: logger, logf: logf}
+	for _, p := range problems {
+		// Reported and skipped: one bad parameter never stops the boot of the valid ones.
+		logf("ignoring a bad kernel parameter: %v", p)
+		s.warnings = append(s.warnings, "ignored "+p.Error())
+	}
+	for attempt := 1; ; attempt++ {
+		err := s.attempt(ctx)
+		logf("boot failed: %v", err)
+		n, wait := decide(err, cfg.OnError, attempt, console.HasShell())
+		switch n {
+		case nextRetry:
+			logf("retrying in %v (attempt %d of %d)", wait, attempt+1, maxAttempts)
+			time.Sleep(wait)
+		case nextMenu:
+			s.menuAfterFailure = true
+		case nextShell:
+			logf("starting a shell; exit it to try again")
+			if err := console.Shell(""); err != nil {
+				logf("%v", err)
+				time.Sleep(5 * time.Second) // no busy loop when there is no shell after all
+			}
+		case nextReboot, nextPoweroff:
+			return err
+		}
+	}
+}
+
+// attempt is one boot attempt, containing panics: it returns only on failure.
+func (s *state) attempt(ctx context.Context) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logf("internal error: %v\n%s", v, debug.Stack())
+			err = fmt.Errorf("internal error: %v", v)
+		}
+	}()
+	return s.boot(ctx)
+}
+
+func (s *state) booter() *boot.Booter {
+	return boot.New(s.lease, hooks.Runner{Dir: layout.HooksDir, Console: "/dev/" + console.Active()[0]}, s.logf)
+}
+
+// boot brings up what the boot needs and boots the command line's plan or the menu's choice.
+func (s *state) boot(ctx context.Context) error {
+	c := s.cfg
+	if err := s.booter().RunHooks(ctx, hooks.PreNetwork); err != nil {
 		return err
 	}
-	if !b.mods {
-		coldplug(b.logf)
-		b.mods = true
+	if !s.mods {
+		coldplug(s.logf)
+		s.mods = true
 	}
-	p, unattended := cmdlinePlan(c)
-	if b.lease == nil && (needNetwork(c) || !unattended) {
-		lease, err := netup.Up(ctx, netup.Config{BootIF: c.BootIF, IP: c.IP, ResolvConf: "/etc/resolv.conf", Logf: b.logf})
+	p, unattended := boot.FromCmdline(c)
+	unattended = unattended && !s.menuAfterFailure
+	if unattended && c.Deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, c.Deadline, fmt.Errorf("ramboot.deadline=%v passed", c.Deadline))
+		defer cancel()
+	}
+	if s.lease == nil && (boot.NeedNetwork(c) || !unattended) {
+		lease, err := netup.Up(ctx, netup.Config{BootIF: c.BootIF, IP: c.IP, ResolvConf: "/etc/resolv.conf", Logf: s.logf})
 		switch {
 		case err == nil:
-			b.lease = lease
-			b.logf("network: %s %s %s via %s", lease.Iface, lease.MAC, lease.Addr, lease.Gateway)
+			s.lease = lease
+			s.logf("network: %s %s %s via %s", lease.Iface, lease.MAC, lease.Addr, lease.Gateway)
 		case unattended:
 			return fmt.Errorf("network: %w", err)
 		default:
 			// The menu still offers local entries, a shell, reboot.
-			b.logf("network: %v", err)
+			s.logf("network: %v", err)
 		}
 	}
-	if unattended && !b.menuAfterFailure {
-		exec, err := b.prepare(ctx, p, consoleProgress(b.logf))
+	if unattended {
+		exec, err := s.booter().Prepare(ctx, p, boot.ConsoleProgress(s.logf))
 		if err != nil {
-			return err
+			return withCause(ctx, err)
 		}
 		return exec()
 	}
-	return b.menu(ctx)
+	return s.menu(ctx)
 }
 
-// cmdlinePlan is the unattended boot the kernel command line asks for, if any.
-func cmdlinePlan(c *cmdline.Config) (plan, bool) {
-	switch {
-	case c.Kernel != "":
-		k := &kexecPlan{Kernel: image{URLs: []string{c.Kernel}}, Cmdline: c.Append}
-		for _, u := range c.Initrds {
-			k.Initrds = append(k.Initrds, image{URLs: []string{u}})
-		}
-		return plan{Name: "ramboot.kernel", Kexec: k}, true
-	case len(c.Ramroot) > 0:
-		return plan{Name: "ramroot", Ramroot: &ramrootPlan{Image: image{URLs: c.Ramroot, SHA256: c.SHA256}, Size: c.Size, Init: c.Init}}, true
+// withCause adds why the context ended (the deadline) to an error it caused.
+func withCause(ctx context.Context, err error) error {
+	if c := context.Cause(ctx); c != nil && !errors.Is(err, c) && c != ctx.Err() {
+		return fmt.Errorf("%w (%v)", err, c)
 	}
-	return plan{}, false
+	return err
 }
 
-// needNetwork: only local images (embedded in the initramfs) boot without the network.
-func needNetwork(c *cmdline.Config) bool {
-	for _, u := range append(append(append([]string{}, c.Ramroot...), c.Kernel), c.Initrds...) {
-		if strings.Contains(u, "://") && !strings.HasPrefix(u, "file://") {
-			return true
-		}
+// coldplug loads the drivers for the hardware present (an optional step: failures are logged).
+func coldplug(logf func(string, ...any)) {
+	var u unix.Utsname
+	unix.Uname(&u)
+	rel := unix.ByteSliceToString(u.Release[:])
+	dir := layout.ModulesRoot + "/" + rel
+	if _, err := os.Stat(dir); err != nil {
+		logf("no modules for kernel %s in the initramfs: relying on built-in drivers", rel)
+		return
 	}
-	return c.BootIF != nil || c.IP != nil
-}
-
-func (b *booter) env() []string {
-	env := []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "RAMBOOT_ROOT=" + layout.NewRoot}
-	if l := b.lease; l != nil {
-		env = append(env, "RAMBOOT_IFACE="+l.Iface, "RAMBOOT_MAC="+l.MAC.String(), "RAMBOOT_ADDR="+l.Addr.String())
+	ix, err := kmod.LoadIndex(os.DirFS(dir))
+	if err != nil {
+		logf("modules: %v", err)
+		return
 	}
-	return env
-}
-
-// recover decides what follows a failed attempt; false means stop retrying.
-func (b *booter) recover(err error, attempt int) bool {
-	switch b.cfg.OnError {
-	case cmdline.OnErrorMenu:
-		b.menuAfterFailure = true
-		return true
-	case cmdline.OnErrorShell:
-		shell(b.logf)
-		return true
-	case cmdline.OnErrorReboot, cmdline.OnErrorPoweroff:
-		return false
+	start := time.Now()
+	loaded, errs := kmod.Coldplug(ix, "/sys", kmod.NewLinuxLoader(dir), logf)
+	for _, err := range errs {
+		logf("modules: %v", err)
 	}
-	// Default: retry with backoff, then fall through.
-	if attempt <= 3 {
-		d := time.Duration(attempt*attempt) * 5 * time.Second
-		b.logf("retrying in %v (attempt %d of 4)", d, attempt+1)
-		time.Sleep(d)
-		return true
-	}
-	return false
-}
-
-// recoverLoop never returns: a shell when there is one (and again when it exits), else reboot
-// or power-off as asked.
-func recoverLoop(cfg *cmdline.Config, logf func(string, ...any), err error) {
-	for {
-		switch {
-		case cfg.OnError == cmdline.OnErrorPoweroff:
-			logf("%v: powering off", err)
-			halt(unix.LINUX_REBOOT_CMD_POWER_OFF)
-		case cfg.OnError == cmdline.OnErrorReboot || !hasShell():
-			logf("%v: rebooting in 10s", err)
-			time.Sleep(10 * time.Second)
-			halt(unix.LINUX_REBOOT_CMD_RESTART)
-		default:
-			logf("%v: starting a shell; exit it to reboot", err)
-			shell(logf)
-			halt(unix.LINUX_REBOOT_CMD_RESTART)
-		}
-	}
-}
-
-func halt(cmd int) {
-	sysinit.Drain()
-	unix.Sync()
-	if err := unix.Reboot(cmd); err != nil {
-		fmt.Fprintf(os.Stderr, "reboot(2): %v\n", err)
-		time.Sleep(time.Minute)
-	}
+	logf("loaded %d modules in %v: %s", len(loaded), time.Since(start).Round(time.Millisecond), strings.Join(loaded, " "))
 }
 
 type logWriter func(string, ...any)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -33,9 +34,17 @@ var requested = []dhcpv4.OptionCode{
 	dhcpv4.GenericOptionCode(210),
 }
 
+// nonBlockingXIDs makes the DHCP library draw transaction IDs from /dev/urandom instead of a
+// getrandom(2) that waits for the kernel's CRNG: on a machine without RDRAND or an RNG device
+// that wait is minutes early in boot (the library gives up after two), and a transaction ID
+// only has to differ from the neighbours', not be secret. u-root's uio/rand, which the library
+// uses, reads this variable once, at its first use: it must be set before the first exchange.
+func nonBlockingXIDs() { os.Setenv("UROOT_NOHWRNG", "1") }
+
 // dhcpLease runs up to c.DHCPAttempts DHCP exchanges on iface, each bounded by
 // c.DHCPTimeout, and returns the first lease.
 func dhcpLease(ctx context.Context, c Config, iface string, mac net.HardwareAddr) (*Lease, error) {
+	nonBlockingXIDs()
 	var last error
 	for i := 1; i <= c.DHCPAttempts; i++ {
 		ack, err := dhcpOnce(ctx, c, iface, mac)

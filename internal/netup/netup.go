@@ -210,3 +210,39 @@ func joinAddrs(as []netip.Addr, sep string) string {
 	}
 	return strings.Join(s, sep)
 }
+
+// Describe is the lease as lines for a person: interface, MAC, address and how it was got,
+// gateway, routes, DNS, search domains, server, hostname, boot file (those present).
+func (l *Lease) Describe() []string {
+	how := "static (ip=)"
+	if l.DHCP {
+		how = "DHCP"
+	}
+	d := []string{
+		"interface  " + l.Iface,
+		"MAC        " + l.MAC.String(),
+		"address    " + l.Addr.String() + " by " + how,
+	}
+	if l.Gateway.IsValid() {
+		d = append(d, "gateway    "+l.Gateway.String())
+	}
+	for _, r := range l.Routes {
+		d = append(d, "route      "+r.String())
+	}
+	for _, s := range l.DNS {
+		d = append(d, "DNS        "+s.String())
+	}
+	if len(l.Search) > 0 {
+		d = append(d, "search     "+strings.Join(l.Search, " "))
+	}
+	if l.Server.IsValid() {
+		d = append(d, "server     "+l.Server.String())
+	}
+	if l.Hostname != "" {
+		d = append(d, "hostname   "+l.Hostname)
+	}
+	if l.BootFile != "" {
+		d = append(d, "boot file  "+l.BootFile)
+	}
+	return d
+}

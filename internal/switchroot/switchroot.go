@@ -13,41 +13,57 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ErrNoReturn wraps every error SwitchRoot returns once it has changed the old root (moved a
+// mount out of it): the initramfs can no longer be booted from, only rebooted.
+var ErrNoReturn = errors.New("past the point of no return")
+
+// noReturn marks err as past the point of no return.
+func noReturn(err error) error { return fmt.Errorf("%w (%w)", err, ErrNoReturn) }
+
 // Moves are the mounts carried into the new root, in order.
 var Moves = []string{"/dev", "/proc", "/sys", "/run"}
 
 // SwitchRoot moves Moves into newRoot, makes newRoot "/", DELETES EVERYTHING in the old root
 // (the initramfs, to free its memory; other file systems mounted below it are left alone) and
-// execs init with args and env. It returns only on failure. Once the root has moved there is
-// nothing to go back to: the caller can only report the error and reboot.
+// execs init with args and env. It returns only on failure. Once the first mount has moved
+// there is nothing to go back to: such errors wrap ErrNoReturn, and the caller can only report
+// them and reboot.
 func SwitchRoot(newRoot, init string, args, env []string) error {
 	for _, m := range Moves {
-		dst := filepath.Join(newRoot, m)
-		if err := os.MkdirAll(dst, 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(newRoot, m), 0o755); err != nil {
 			return fmt.Errorf("switch_root: %w", err)
 		}
+	}
+	moved := false
+	for _, m := range Moves {
+		dst := filepath.Join(newRoot, m)
 		if err := unix.Mount(m, dst, "", unix.MS_MOVE, ""); err != nil {
 			// An unmounted /run is not fatal; the image mounts its own.
 			if m == "/run" && errors.Is(err, unix.EINVAL) {
 				continue
 			}
-			return fmt.Errorf("switch_root: mount --move %s %s: %w", m, dst, err)
+			err = fmt.Errorf("switch_root: mount --move %s %s: %w", m, dst, err)
+			if moved {
+				return noReturn(err)
+			}
+			return err
 		}
+		moved = true
 	}
 	if err := unix.Chdir(newRoot); err != nil {
-		return fmt.Errorf("switch_root: chdir %s: %w", newRoot, err)
+		return noReturn(fmt.Errorf("switch_root: chdir %s: %w", newRoot, err))
 	}
 	old, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return fmt.Errorf("switch_root: open /: %w", err)
+		return noReturn(fmt.Errorf("switch_root: open /: %w", err))
 	}
 	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
 		unix.Close(old)
-		return fmt.Errorf("switch_root: mount --move %s /: %w", newRoot, err)
+		return noReturn(fmt.Errorf("switch_root: mount --move %s /: %w", newRoot, err))
 	}
 	if err := unix.Chroot("."); err != nil {
 		unix.Close(old)
-		return fmt.Errorf("switch_root: chroot: %w", err)
+		return noReturn(fmt.Errorf("switch_root: chroot: %w", err))
 	}
 	unix.Chdir("/")
 	var st unix.Stat_t
@@ -57,7 +73,7 @@ func SwitchRoot(newRoot, init string, args, env []string) error {
 	unix.Close(old)
 	argv := append([]string{init}, args...)
 	if err := unix.Exec(init, argv, env); err != nil {
-		return fmt.Errorf("switch_root: exec %s: %w", init, err)
+		return noReturn(fmt.Errorf("switch_root: exec %s: %w", init, err))
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,8 +54,9 @@ func (m Mount) Do() error {
 	return nil
 }
 
-// Setup mounts Mounts and puts the console on fds 0, 1, 2. Mount failures are returned
-// together; the caller logs them and goes on (a missing /dev/pts is no reason not to boot).
+// Setup mounts Mounts, puts the console on fds 0, 1, 2 and lets every line /init logs reach
+// the kernel log (printk_devkmsg). Failures are returned together; the caller logs them and goes
+// on (a missing /dev/pts is no reason not to boot).
 func Setup() error {
 	var errs []error
 	for _, m := range Mounts {
@@ -64,11 +67,33 @@ func Setup() error {
 	if err := Console("/dev/console"); err != nil {
 		errs = append(errs, err)
 	}
+	// The kernel rate-limits writes to /dev/kmsg (ten lines at a time): without this, dmesg in
+	// the booted system loses the network and menu lines of the boot story.
+	if err := os.WriteFile("/proc/sys/kernel/printk_devkmsg", []byte("on\n"), 0); err != nil {
+		errs = append(errs, fmt.Errorf("printk_devkmsg=on: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
-// Console makes the tty at path stdin, stdout and stderr, and the controlling terminal (so
-// that Ctrl-C reaches a shell started later).
+// Signals are the signals a terminal or a stray kill can send /init. PID 1 must survive all of
+// them: the Go runtime exits on SIGINT, SIGQUIT, SIGHUP, SIGTERM and SIGPIPE unless they are
+// handled, and for PID 1 that is a kernel panic.
+var Signals = []os.Signal{unix.SIGINT, unix.SIGQUIT, unix.SIGTSTP, unix.SIGHUP, unix.SIGTERM, unix.SIGPIPE,
+	unix.SIGTTIN, unix.SIGTTOU}
+
+// CatchSignals handles Signals from now on; what arrives is sent on the returned channel (and
+// dropped when nobody reads). They are caught rather than ignored on purpose: an ignored signal
+// stays ignored in the programs /init starts (a shell where ^C does nothing), a caught one is
+// reset to its default there.
+func CatchSignals() chan os.Signal {
+	ch := make(chan os.Signal, 8)
+	signal.Notify(ch, Signals...)
+	return ch
+}
+
+// Console makes the tty at path stdin, stdout and stderr, in a session of /init's own without a
+// controlling terminal: keys typed on the console never signal /init. The shell and hooks get
+// the console as the controlling terminal of sessions of their own.
 func Console(path string) error {
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -81,7 +106,6 @@ func Console(path string) error {
 		unix.Close(fd)
 	}
 	unix.Setsid()
-	unix.IoctlSetInt(0, unix.TIOCSCTTY, 1)
 	return nil
 }
 
@@ -93,8 +117,9 @@ type Logger struct {
 	start   time.Time
 	// Quiet suppresses console output (the menu owns the screen); kmsg still gets everything.
 	Quiet bool
-	// Tee receives every line too (the menu's log view).
-	Tee func(line string)
+	// History is how many recent lines Lines keeps (default 500).
+	History int
+	lines   []string
 }
 
 // NewLogger logs to console and, when it can be opened, /dev/kmsg.
@@ -119,12 +144,27 @@ func (l *Logger) Printf(format string, args ...any) {
 	}
 	if l.kmsg != nil {
 		// <7> is KERN_DEBUG: recorded for dmesg but not echoed on the console, which already
-		// has the line (the kernel adds its own timestamp).
-		fmt.Fprintf(l.kmsg, "<7>ramboot: %s\n", msg)
+		// has the line (the kernel adds its own timestamp). One record per line: a stack trace
+		// stays readable in dmesg.
+		for _, m := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
+			fmt.Fprintf(l.kmsg, "<7>ramboot: %s\n", m)
+		}
 	}
-	if l.Tee != nil {
-		l.Tee(line)
+	n := l.History
+	if n <= 0 {
+		n = 500
 	}
+	l.lines = append(l.lines, strings.Split(strings.TrimRight(line, "\n"), "\n")...)
+	if len(l.lines) > n {
+		l.lines = append(l.lines[:0:0], l.lines[len(l.lines)-n:]...)
+	}
+}
+
+// Lines returns the most recent lines logged (History of them), oldest first.
+func (l *Logger) Lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
 }
 
 // Drain waits until the console has sent everything written to it (tcdrain): a kexec or a

@@ -2,8 +2,12 @@ package sysinit
 
 import (
 	"bytes"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestMountsString(t *testing.T) {
@@ -24,8 +28,8 @@ func TestMountsString(t *testing.T) {
 
 func TestLogger(t *testing.T) {
 	var buf bytes.Buffer
-	var teed []string
-	l := &Logger{console: &buf, Tee: func(s string) { teed = append(teed, s) }}
+	var kmsg bytes.Buffer
+	l := &Logger{console: &buf, kmsg: &kmsg, History: 3}
 	l.Printf("fetching %s", "http://x")
 	l.Quiet = true
 	l.Printf("hidden")
@@ -33,7 +37,36 @@ func TestLogger(t *testing.T) {
 	if !strings.HasSuffix(out, "ramboot: fetching http://x\n") || strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "[") {
 		t.Errorf("console got %q", out)
 	}
-	if len(teed) != 2 {
-		t.Errorf("tee got %q", teed)
+	if got := l.Lines(); len(got) != 2 || !strings.HasSuffix(got[1], "ramboot: hidden") {
+		t.Errorf("history %q", got)
+	}
+	// A message of several lines is several kernel log records, and the history keeps the
+	// last History lines.
+	l.Printf("panic: boom\ngoroutine 1\nmain.main()")
+	if got := kmsg.String(); !strings.HasSuffix(got, "<7>ramboot: panic: boom\n<7>ramboot: goroutine 1\n<7>ramboot: main.main()\n") {
+		t.Errorf("kmsg got %q", got)
+	}
+	if got := l.Lines(); len(got) != 3 || got[2] != "main.main()" {
+		t.Errorf("history %q", got)
+	}
+}
+
+// TestCatchSignals: a caught SIGINT arrives on the channel instead of ending the process, as it
+// would for /init (PID 1) without a handler.
+func TestCatchSignals(t *testing.T) {
+	ch := CatchSignals()
+	defer signal.Stop(ch)
+	for _, s := range []syscall.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGTERM} {
+		if err := syscall.Kill(os.Getpid(), s); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-ch:
+			if got != s {
+				t.Errorf("got %v, want %v", got, s)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%v not delivered", s)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package boot
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // prepareKexec fetches the kernel and initrds (verified when sums are given), composes the
 // command line (BOOTIF= of the boot NIC when missing, ip= of the lease when asked) and loads
 // it; the returned step boots it.
-func (b *booter) prepareKexec(ctx context.Context, k *kexecPlan, progress func(loader.Progress)) (func() error, error) {
+func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(loader.Progress)) (Exec, error) {
 	dir := "/tmp/kexec"
 	os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -38,7 +38,7 @@ func (b *booter) prepareKexec(ctx context.Context, k *kexecPlan, progress func(l
 	}
 	var mac []byte
 	var extra []string
-	if l := b.lease; l != nil {
+	if l := b.Lease; l != nil {
 		mac = l.MAC
 		if k.IPAppend {
 			extra = append(extra, l.KernelIP())

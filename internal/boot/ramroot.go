@@ -1,4 +1,4 @@
-package main
+package boot
 
 import (
 	"bufio"
@@ -15,71 +15,37 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ramboot/ramboot/internal/hooks"
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
-	"github.com/ramboot/ramboot/internal/switchroot"
 	"github.com/ramboot/ramboot/loader"
 )
 
-// image is one file to fetch: a URL with its mirrors and expected checksum.
-type image struct {
-	URLs   []string
-	SHA256 string
-}
-
-// plan is what to boot, from the kernel command line or a menu entry.
-type plan struct {
-	Name    string
-	Ramroot *ramrootPlan
-	Kexec   *kexecPlan
-}
-
-type ramrootPlan struct {
-	Image      image
-	Size, Init string
-	Args       []string // for init: parameters handed to the image
-}
-
-type kexecPlan struct {
-	Kernel   image
-	Initrds  []image
-	Cmdline  string
-	IPAppend bool // add ip= of the lease
-}
-
-// prepare does everything that can still be abandoned, and returns the irreversible step.
-func (b *booter) prepare(ctx context.Context, p plan, progress func(loader.Progress)) (func() error, error) {
-	switch {
-	case p.Ramroot != nil:
-		return b.prepareRamroot(ctx, p.Ramroot, progress)
-	case p.Kexec != nil:
-		return b.prepareKexec(ctx, p.Kexec, progress)
-	}
-	return nil, fmt.Errorf("%s: nothing to boot", p.Name)
-}
-
-// prepareRamroot streams the image into a fresh tmpfs at /newroot and readies it; the returned
-// step switches into it. On failure /newroot is unmounted again.
-func (b *booter) prepareRamroot(ctx context.Context, r *ramrootPlan, progress func(loader.Progress)) (exec func() error, err error) {
-	if err := runHooks(ctx, layout.HooksDir, "pre-fetch", b.env(), b.logf); err != nil {
+// prepareRamroot streams the image into a fresh tmpfs at Root and readies it; the returned
+// step switches into it. On failure the tmpfs is unmounted again, so the next attempt starts
+// from an empty one.
+func (b *Booter) prepareRamroot(ctx context.Context, r *RamrootPlan, progress func(loader.Progress)) (exec Exec, err error) {
+	if err := b.RunHooks(ctx, hooks.PreFetch); err != nil {
 		return nil, err
 	}
 	size := r.Size
 	if size == "" {
 		size = defaultSize()
 	}
-	unix.Unmount(layout.NewRoot, unix.MNT_DETACH) // a cancelled earlier attempt's
-	os.MkdirAll(layout.NewRoot, 0o755)
-	if err := unix.Mount("tmpfs", layout.NewRoot, "tmpfs", 0, "mode=0755,size="+size); err != nil {
-		return nil, fmt.Errorf("mount tmpfs size=%s on %s: %w", size, layout.NewRoot, err)
-	}
-	defer func() {
-		if err != nil {
-			unix.Unmount(layout.NewRoot, unix.MNT_DETACH)
+	if b.MountRoot {
+		unix.Unmount(b.Root, unix.MNT_DETACH) // a cancelled earlier attempt's
+		os.MkdirAll(b.Root, 0o755)
+		if err := unix.Mount("tmpfs", b.Root, "tmpfs", 0, "mode=0755,size="+size); err != nil {
+			return nil, fmt.Errorf("mount tmpfs size=%s on %s: %w", size, b.Root, err)
 		}
-	}()
+		defer func() {
+			if err != nil {
+				unix.Unmount(b.Root, unix.MNT_DETACH)
+			}
+		}()
+	}
 	b.logf("fetching %s into a %s tmpfs", r.Image.URLs[0], size)
-	res, err := loader.Load(ctx, layout.NewRoot, r.Image.URLs, loader.Options{
+	res, err := loader.Load(ctx, b.Root, r.Image.URLs, loader.Options{
 		SHA256:   r.Image.SHA256,
 		Fetcher:  b.fetcher(),
 		Logf:     b.logf,
@@ -94,35 +60,34 @@ func (b *booter) prepareRamroot(ctx context.Context, r *ramrootPlan, progress fu
 	}
 	b.logf("extracted %d entries, %s from %s of %s in %.1fs (%s)", res.Entries, loader.HumanBytes(res.Uncompressed),
 		loader.HumanBytes(res.Size), res.Format, res.Duration.Seconds(), verified)
-	if err := copyKernelFiles(layout.NewRoot, b.logf); err != nil {
+	if err := copyKernelFiles(b.Root, b.KernelFiles, b.logf); err != nil {
 		return nil, fmt.Errorf("copying modules into the image: %w", err)
 	}
-	if b.lease != nil {
-		files, err := netup.WriteImageConfig(layout.NewRoot, b.lease)
+	if b.Lease != nil {
+		files, err := netup.WriteImageConfig(b.Root, b.Lease)
 		if err != nil {
 			return nil, fmt.Errorf("writing the image's network config: %w", err)
 		}
-		b.logf("network config for %s: %s", b.lease.MAC, strings.Join(files, " "))
+		b.logf("network config for %s: %s", b.Lease.MAC, strings.Join(files, " "))
 	}
-	if err := runHooks(ctx, layout.HooksDir, "post-extract", b.env(), b.logf); err != nil {
+	if err := b.RunHooks(ctx, hooks.PostExtract); err != nil {
 		return nil, err
 	}
 	init := r.Init
 	if init == "" {
 		init = "/sbin/init"
 	}
-	if _, err := resolveIn(layout.NewRoot, init); err != nil {
+	if _, err := ResolveIn(b.Root, init); err != nil {
 		return nil, fmt.Errorf("init=%s in the image: %w", init, err)
 	}
 	return func() error {
 		b.logf("switching to the new root, exec %s %s", init, strings.Join(r.Args, " "))
-		// Past this point the initramfs is deleted: nothing to go back to.
 		env := []string{"HOME=/", "TERM=linux", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-		return switchroot.SwitchRoot(layout.NewRoot, init, r.Args, env)
+		return b.SwitchRoot(b.Root, init, r.Args, env)
 	}, nil
 }
 
-func (b *booter) fetcher() *loader.Fetcher {
+func (b *Booter) fetcher() *loader.Fetcher {
 	client, err := loader.NewClient(caFile(), 0)
 	if err != nil {
 		b.logf("%v: using the system CAs only", err)
@@ -150,9 +115,9 @@ func defaultSize() string {
 	return strconv.FormatInt(size>>20, 10) + "m"
 }
 
-// consoleProgress prints a progress line every two seconds and at each stage change: a serial
+// ConsoleProgress prints a progress line every two seconds and at each stage change: a serial
 // console log stays readable, and a VGA console shows the same.
-func consoleProgress(logf func(string, ...any)) func(loader.Progress) {
+func ConsoleProgress(logf func(string, ...any)) func(loader.Progress) {
 	var last time.Time
 	stage := loader.Stage(-1)
 	return func(p loader.Progress) {
@@ -172,14 +137,18 @@ func consoleProgress(logf func(string, ...any)) func(loader.Progress) {
 	}
 }
 
-// copyKernelFiles copies the running kernel's modules (and firmware) from the initramfs into
-// the image when it has none for this kernel, as the seed did: images need not carry a kernel.
-func copyKernelFiles(root string, logf func(string, ...any)) error {
+// copyKernelFiles copies the running kernel's modules (and firmware) from the tree at from (the
+// initramfs, "/") into the image when it has none for this kernel, as the seed did: images need
+// not carry a kernel. from "" copies nothing.
+func copyKernelFiles(root, from string, logf func(string, ...any)) error {
+	if from == "" {
+		return nil
+	}
 	var u unix.Utsname
 	unix.Uname(&u)
 	rel := path.Join("lib/modules", unix.ByteSliceToString(u.Release[:]))
 	for _, d := range []string{rel, "lib/firmware"} {
-		src := "/" + d
+		src := filepath.Join(from, d)
 		if _, err := os.Stat(src); err != nil {
 			continue
 		}
@@ -234,9 +203,9 @@ func copyTree(r *os.Root, dst, src string) error {
 	})
 }
 
-// resolveIn resolves p inside root as the new root will see it: symlinks, absolute ones
+// ResolveIn resolves p inside root as the new root will see it: symlinks, absolute ones
 // included, are followed relative to root. It returns the host path of an executable file.
-func resolveIn(root, p string) (string, error) {
+func ResolveIn(root, p string) (string, error) {
 	cur := "/"
 	rest := strings.Split(strings.Trim(p, "/"), "/")
 	for hops := 0; len(rest) > 0; {

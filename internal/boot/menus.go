@@ -1,0 +1,96 @@
+package boot
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ramboot/ramboot/bootmenu"
+	"github.com/ramboot/ramboot/internal/cmdline"
+	"github.com/ramboot/ramboot/internal/layout"
+	"github.com/ramboot/ramboot/internal/netup"
+	"github.com/ramboot/ramboot/loader"
+)
+
+// FindMenu takes the first menu found: ramboot.menu=, the DHCP lease (pxelinux options
+// 209/210, or a boot file name ending in .yaml/.yml/.cfg), the one embedded in the initramfs,
+// the built-in one. A source that fails is logged and the next one is tried.
+func (b *Booter) FindMenu(ctx context.Context, c *cmdline.Config, hasShell bool) *bootmenu.Menu {
+	var sources []string
+	if c.Menu != "" {
+		sources = append(sources, c.Menu)
+	}
+	if u := LeaseMenuURL(b.Lease); u != "" {
+		sources = append(sources, u)
+	}
+	for _, ext := range []string{".yaml", ".yml", ".cfg"} {
+		if _, err := os.Stat(layout.Menu + ext); err == nil {
+			sources = append(sources, layout.Menu+ext)
+		}
+	}
+	for _, src := range sources {
+		m, err := b.LoadMenu(ctx, src)
+		if err == nil {
+			b.logf("menu from %s: %d entries", src, len(m.Entries))
+			return m
+		}
+		b.logf("menu %s: %v", src, err)
+	}
+	return bootmenu.Builtin(bootmenu.BuiltinConfig{Ramroot: c.Ramroot, SHA256: c.SHA256, Size: c.Size, Init: c.Init, HasShell: hasShell})
+}
+
+// LeaseMenuURL derives a menu URL from a DHCP lease ("" when it names none).
+func LeaseMenuURL(l *netup.Lease) string {
+	if l == nil || !l.DHCP {
+		return ""
+	}
+	conf, prefix := string(l.Options[209]), string(l.Options[210])
+	if conf != "" {
+		if u, err := url.Parse(conf); err == nil && u.IsAbs() {
+			return conf
+		}
+		if p, err := url.Parse(prefix); err == nil && p.IsAbs() {
+			return p.JoinPath(conf).String()
+		}
+	}
+	bf := l.BootFile
+	if ext := path.Ext(bf); ext == ".yaml" || ext == ".yml" || ext == ".cfg" {
+		if u, err := url.Parse(bf); err == nil && u.IsAbs() {
+			return bf
+		}
+		if l.Server.IsValid() {
+			return "http://" + l.Server.String() + "/" + strings.TrimPrefix(bf, "/")
+		}
+	}
+	return ""
+}
+
+// LoadMenu fetches (or reads) and parses a menu.
+func (b *Booter) LoadMenu(ctx context.Context, src string) (*bootmenu.Menu, error) {
+	var data []byte
+	var err error
+	if hasScheme(src) {
+		if b.Entropy != nil {
+			if err := b.Entropy(ctx, []string{src}); err != nil {
+				return nil, err
+			}
+		}
+		dst := filepath.Join(os.TempDir(), fmt.Sprintf("menu-%d", time.Now().UnixNano()))
+		defer os.Remove(dst)
+		if _, err = loader.Download(ctx, dst, []string{src}, loader.Options{Fetcher: b.fetcher(), Logf: b.logf}); err != nil {
+			return nil, err
+		}
+		data, err = os.ReadFile(dst)
+	} else {
+		data, err = os.ReadFile(strings.TrimPrefix(src, "file://"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return bootmenu.Parse(data, src)
+}
