@@ -203,4 +203,3 @@ func querySize(f *os.File) (int, int, bool) {
 	}
 	return 0, 0, false
 }
-

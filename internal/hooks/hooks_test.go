@@ -42,7 +42,6 @@ func TestRunHooks(t *testing.T) {
 	}
 }
 
-
 // TestRunOwnSession: a hook leads a session of its own, so the console's ^C never reaches /init.
 func TestRunOwnSession(t *testing.T) {
 	dir := t.TempDir()
