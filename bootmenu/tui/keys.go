@@ -6,6 +6,11 @@ import "charm.land/bubbles/v2/key"
 type keyMap struct {
 	Up, Down, Boot, Edit, Filter, Help, Net, Log, Back key.Binding
 	Retry, Menu, Shell, Reboot                         key.Binding
+	// Interrupt is ^C. PID 1's console is in raw mode, so it arrives as a key, never as
+	// SIGINT; the model reads it as Esc in every state and never quits on it.
+	Interrupt key.Binding
+	// The log view's scrolling and its way out.
+	PageUp, PageDown, Top, Bottom, LogBack key.Binding
 }
 
 var keys = keyMap{
@@ -22,6 +27,14 @@ var keys = keyMap{
 	Menu:   key.NewBinding(key.WithKeys("m", "esc"), key.WithHelp("m", "menu")),
 	Shell:  key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "shell")),
 	Reboot: key.NewBinding(key.WithKeys("b"), key.WithHelp("b", "reboot")),
+
+	Interrupt: key.NewBinding(key.WithKeys("ctrl+c")),
+
+	PageUp:   key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "page up")),
+	PageDown: key.NewBinding(key.WithKeys("pgdown", "space"), key.WithHelp("pgdn", "page down")),
+	Top:      key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("home/g", "oldest")),
+	Bottom:   key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("end/G", "newest")),
+	LogBack:  key.NewBinding(key.WithKeys("esc", "backspace", "q", "l", "enter"), key.WithHelp("esc", "back")),
 }
 
 // helpLines is the full help screen.

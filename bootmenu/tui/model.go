@@ -9,7 +9,9 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -79,6 +81,12 @@ type Options struct {
 	Claim func() bool
 	// Width, Height: the console size (default 80x24).
 	Width, Height int
+	// Logf receives what the operator should find in the system log: each failed or
+	// cancelled boot's error, and the stack of a panic in the backend. nil: discard.
+	Logf func(format string, args ...any)
+	// Warnings are shown on the menu's status line until the first key: the kernel command
+	// line's bad parameters, which /init skipped.
+	Warnings []string
 }
 
 // Model is the menu's state.
@@ -106,6 +114,13 @@ type Model struct {
 	cancel   context.CancelFunc
 	err      error
 	notice   string
+	warned   bool // a key was pressed: the startup warnings are gone
+
+	logLines  []string // the backend's log, as last fetched
+	logRows   []string // logLines wrapped to the width
+	logTop    int      // first row shown
+	logFollow bool     // keep the newest rows in view as the log grows
+	logFrom   state    // where the log view returns to
 
 	result Result
 }
@@ -113,8 +128,12 @@ type Model struct {
 type (
 	tickMsg     struct{ gen int }
 	progressMsg loader.Progress
-	preparedMsg struct{ err error }
-	menuMsg     struct {
+	preparedMsg struct {
+		err       error
+		cancelled bool // the operator cancelled: back to the menu, not an error screen
+	}
+	logMsg  []string
+	menuMsg struct {
 		menu *bootmenu.Menu
 		err  error
 	}
@@ -127,6 +146,9 @@ func New(m *bootmenu.Menu, b Backend, o Options) Model {
 	}
 	if o.Idle == 0 {
 		o.Idle = 5 * time.Minute
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
 	}
 	fi := textinput.New()
 	fi.Prompt = "filter: "
@@ -171,7 +193,12 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.Width > 0 && msg.Height > 0 {
 			m.opts.Width, m.opts.Height = msg.Width, msg.Height
 			m.edit.SetWidth(msg.Width - 4)
+			m.wrapLog()
 		}
+		return m, nil
+	case logMsg:
+		m.logLines = msg
+		m.wrapLog()
 		return m, nil
 	case tickMsg:
 		return m.onTick(msg)
@@ -185,7 +212,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.notice = "sub-menu: " + msg.err.Error()
 			return m, nil
 		}
-		m.menus = append(m.menus, msg.menu)
+		m.menus = append(m.menus[:len(m.menus):len(m.menus)], msg.menu) // copies of the Model share the stack
 		m.cursor, m.notice = 0, ""
 		m.filter.SetValue("")
 		m.refilter()
@@ -217,7 +244,17 @@ func (m Model) onTick(msg tickMsg) (tea.Model, tea.Cmd) {
 			}
 		}
 	}
+	if m.state == stateLog {
+		return m, tea.Batch(m.tick(), m.fetchLog()) // follow the log as it grows
+	}
 	return m, m.tick()
+}
+
+// restartClock starts a new tick chain, dropping the old one's ticks (there may be none left,
+// when a countdown's end started the boot).
+func (m *Model) restartClock() tea.Cmd {
+	m.gen++
+	return m.tick()
 }
 
 // claim takes control of the console set; false: another console has it.
@@ -235,6 +272,12 @@ func (m Model) onKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	if !m.claim() {
 		return m, tea.Quit
 	}
+	if key.Matches(msg, keys.Interrupt) {
+		// ^C means Esc everywhere: cancel the download, clear, go back. Never quit: this is
+		// PID 1's console.
+		msg = tea.KeyPressMsg{Code: tea.KeyEscape}
+	}
+	m.warned = true
 	if m.counting {
 		m.counting = false // any key stops the countdown
 		m.notice = ""
@@ -244,9 +287,11 @@ func (m Model) onKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		return m.onFilterKey(msg)
 	case stateEdit:
 		return m.onEditKey(msg)
-	case stateHelp, stateNet, stateLog:
+	case stateHelp, stateNet:
 		m.state = stateMenu
 		return m, nil
+	case stateLog:
+		return m.onLogKey(msg)
 	case stateBooting:
 		if key.Matches(msg, keys.Back) && m.cancel != nil {
 			m.cancel() // Prepare returns context.Canceled: back to the menu
@@ -286,9 +331,12 @@ func (m Model) onKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, keys.Net):
 		m.state = stateNet
 	case key.Matches(msg, keys.Log):
-		m.state = stateLog
+		return m.openLog()
 	case key.Matches(msg, keys.Back):
-		if len(m.menus) > 1 {
+		if m.filter.Value() != "" {
+			m.filter.SetValue("")
+			m.refilter()
+		} else if len(m.menus) > 1 {
 			m.menus = m.menus[:len(m.menus)-1]
 			m.cursor = 0
 			m.refilter()
@@ -341,6 +389,9 @@ func (m Model) onFailedKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		return m.startBoot(m.booting, m.cmdline)
 	case key.Matches(msg, keys.Menu):
 		m.state, m.err = stateMenu, nil
+		return m, m.restartClock()
+	case key.Matches(msg, keys.Log):
+		return m.openLog()
 	case key.Matches(msg, keys.Shell):
 		m.result = Result{Action: ActionShell}
 		return m, tea.Quit
@@ -376,7 +427,14 @@ func (m Model) choose(e bootmenu.Entry, edited string) (tea.Model, tea.Cmd) {
 	case e.Menu != "":
 		url, b := e.Menu, m.backend
 		m.notice = "loading " + url
-		return m, func() tea.Msg {
+		logf := m.opts.Logf
+		return m, func() (msg tea.Msg) {
+			defer func() {
+				if r := recover(); r != nil {
+					logf("menu: loading %s: panic: %v\n%s", url, r, debug.Stack())
+					msg = menuMsg{err: fmt.Errorf("internal error: %v", r)}
+				}
+			}()
 			menu, err := b.LoadMenu(context.Background(), url)
 			return menuMsg{menu, err}
 		}
@@ -401,10 +459,10 @@ func (m Model) startBoot(e bootmenu.Entry, cmdline string) (tea.Model, tea.Cmd) 
 	m.progress = loader.Progress{Total: -1}
 	ch := make(chan tea.Msg, 16)
 	m.progCh = ch
-	b := m.backend
+	b, logf := m.backend, m.opts.Logf
 	go func() {
 		last := time.Time{}
-		err := b.Prepare(ctx, e, cmdline, func(p loader.Progress) {
+		err := prepare(ctx, b, e, cmdline, logf, func(p loader.Progress) {
 			// Drop intermediate snapshots rather than block the download on the screen.
 			if p.Stage != loader.StageFetching || time.Since(last) > 200*time.Millisecond {
 				last = time.Now()
@@ -414,9 +472,30 @@ func (m Model) startBoot(e bootmenu.Entry, cmdline string) (tea.Model, tea.Cmd) 
 				}
 			}
 		})
-		ch <- preparedMsg{err}
+		ch <- preparedMsg{err: err, cancelled: err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled))}
 	}()
 	return m, waitFor(ch)
+}
+
+// prepare calls the backend's Prepare (in startBoot's goroutine): a panic there becomes this
+// attempt's error (a bug in one boot path must leave the menu, and PID 1, standing) and its
+// stack goes to logf, as does every failure, so the cause reaches the system log and not only
+// the screen.
+func prepare(ctx context.Context, b Backend, e bootmenu.Entry, cmdline string, logf func(string, ...any), progress func(loader.Progress)) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			logf("menu: boot of %s: panic: %v\n%s", e.Name, r, debug.Stack())
+			err = fmt.Errorf("internal error: %v", r)
+		}
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			logf("menu: boot of %s cancelled: %v", e.Name, err)
+		default:
+			logf("menu: boot of %s failed: %v", e.Name, err)
+		}
+	}()
+	return b.Prepare(ctx, e, cmdline, progress)
 }
 
 func waitFor(ch chan tea.Msg) tea.Cmd {
@@ -432,9 +511,9 @@ func (m Model) onPrepared(msg preparedMsg) (tea.Model, tea.Cmd) {
 		m.result = Result{Action: ActionBoot, Entry: m.booting, Cmdline: m.cmdline}
 		return m, tea.Quit
 	}
-	if msg.err == context.Canceled || strings.Contains(msg.err.Error(), context.Canceled.Error()) {
+	if msg.cancelled {
 		m.state, m.notice = stateMenu, "boot cancelled"
-		return m, m.tick()
+		return m, m.restartClock()
 	}
 	m.state, m.err = stateFailed, msg.err
 	return m, nil
@@ -443,7 +522,7 @@ func (m Model) onPrepared(msg preparedMsg) (tea.Model, tea.Cmd) {
 // refilter recomputes the visible entries from the filter text.
 func (m *Model) refilter() {
 	q := strings.ToLower(strings.TrimSpace(m.filter.Value()))
-	m.visible = m.visible[:0]
+	m.visible = nil // not visible[:0]: copies of the Model share it
 	for i, e := range m.menu().Entries {
 		if q == "" || strings.Contains(strings.ToLower(e.Name+" "+e.Title), q) {
 			m.visible = append(m.visible, i)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,15 +21,28 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden views")
 
 type fakeBackend struct {
-	prepared []string // "name|cmdline"
-	fail     error
-	block    chan struct{} // Prepare waits on it (or ctx) when set
-	sub      *bootmenu.Menu
+	prepared  []string // "name|cmdline"
+	fail      error
+	block     chan struct{} // Prepare waits on it (or ctx) when set
+	sub       *bootmenu.Menu
+	panicWith any      // Prepare and LoadMenu panic with it when set
+	logs      []string // Log's lines when set
+
+	mu     sync.Mutex
+	ctxErr error // ctx.Err() when Prepare returned
 }
 
 func (f *fakeBackend) Prepare(ctx context.Context, e bootmenu.Entry, cmdline string, progress func(loader.Progress)) error {
 	f.prepared = append(f.prepared, e.Name+"|"+cmdline)
+	defer func() {
+		f.mu.Lock()
+		f.ctxErr = ctx.Err()
+		f.mu.Unlock()
+	}()
 	progress(loader.Progress{Stage: loader.StageFetching, URL: "http://boot/rescue.tar.zst", Read: 50 << 20, Total: 200 << 20, Rate: 25 << 20, Extracted: 120 << 20})
+	if f.panicWith != nil {
+		panic(f.panicWith)
+	}
 	if f.block != nil {
 		select {
 		case <-f.block:
@@ -40,6 +54,9 @@ func (f *fakeBackend) Prepare(ctx context.Context, e bootmenu.Entry, cmdline str
 }
 
 func (f *fakeBackend) LoadMenu(ctx context.Context, url string) (*bootmenu.Menu, error) {
+	if f.panicWith != nil {
+		panic(f.panicWith)
+	}
 	if f.sub == nil {
 		return nil, errors.New("404")
 	}
@@ -51,6 +68,9 @@ func (f *fakeBackend) Network() (string, []string) {
 }
 
 func (f *fakeBackend) Log() []string {
+	if f.logs != nil {
+		return f.logs
+	}
 	return []string{"[1.0] ramboot: starting", "[2.0] ramboot: network up"}
 }
 
@@ -81,6 +101,16 @@ func press(s string) tea.KeyPressMsg {
 		return tea.KeyPressMsg{Code: tea.KeyBackspace}
 	case "ctrl+u":
 		return tea.KeyPressMsg{Code: 'u', Mod: tea.ModCtrl}
+	case "ctrl+c":
+		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
+	case "pgup":
+		return tea.KeyPressMsg{Code: tea.KeyPgUp}
+	case "pgdown":
+		return tea.KeyPressMsg{Code: tea.KeyPgDown}
+	case "home":
+		return tea.KeyPressMsg{Code: tea.KeyHome}
+	case "end":
+		return tea.KeyPressMsg{Code: tea.KeyEnd}
 	}
 	r := []rune(s)[0]
 	return tea.KeyPressMsg{Code: r, Text: s}

@@ -40,7 +40,11 @@ func (m Model) View() tea.View {
 	lines = append(lines, body...)
 	// The status line sits at the bottom, the key hints above it.
 	status, _ := m.backend.Network()
-	foot := []string{faintStyle.Render(ansi.Truncate(m.hints(), w, "…")), ansi.Truncate(status, w, "…")}
+	status = ansi.Truncate(status, w, "…")
+	if warn := m.warningLine(); warn != "" {
+		status = warn
+	}
+	foot := []string{faintStyle.Render(ansi.Truncate(m.hints(), w, "…")), status}
 	for len(lines) < h-len(foot) {
 		lines = append(lines, "")
 	}
@@ -59,12 +63,14 @@ func (m Model) hints() string {
 		return "type to filter  enter keep  esc clear"
 	case stateEdit:
 		return "enter boot this command line  esc cancel"
-	case stateHelp, stateNet, stateLog:
+	case stateHelp, stateNet:
 		return "any key: back"
+	case stateLog:
+		return m.logHints()
 	case stateBooting:
 		return "esc cancel"
 	case stateFailed:
-		return "r retry  m menu  s shell  b reboot"
+		return "r retry  m menu  s shell  b reboot  l log"
 	}
 	back := ""
 	if len(m.menus) > 1 {
@@ -143,15 +149,6 @@ func (m Model) netView() []string {
 	return out
 }
 
-func (m Model) logView() []string {
-	logs := m.backend.Log()
-	room := max(1, m.opts.Height-5)
-	if len(logs) > room {
-		logs = logs[len(logs)-room:]
-	}
-	return append([]string{"Log:"}, logs...)
-}
-
 func (m Model) bootView() []string {
 	p := m.progress
 	name := m.booting.Title
@@ -207,5 +204,21 @@ func (m Model) failedView() []string {
 	for _, l := range strings.Split(ansi.Wordwrap(m.err.Error(), m.opts.Width-4, " /"), "\n") {
 		out = append(out, "  "+l)
 	}
-	return append(out, "", "r: retry   m: back to the menu   s: shell   b: reboot")
+	return append(out, "", "r: retry   m: back to the menu   s: shell   b: reboot   l: log")
+}
+
+// warningLine is the startup warnings for the status line, "" once a key was pressed: the first
+// warning, cut to fit (in ASCII, for the VGA font), and how many more there are.
+func (m Model) warningLine() string {
+	ws := m.opts.Warnings
+	if m.warned || len(ws) == 0 || m.state != stateMenu {
+		return ""
+	}
+	more := " (l for the log)"
+	if len(ws) > 1 {
+		more = fmt.Sprintf(" (+%d more, l for the log)", len(ws)-1)
+	}
+	first := strings.Join(wrapRow(ws[0], 1<<20), " ") // one line, no control characters
+	first = ansi.Truncate(first, max(0, m.opts.Width-ansi.StringWidth(more)), "...")
+	return errorStyle.Render(ansi.Truncate(first+more, m.opts.Width, "..."))
 }
