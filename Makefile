@@ -17,8 +17,12 @@ lint: ## gofmt, go vet and staticcheck must be clean
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.6.1 ./...
 
-test: build lint ## run every test (unit, fault injection, GNU tar fidelity, nginx)
+# The packages /init links (this module's): the race detector must be clean on all of them.
+INIT_PKGS = $(shell $(GO) list -deps ./cmd/ramboot-init | grep '^github.com/ramboot/ramboot/')
+
+test: build lint ## run every test (unit, fault injection, GNU tar fidelity, nginx, QEMU), then /init's packages under the race detector
 	$(GO) test -count=1 -timeout 20m ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -skip '^TestVM' $(INIT_PKGS)
 
 bench: build ## compare `ramboot fetch` with wget|pixz|tar and curl|zstd|tar on a generated image
 	bash bench/run.sh

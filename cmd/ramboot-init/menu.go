@@ -38,7 +38,7 @@ func (s *state) menu(ctx context.Context) error {
 		s.ready = nil
 		res, tty := console.Menu{
 			Menu: m, Backend: &backend{s: s, ctx: ctx},
-			Options: tui.Options{Idle: s.cfg.Idle},
+			Options: tui.Options{Idle: s.cfg.Idle, Logf: s.logf, Warnings: s.warnings},
 			Logf:    s.logf,
 			Quiet:   s.quiet,
 		}.Show()
@@ -115,9 +115,7 @@ func (k *backend) Prepare(ctx context.Context, e bootmenu.Entry, cmdline string,
 	k.s.logf("booting %s", e.Name)
 	exec, err := k.s.booter().Prepare(ctx, boot.FromEntry(e, cmdline), progress)
 	if err != nil {
-		// The error screen shows it; the log (and dmesg) must too.
-		k.s.logf("%s: %v", e.Name, err)
-		return err
+		return err // the menu shows it and logs it
 	}
 	k.s.ready = exec
 	return nil

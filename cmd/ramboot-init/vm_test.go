@@ -123,9 +123,36 @@ func buildAll(dir string) error {
 	if err != nil {
 		return err
 	}
-	go http.Serve(l, http.FileServer(http.Dir(dir)))
+	mux := http.NewServeMux()
+	mux.Handle("/", http.FileServer(http.Dir(dir)))
+	mux.HandleFunc("/slow/", func(w http.ResponseWriter, r *http.Request) { trickle(w, r, dir) })
+	go http.Serve(l, mux)
 	built.base = fmt.Sprintf("http://10.0.2.2:%d", l.Addr().(*net.TCPAddr).Port)
 	return nil
+}
+
+// trickle serves a file of dir at about 16 KiB/s: a download that takes long enough to be
+// interrupted on the console.
+func trickle(w http.ResponseWriter, r *http.Request, dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, filepath.Base(r.URL.Path)))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+	for len(b) > 0 {
+		n := min(len(b), 4096)
+		if _, err := w.Write(b[:n]); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		b = b[n:]
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 func writeInitramfs(out string, s initramfs.Spec) error {

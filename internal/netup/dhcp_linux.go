@@ -2,14 +2,16 @@ package netup
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
-	"os"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/insomniacslk/dhcp/iana"
 )
 
 // classID is sent as option 60 so DHCP servers can tell ramboot from firmware PXE clients
@@ -34,17 +36,9 @@ var requested = []dhcpv4.OptionCode{
 	dhcpv4.GenericOptionCode(210),
 }
 
-// nonBlockingXIDs makes the DHCP library draw transaction IDs from /dev/urandom instead of a
-// getrandom(2) that waits for the kernel's CRNG: on a machine without RDRAND or an RNG device
-// that wait is minutes early in boot (the library gives up after two), and a transaction ID
-// only has to differ from the neighbours', not be secret. u-root's uio/rand, which the library
-// uses, reads this variable once, at its first use: it must be set before the first exchange.
-func nonBlockingXIDs() { os.Setenv("UROOT_NOHWRNG", "1") }
-
 // dhcpLease runs up to c.DHCPAttempts DHCP exchanges on iface, each bounded by
 // c.DHCPTimeout, and returns the first lease.
 func dhcpLease(ctx context.Context, c Config, iface string, mac net.HardwareAddr) (*Lease, error) {
-	nonBlockingXIDs()
 	var last error
 	for i := 1; i <= c.DHCPAttempts; i++ {
 		ack, err := dhcpOnce(ctx, c, iface, mac)
@@ -102,11 +96,64 @@ func exchange(ctx context.Context, c Config, iface string, mac net.HardwareAddr)
 	if c.IP != nil && validDomain(c.IP.Hostname) {
 		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptHostName(c.IP.Hostname)))
 	}
-	lease, err := client.Request(ctx, mods...)
+	return request(ctx, client, mac, mods)
+}
+
+// request is the DISCOVER-OFFER-REQUEST-ACK exchange. It builds the messages itself rather than
+// call the client's Request because the library draws each transaction ID from getrandom(2)
+// and so waits for the kernel's random pool: minutes early in boot on machines without RDRAND
+// or an RNG device (the library gives up after two), where a network bootloader must not wait
+// at all. A transaction ID only has to differ from the neighbours', not be secret: the Go
+// runtime's generator, seeded from the kernel's AT_RANDOM at exec, never blocks.
+func request(ctx context.Context, client *nclient4.Client, mac net.HardwareAddr, mods []dhcpv4.Modifier) (*dhcpv4.DHCPv4, error) {
+	discover := message(append([]dhcpv4.Modifier{
+		dhcpv4.WithHwAddr(mac),
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover),
+		dhcpv4.WithOption(dhcpv4.OptMaxMessageSize(nclient4.MaxMessageSize)),
+	}, mods...)...)
+	offer, err := client.SendAndRead(ctx, client.RemoteAddr(), discover, nclient4.IsMessageType(dhcpv4.MessageTypeOffer))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("no offer: %w", err)
 	}
-	return lease.ACK, nil
+	req := message(append([]dhcpv4.Modifier{
+		dhcpv4.WithReply(offer),
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithClientIP(offer.ClientIPAddr),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr)),
+		dhcpv4.WithOptionCopied(offer, dhcpv4.OptionServerIdentifier),
+		dhcpv4.WithOption(dhcpv4.OptMaxMessageSize(nclient4.MaxMessageSize)),
+	}, mods...)...)
+	ack, err := client.SendAndRead(ctx, client.RemoteAddr(), req, nclient4.IsAll(
+		nclient4.IsCorrectServer(offer.ServerIdentifier()),
+		nclient4.IsMessageType(dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)))
+	if err != nil {
+		return nil, fmt.Errorf("no answer to the request: %w", err)
+	}
+	if ack.MessageType() == dhcpv4.MessageTypeNak {
+		return nil, &nclient4.ErrNak{Offer: offer, Nak: ack}
+	}
+	return ack, nil
+}
+
+// message is an empty BOOTREQUEST with a fresh transaction ID, then mods.
+func message(mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	var xid dhcpv4.TransactionID
+	binary.BigEndian.PutUint32(xid[:], rand.Uint32())
+	m := &dhcpv4.DHCPv4{
+		OpCode:        dhcpv4.OpcodeBootRequest,
+		HWType:        iana.HWTypeEthernet,
+		ClientHWAddr:  make(net.HardwareAddr, 6),
+		TransactionID: xid,
+		ClientIPAddr:  net.IPv4zero,
+		YourIPAddr:    net.IPv4zero,
+		ServerIPAddr:  net.IPv4zero,
+		GatewayIPAddr: net.IPv4zero,
+		Options:       make(dhcpv4.Options),
+	}
+	for _, mod := range mods {
+		mod(m)
+	}
+	return m
 }
 
 // dhcpLogger sends nclient4's messages to Logf, one short line per packet.

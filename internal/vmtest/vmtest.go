@@ -41,16 +41,17 @@ func FindKernel(t testing.TB) Kernel {
 	vm, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))
 	mods, _ := filepath.Glob(filepath.Join(dir, "lib", "modules", "*", "modules.dep"))
 	if len(vm) == 0 || len(mods) == 0 {
-		missing(t, "kernel package in "+dir+" (run scripts/get-kernel.sh)")
+		Missing(t, "kernel package in "+dir+" (run scripts/get-kernel.sh)")
 	}
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		missing(t, "qemu-system-x86_64")
+		Missing(t, "qemu-system-x86_64")
 	}
 	m := filepath.Dir(mods[0])
 	return Kernel{Vmlinuz: vm[0], Modules: m, Version: filepath.Base(m)}
 }
 
-func missing(t testing.TB, what string) {
+// Missing fails the test in CI, where everything must be installed, and skips it elsewhere.
+func Missing(t testing.TB, what string) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatalf("%s missing: .ci/run must install it, VM tests must run in CI", what)
@@ -76,6 +77,10 @@ type Options struct {
 	// port would not do: the kernel's 8250 driver is one console, on one port only.
 	VirtConsole string
 	Timeout     time.Duration
+	// CPU is QEMU's -cpu model: "" for max (RDRAND among much else), "default" for QEMU's
+	// default model (qemu64: no RDRAND, so the kernel's random pool fills slowly, as on older
+	// servers and many VMs).
+	CPU string
 }
 
 // appendLine adds the serial console unless the test chose its consoles, and panic=-1 so a
@@ -112,12 +117,19 @@ func Start(t testing.TB, o Options) *VM {
 	if mem == "" {
 		mem = "1G"
 	}
-	args := []string{
-		"-machine", "q35", "-cpu", "max", "-m", mem, "-smp", "1",
+	args := []string{"-machine", "q35"}
+	switch o.CPU {
+	case "":
+		args = append(args, "-cpu", "max")
+	case "default":
+	default:
+		args = append(args, "-cpu", o.CPU)
+	}
+	args = append(args, "-m", mem, "-smp", "1",
 		"-display", "none", "-vga", "none", "-serial", "stdio", "-monitor", "none",
 		"-no-reboot", "-kernel", o.Kernel.Vmlinuz, "-initrd", o.Initrd,
 		"-append", appendLine(o.Append),
-	}
+	)
 	if o.VirtConsole != "" {
 		args = append(args, "-device", "virtio-serial-pci", "-chardev", "file,id=vc0,path="+o.VirtConsole,
 			"-device", "virtconsole,chardev=vc0")

@@ -45,7 +45,42 @@ func main() {
 	for _, m := range mods {
 		fmt.Printf("TESTINIT-MODULES %s\n", m.Name())
 	}
+	kmsg()
 	fmt.Println("TESTINIT-DONE")
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+// kmsg prints the kernel log records /init wrote (the boot story as dmesg has it in the booted
+// system) and the kernel's notes of lines it suppressed.
+func kmsg() {
+	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		mknod := unix.Mknod("/dev/kmsg", unix.S_IFCHR|0o600, int(unix.Mkdev(1, 11)))
+		if fd, err = unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK, 0); err != nil {
+			fmt.Printf("TESTINIT-KMSG-ERROR %v %v\n", err, mknod)
+			return
+		}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EPIPE {
+			continue // overwritten records: go on with the next
+		}
+		if err != nil || n <= 0 {
+			return
+		}
+		// A record is "prio,seq,usec,flags;message\n" followed by continuation lines.
+		rec := string(buf[:n])
+		_, msg, ok := strings.Cut(rec, ";")
+		if !ok {
+			continue
+		}
+		msg, _, _ = strings.Cut(msg, "\n")
+		if strings.HasPrefix(msg, "ramboot: ") || strings.Contains(msg, "suppressed due to ratelimiting") {
+			fmt.Printf("TESTINIT-KMSG %s\n", msg)
+		}
+	}
 }
