@@ -19,7 +19,7 @@ func Download(ctx context.Context, dst string, urls []string, opts Options) (*Re
 		return nil, errors.New("no URL given")
 	}
 	start := time.Now()
-	res, err := download(ctx, dst, urls, &opts)
+	res, err := protect(func() (*Result, error) { return download(ctx, dst, urls, &opts) })
 	if err != nil {
 		os.Remove(dst)
 		return nil, fmt.Errorf("%s: %w", urls[0], err)

@@ -3,6 +3,7 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 )
 
 // Sentinel errors, for callers (/init) that branch on the kind of failure. Errors returned by
@@ -25,7 +26,30 @@ var (
 	ErrChanged = errors.New("image changed on server")
 	// ErrNotEmpty: the target directory has content that Load did not put there.
 	ErrNotEmpty = errors.New("target directory is not empty")
+	// ErrStalled: a connection delivered nothing for Fetcher.IdleTimeout, or less than
+	// Fetcher.MinRate over Fetcher.MinRateWindow, on every attempt and mirror.
+	ErrStalled = errors.New("transfer stalled")
+	// ErrPanic: a bug. Code of the load, or a callback it ran (Options.Progress), panicked;
+	// the panic was turned into this error, whose message holds the panic value and the stack
+	// of the goroutine that panicked, so that /init fails the load rather than the kernel.
+	ErrPanic = errors.New("internal error")
 )
+
+// panicError turns a recovered panic value into an error wrapping ErrPanic. Call it in the
+// deferred function that recovered, so that the stack is the panicking goroutine's.
+func panicError(p any) error {
+	return fmt.Errorf("%w: panic: %v\n%s", ErrPanic, p, debug.Stack())
+}
+
+// protect runs fn and turns a panic in it into an error wrapping ErrPanic.
+func protect[T any](fn func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError(p)
+		}
+	}()
+	return fn()
+}
 
 // HTTPError is a response status that ends an attempt on one URL.
 type HTTPError struct {

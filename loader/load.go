@@ -30,7 +30,9 @@ type Options struct {
 	NoSidecar bool
 	// Fetcher does the downloads. Default: a zero Fetcher (system CAs, default retries).
 	Fetcher *Fetcher
-	// Progress receives snapshots about ten times a second and at every stage change.
+	// Progress receives snapshots about ten times a second and at every stage change, from
+	// more than one goroutine but never two calls at once. A panic in it fails the load with
+	// ErrPanic.
 	Progress func(Progress)
 	// Logf receives retries, resumes, warnings. Default: discard.
 	Logf func(format string, args ...any)
@@ -64,13 +66,17 @@ type Result struct {
 //
 // On any failure Load removes everything it extracted, leaving dir empty: a partial or
 // unverified tree is never left behind. Errors wrap ErrChecksum, ErrInsecurePath, ErrFormat,
-// ErrNoSpace, ErrTruncated, ErrChanged or an *HTTPError where one applies, and name the URL.
+// ErrNoSpace, ErrTruncated, ErrChanged, ErrStalled, ErrPanic or an *HTTPError where one applies,
+// and name the URL. When ctx ends, the error wraps ctx.Err() and tells how much had arrived.
+//
+// Load does not panic: a panic in its goroutines or in Options.Progress becomes an ErrPanic
+// error. Once Load has returned, it calls Options.Progress no more.
 func Load(ctx context.Context, dir string, urls []string, opts Options) (*Result, error) {
 	if len(urls) == 0 {
 		return nil, errors.New("no image URL given")
 	}
 	start := time.Now()
-	res, err := load(ctx, dir, urls, &opts)
+	res, err := protect(func() (*Result, error) { return load(ctx, dir, urls, &opts) })
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", urls[0], err)
 	}
@@ -133,7 +139,8 @@ func load(ctx context.Context, dir string, urls []string, opts *Options) (*Resul
 		restarts = 2
 	}
 	for attempt := 0; ; attempt++ {
-		res, err := loadOnce(ctx, dir, urls, want, f, opts, logf)
+		// A panic is an error here, so that the directory is emptied all the same.
+		res, err := protect(func() (*Result, error) { return loadOnce(ctx, dir, urls, want, f, opts, logf) })
 		if err == nil {
 			return res, nil
 		}
@@ -162,7 +169,13 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	m.setStage(StageConnecting, urls[0])
 	h := sha256.New()
 	ra := newReadahead(s, h, m, 4, 1<<20)
-	defer ra.Close()
+	// Closing the stream ends the goroutine's pending read; waiting for it means that nothing
+	// of this load (a Progress call) runs once Load has returned.
+	defer func() {
+		s.Close()
+		ra.Close()
+		ra.wait()
+	}()
 	br := bufio.NewReaderSize(ra, 64<<10)
 	head, err := br.Peek(sniffLen)
 	if err != nil && err != io.EOF {
@@ -229,8 +242,11 @@ func streamErr(f Format, ra *readahead, err error) error {
 	if src := ra.sourceErr(); src != nil {
 		return src
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, ErrPanic), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
+	case errors.Is(err, xzpar.ErrPanic):
+		return fmt.Errorf("%w: %s: %w", ErrPanic, f, se.Err)
 	}
 	return fmt.Errorf("%w: %s: %w", ErrFormat, f, se.Err)
 }

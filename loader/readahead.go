@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"errors"
 	"hash"
 	"io"
 	"sync"
@@ -16,7 +17,9 @@ type readahead struct {
 	full   chan []byte
 	empty  chan []byte
 	errc   chan error
-	done   chan struct{}
+	done   chan struct{} // closed by Close
+	exited chan struct{} // closed when the goroutine has stopped
+	once   sync.Once
 	mu     sync.Mutex
 	srcErr error // the reader's error, unless io.EOF
 
@@ -24,6 +27,9 @@ type readahead struct {
 	off int
 	err error
 }
+
+// errStopped is what a readahead's Read returns after Close stopped its goroutine.
+var errStopped = errors.New("read ahead stopped")
 
 // newReadahead starts reading r; h and m may be nil.
 func newReadahead(r io.Reader, h hash.Hash, m *meter, n, size int) *readahead {
@@ -33,57 +39,77 @@ func newReadahead(r io.Reader, h hash.Hash, m *meter, n, size int) *readahead {
 // startReadahead is newReadahead with a function the goroutine calls when it stops.
 func startReadahead(r io.Reader, h hash.Hash, m *meter, n, size int, stopped func()) *readahead {
 	ra := &readahead{
-		full:  make(chan []byte, n),
-		empty: make(chan []byte, n),
-		errc:  make(chan error, 1),
-		done:  make(chan struct{}),
+		full:   make(chan []byte, n),
+		empty:  make(chan []byte, n),
+		errc:   make(chan error, 1),
+		done:   make(chan struct{}),
+		exited: make(chan struct{}),
 	}
 	for range n {
 		ra.empty <- make([]byte, size)
 	}
-	go func() {
-		if stopped != nil {
-			defer stopped()
+	go ra.run(r, h, m, stopped)
+	return ra
+}
+
+// run is the goroutine. A panic in it (in r, in the hash, in the progress callback) is an
+// error for the consumer like any other: in PID 1 a panic would be a kernel panic.
+func (ra *readahead) run(r io.Reader, h hash.Hash, m *meter, stopped func()) {
+	defer close(ra.exited)
+	err := ra.fill(r, h, m)
+	if stopped != nil {
+		if _, perr := protect(func() (struct{}, error) { stopped(); return struct{}{}, nil }); perr != nil && (err == io.EOF || err == errStopped) {
+			err = perr
 		}
-		for {
-			var b []byte
-			select {
-			case b = <-ra.empty:
-			case <-ra.done:
-				return
-			}
-			// Fill at least half a buffer, so that small network reads do not make the
-			// consumer wake up for every packet.
-			k := 0
-			var err error
-			for k < cap(b)/2 && err == nil {
-				var n int
-				n, err = r.Read(b[k:cap(b)])
-				k += n
-			}
-			if k > 0 {
-				if h != nil {
-					h.Write(b[:k])
-				}
-				if m != nil {
-					m.read.Add(int64(k))
-					m.tick(false)
-				}
-				ra.full <- b[:k]
-			}
-			if err != nil {
-				if err != io.EOF {
-					ra.mu.Lock()
-					ra.srcErr = err
-					ra.mu.Unlock()
-				}
-				ra.errc <- err
-				close(ra.full)
-				return
-			}
+	}
+	if err != io.EOF && err != errStopped {
+		ra.mu.Lock()
+		ra.srcErr = err
+		ra.mu.Unlock()
+	}
+	ra.errc <- err
+	// Closed whatever the reason, so that a consumer never waits for a goroutine that is gone.
+	// It never blocks a send: there are as many buffers as full holds.
+	close(ra.full)
+}
+
+// fill reads r into buffers until an error, io.EOF or Close.
+func (ra *readahead) fill(r io.Reader, h hash.Hash, m *meter) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError(p)
 		}
 	}()
-	return ra
+	for {
+		var b []byte
+		select {
+		case b = <-ra.empty:
+		case <-ra.done:
+			return errStopped
+		}
+		// Fill at least half a buffer, so that small network reads do not make the consumer
+		// wake up for every packet.
+		k := 0
+		var err error
+		for k < cap(b)/2 && err == nil {
+			var n int
+			n, err = r.Read(b[k:cap(b)])
+			k += n
+		}
+		if k > 0 {
+			if h != nil {
+				h.Write(b[:k])
+			}
+			if m != nil {
+				m.read.Add(int64(k))
+				m.tick(false)
+			}
+			ra.full <- b[:k]
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func (ra *readahead) Read(p []byte) (int, error) {
@@ -107,11 +133,18 @@ func (ra *readahead) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close stops the goroutine; the underlying reader must be closed by the caller to unblock a
-// pending read.
+// Close stops the goroutine once a pending read of the underlying reader returns; the caller
+// closes that reader to make it return. Close does not wait (see wait) and may be called more
+// than once, from any goroutine.
 func (ra *readahead) Close() error {
-	close(ra.done)
+	ra.once.Do(func() { close(ra.done) })
 	return nil
+}
+
+// wait returns when the goroutine has stopped: after Close, and after the underlying reader
+// was closed or returned.
+func (ra *readahead) wait() {
+	<-ra.exited
 }
 
 // goReader runs a decompressor in a goroutine of its own (see readahead). The goroutine closes

@@ -2,6 +2,7 @@ package xzpar
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,6 +27,12 @@ func FuzzNewReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		got1, err1 := decodeLimited(in, 1)
 		got2, err2 := decodeLimited(in, 2)
+		// The reader recovers from panics; for the fuzzer they are still bugs.
+		for _, err := range []error{err1, err2} {
+			if errors.Is(err, ErrPanic) {
+				t.Fatal(err)
+			}
+		}
 		if (err1 == nil) != (err2 == nil) || !bytes.Equal(got1, got2) {
 			t.Fatalf("1 worker: %d bytes, %v; 2 workers: %d bytes, %v", len(got1), err1, len(got2), err2)
 		}

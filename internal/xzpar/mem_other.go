@@ -8,6 +8,6 @@ const maxMapped = 0
 
 func mapBytes(n int) []byte { return nil }
 
-func unmapBytes(b []byte) {}
+func unmapBytes(b []byte) error { return nil }
 
 func releaseBytes(b []byte, lo, hi int) int { return lo }

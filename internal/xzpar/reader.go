@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 )
 
 // Errors returned by the decoder; they are wrapped with details, so test
@@ -33,7 +35,17 @@ var (
 	ErrCorrupt = errors.New("xzpar: corrupt xz data")
 	// ErrCheck means a block's CRC32, CRC64 or SHA-256 does not match.
 	ErrCheck = errors.New("xzpar: xz check mismatch")
+	// ErrPanic means a goroutine of the reader panicked: a bug, in the decoder (an error for
+	// corrupt data then wraps ErrCorrupt too) or in the input reader. The message holds the
+	// panic value and the goroutine's stack. The reader never lets a panic crash the program.
+	ErrPanic = errors.New("xzpar: panic")
 )
+
+// panicError turns a recovered panic value into an error wrapping ErrPanic; called in the
+// deferred function that recovered, so that the stack is the panicking goroutine's.
+func panicError(where string, p any) error {
+	return fmt.Errorf("%w in %s: %v\n%s", ErrPanic, where, p, debug.Stack())
+}
 
 var errClosed = errors.New("xzpar: reader closed")
 
@@ -44,6 +56,7 @@ const maxCompressedBlock = 1 << 40
 // block is one xz block, from the dispatcher through a decoder to the
 // consumer.
 type block struct {
+	x          *reader
 	num        int // 1-based over the whole input, for messages
 	hdr        blockHeader
 	check      byte
@@ -83,8 +96,8 @@ func (b *block) unmapLocked() []byte {
 	return buf
 }
 
-func newBlock(num int, h blockHeader, check byte) *block {
-	b := &block{num: num, hdr: h, check: check}
+func (x *reader) newBlock(num int, h blockHeader, check byte) *block {
+	b := &block{x: x, num: num, hdr: h, check: check}
 	b.cond.L = &b.mu
 	return b
 }
@@ -100,7 +113,7 @@ func (b *block) finish(err error) {
 	buf := b.unmapLocked()
 	b.mu.Unlock()
 	if buf != nil {
-		unmapBytes(buf)
+		b.x.unmap(buf)
 	}
 }
 
@@ -153,7 +166,7 @@ func (b *block) abandon() {
 	buf := b.unmapLocked()
 	b.mu.Unlock()
 	if buf != nil {
-		unmapBytes(buf)
+		b.x.unmap(buf)
 	}
 }
 
@@ -226,6 +239,17 @@ type reader struct {
 	seen    indexState // blocks read in the current stream
 	err     error
 	closeMu sync.Once
+
+	unmapErr atomic.Pointer[error] // the first failure to unmap a buffer
+}
+
+// unmap releases a buffer from mapBytes. A failure (a bug: the buffer was not a whole mapping)
+// leaks the buffer and fails the reader's next Read.
+func (x *reader) unmap(b []byte) {
+	if err := unmapBytes(b); err != nil {
+		err = fmt.Errorf("xzpar: munmap: %w", err)
+		x.unmapErr.CompareAndSwap(nil, &err)
+	}
 }
 
 // NewReader decodes the xz data in r (one or more concatenated streams, with
@@ -281,6 +305,9 @@ func NewReader(r io.Reader, workers int) (io.ReadCloser, error) {
 
 // Read implements io.Reader.
 func (x *reader) Read(p []byte) (int, error) {
+	if e := x.unmapErr.Load(); e != nil && x.err == nil {
+		x.err = *e
+	}
 	for {
 		if x.lo < x.hi {
 			n := copy(p, x.curBuf[x.lo:x.hi])
@@ -333,7 +360,7 @@ func (x *reader) release(b *block) {
 	b.mu.Unlock()
 	if b.mapped {
 		if buf != nil {
-			unmapBytes(buf)
+			x.unmap(buf)
 		}
 	} else {
 		x.outBufs.put(buf)
@@ -349,6 +376,8 @@ func (x *reader) Close() error {
 			x.cur.abandon()
 		}
 		go func() {
+			// Nobody is left to hear of a panic here: it must not crash the program.
+			defer func() { _ = recover() }()
 			for it := range x.queue {
 				if it.b != nil {
 					it.b.abandon()
@@ -360,6 +389,9 @@ func (x *reader) Close() error {
 		}
 		x.cur, x.curBuf, x.lo, x.hi = nil, nil, 0, 0
 	})
+	if e := x.unmapErr.Load(); e != nil {
+		return *e
+	}
 	return nil
 }
 
@@ -396,9 +428,19 @@ func (x *reader) send(it item) bool {
 // dispatch reads the input, cutting it into blocks for the decoders.
 func (x *reader) dispatch() {
 	defer close(x.queue)
-	if err := x.readStreams(); err != nil && !errors.Is(err, errClosed) {
+	if err := x.readStreamsProtected(); err != nil && !errors.Is(err, errClosed) {
 		x.send(item{err: err})
 	}
+}
+
+// readStreamsProtected is readStreams with a panic (in the input reader, say) as its error.
+func (x *reader) readStreamsProtected() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError("reading the xz input", p)
+		}
+	}()
+	return x.readStreams()
 }
 
 func (x *reader) readStreams() error {
@@ -479,7 +521,7 @@ func (x *reader) readStream(check byte, num *int) error {
 		case <-x.closing:
 			return errClosed
 		}
-		b := newBlock(*num, h, check)
+		b := x.newBlock(*num, h, check)
 		if h.compressed < 0 {
 			// Unknown size: decode sequentially from the input.
 			if !x.send(item{b: b}) {
@@ -528,7 +570,7 @@ func (x *reader) readBlock(hb []byte, total int) ([]byte, bool, error) {
 // freeComp returns a buffer from readBlock.
 func (x *reader) freeComp(buf []byte, mapped bool) {
 	if mapped {
-		unmapBytes(buf)
+		x.unmap(buf)
 	} else {
 		x.compBufs.put(buf)
 	}
@@ -640,6 +682,12 @@ func (x *reader) readIndex(check byte, blocks uint64) error {
 // decodeBuffered decodes a fully buffered block; it runs on its own
 // goroutine.
 func (x *reader) decodeBuffered(b *block) {
+	defer func() {
+		// decodeBufferedErr recovers from the decoder's panics; this is for the rest.
+		if p := recover(); p != nil {
+			b.finish(panicError(fmt.Sprintf("block %d", b.num), p))
+		}
+	}()
 	err := x.decodeBufferedErr(b)
 	x.freeComp(b.comp, b.compMapped)
 	b.comp = nil
@@ -651,7 +699,7 @@ func (x *reader) decodeBufferedErr(b *block) (err error) {
 		// The decoder checks its input, but a bug must not crash the
 		// program that is booting.
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: decoder panic: %v", ErrCorrupt, p)
+			err = fmt.Errorf("%w: %w", ErrCorrupt, panicError("the decoder", p))
 		}
 	}()
 	h := b.hdr
@@ -679,7 +727,7 @@ func (x *reader) decodeBufferedErr(b *block) (err error) {
 func (x *reader) decodeStreaming(b *block) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: decoder panic: %v", ErrCorrupt, p)
+			err = fmt.Errorf("%w: %w", ErrCorrupt, panicError("the decoder", p))
 		}
 	}()
 	w, err := x.newWindow(b, true)

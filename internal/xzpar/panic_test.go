@@ -1,0 +1,41 @@
+package xzpar
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// panicReader returns the first n bytes of r, then panics, as a buggy input reader would.
+type panicReader struct {
+	r io.Reader
+	n int
+}
+
+func (p *panicReader) Read(b []byte) (int, error) {
+	if p.n <= 0 {
+		panic("input reader bug")
+	}
+	k, err := p.r.Read(b[:min(len(b), p.n)])
+	p.n -= k
+	return k, err
+}
+
+// TestInputPanic: a panic in the input reader, on the dispatching goroutine, is an error of
+// Read, not a crash.
+func TestInputPanic(t *testing.T) {
+	in := xzc(t, testData(t), "-T2", "--block-size=100KiB")
+	for _, workers := range []int{1, 2} {
+		r, err := NewReader(&panicReader{r: bytes.NewReader(in), n: len(in) / 2}, workers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.Copy(io.Discard, r)
+		r.Close()
+		if !errors.Is(err, ErrPanic) || !strings.Contains(err.Error(), "input reader bug") || !strings.Contains(err.Error(), "goroutine ") {
+			t.Errorf("%d workers: error %v, want ErrPanic with the value and the stack", workers, err)
+		}
+	}
+}

@@ -1,0 +1,474 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// errChanged is returned by a Stream's Read when the object cannot be resumed because it is no
+// longer the object the stream started reading. The caller must start over from byte 0.
+var errChanged = errors.New("object changed on server")
+
+// errClosed is returned by a Stream's Read after Close.
+var errClosed = errors.New("stream closed")
+
+// Stream is one logical download: the bytes of an object, read once from the first byte to the
+// last, surviving broken connections (resumed with Range/If-Range), stalls, server errors
+// (retried with backoff) and failing mirrors (the next URL takes over at the same offset when it
+// serves an object of the same size).
+//
+// One goroutine reads; it owns the retry state. URL, Size, Offset, ReadAt and Close may be
+// called from other goroutines at any time, also while a Read is in progress: what they look
+// at is written only by the reading goroutine, and only under mu.
+type Stream struct {
+	f     *Fetcher
+	ctx   context.Context // the caller's, ended early by Close
+	stop  context.CancelCauseFunc
+	urls  []string
+	file  *os.File // a local file (no retries), open until Close; nil for HTTP
+	start time.Time
+
+	// Owned by the reading goroutine.
+	failures int // consecutive failed attempts on urls[cur] without progress
+	before   int // failures when the current attempt started
+	errs     []urlErr
+	// Validators of the object, and the URL they were seen on (they mean nothing on a mirror).
+	etag, lastMod string
+	valURL        int
+	eof           bool
+
+	// Written by the reading goroutine under mu; it reads them without.
+	mu     sync.Mutex
+	cur    int   // index of the URL in use
+	off    int64 // bytes delivered so far
+	total  int64 // object size, -1 while unknown
+	body   io.ReadCloser
+	cancel context.CancelFunc // ends the current attempt
+	dog    *watchdog          // of the current attempt
+	closed bool               // written by Close
+}
+
+// Open starts a stream of the object at urls[0]; the other URLs are mirrors of it. A URL may be
+// http(s)://, file:// or a plain path. Nothing is requested until the first Read, except for
+// local files, which are opened at once.
+func (f *Fetcher) Open(ctx context.Context, urls ...string) (*Stream, error) {
+	if len(urls) == 0 {
+		return nil, errors.New("no URL given")
+	}
+	for _, u := range urls {
+		if err := checkURL(u); err != nil {
+			return nil, err
+		}
+	}
+	s := &Stream{f: f, urls: urls, total: -1, start: time.Now()}
+	if p, ok := localPath(urls[0]); ok {
+		fh, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		st, err := fh.Stat()
+		if err != nil {
+			fh.Close()
+			return nil, err
+		}
+		if !st.Mode().IsRegular() {
+			fh.Close()
+			return nil, fmt.Errorf("%s is not a regular file", p)
+		}
+		s.file, s.total = fh, st.Size()
+	}
+	s.ctx, s.stop = context.WithCancelCause(ctx)
+	return s, nil
+}
+
+// URL is the URL the stream is reading from now.
+func (s *Stream) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.urls[min(s.cur, len(s.urls)-1)]
+}
+
+// Size is the object's size, or -1 while it is not known.
+func (s *Stream) Size() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// Offset is the number of bytes delivered so far.
+func (s *Stream) Offset() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.off
+}
+
+// Read implements io.Reader. Errors it returns are final: every retry and mirror has been
+// tried, or the context ended (the error then wraps the context's error and says how much had
+// arrived). Only one goroutine may read.
+func (s *Stream) Read(p []byte) (int, error) {
+	if s.eof {
+		return 0, io.EOF
+	}
+	if s.file != nil {
+		return s.readFile(p)
+	}
+	for {
+		if s.body == nil {
+			if err := s.open(); err != nil {
+				return 0, err
+			}
+		}
+		n, err := s.body.Read(p)
+		if n > 0 {
+			s.advance(n)
+		}
+		if err == nil {
+			return n, nil
+		}
+		if err == io.EOF && (s.total < 0 || s.off == s.total) {
+			s.endAttempt()
+			s.eof = true
+			return n, io.EOF
+		}
+		if (err == io.EOF || err == io.ErrUnexpectedEOF) && s.total >= 0 {
+			err = fmt.Errorf("%w: connection closed at byte %d of %d", ErrTruncated, s.off, s.total)
+		}
+		stall, slow := s.endAttempt()
+		if s.ctx.Err() != nil {
+			return n, s.ctxErr()
+		}
+		if stall != nil {
+			err = stall
+			if slow {
+				// What a slow attempt delivered is kept, but it is no progress: a server
+				// trickling data must not be retried forever.
+				s.failures = s.before
+			}
+		}
+		s.fail(err)
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// readFile reads a local file: no retries, no watchdog.
+func (s *Stream) readFile(p []byte) (int, error) {
+	if s.ctx.Err() != nil {
+		return 0, s.ctxErr()
+	}
+	n, err := s.file.Read(p)
+	if n > 0 {
+		s.advance(n)
+	}
+	switch {
+	case err == io.EOF && s.off == s.total:
+		s.eof = true
+		return n, io.EOF
+	case s.ctx.Err() != nil:
+		return n, s.ctxErr()
+	case err == io.EOF:
+		return n, fmt.Errorf("reading %s: %w: the file has %d bytes, not %d", s.urls[0], ErrTruncated, s.off, s.total)
+	case err != nil:
+		return n, fmt.Errorf("reading %s: %w", s.urls[0], err)
+	}
+	return n, nil
+}
+
+// advance records n bytes delivered.
+func (s *Stream) advance(n int) {
+	s.mu.Lock()
+	s.off += int64(n)
+	s.mu.Unlock()
+	s.failures = 0
+	if s.dog != nil {
+		s.dog.got(n)
+	}
+}
+
+// ctxErr explains why the stream's context ended: Close, or the caller's context, with what had
+// arrived by then.
+func (s *Stream) ctxErr() error {
+	if errors.Is(context.Cause(s.ctx), errClosed) {
+		return errClosed
+	}
+	s.mu.Lock()
+	off, total, cur := s.off, s.total, s.cur
+	s.mu.Unlock()
+	got := HumanBytes(off)
+	if total >= 0 {
+		got += " of " + HumanBytes(total)
+	}
+	if len(s.urls) > 1 {
+		got += " from " + s.urls[min(cur, len(s.urls)-1)]
+	}
+	d := time.Since(s.start)
+	return fmt.Errorf("%w after %s in %s (%s on average)", s.ctx.Err(), got, d.Round(time.Millisecond), formatRate(float64(off)/d.Seconds()))
+}
+
+// Close releases the connection or file. It may be called at any time, also while another
+// goroutine is in Read, which then returns promptly with an error; Read fails after Close.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	body, cancel, dog := s.body, s.cancel, s.dog
+	s.mu.Unlock()
+	// Cancel first: it ends a pending Read of the body, which Close could otherwise wait for.
+	s.stop(errClosed)
+	if dog != nil {
+		dog.stop()
+	}
+	if cancel != nil {
+		cancel()
+	}
+	if body != nil {
+		body.Close()
+	}
+	if s.file != nil {
+		s.file.Close()
+	}
+	return nil
+}
+
+func (s *Stream) fail(err error) {
+	s.failures++
+	s.errs = append(s.errs, urlErr{s.urls[s.cur], err})
+	s.f.logf("%s: %v (attempt %d of %d, at byte %d)", s.urls[s.cur], err, s.failures, s.f.attempts(), s.off)
+}
+
+// endAttempt closes the current connection; it reports why the watchdog stopped it, if it did,
+// and whether for slowness.
+func (s *Stream) endAttempt() (stall error, slow bool) {
+	body, cancel, dog := s.body, s.cancel, s.dog
+	s.mu.Lock()
+	s.body, s.cancel, s.dog = nil, nil, nil
+	s.mu.Unlock()
+	if dog != nil {
+		stall, slow = dog.stop()
+	}
+	if body != nil {
+		body.Close()
+	}
+	if cancel != nil {
+		cancel()
+	}
+	return stall, slow
+}
+
+// open makes attempts until one delivers a body, moving through the mirrors.
+func (s *Stream) open() error {
+	for {
+		if s.ctx.Err() != nil {
+			return s.ctxErr()
+		}
+		if s.failures >= s.f.attempts() {
+			if s.cur+1 >= len(s.urls) {
+				return s.finalError()
+			}
+			s.mu.Lock()
+			s.cur++
+			s.mu.Unlock()
+			s.failures = 0
+			s.f.logf("trying mirror %s at byte %d", s.urls[s.cur], s.off)
+		}
+		if s.failures > 0 {
+			t := time.NewTimer(s.f.backoff(s.failures))
+			select {
+			case <-s.ctx.Done():
+				t.Stop()
+				return s.ctxErr()
+			case <-t.C:
+			}
+		}
+		s.before = s.failures
+		err := s.try()
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, errChanged) {
+			return err
+		}
+		if s.ctx.Err() != nil {
+			return s.ctxErr()
+		}
+		s.fail(err)
+		var he *HTTPError
+		if errors.As(err, &he) && !he.temporary() {
+			s.failures = s.f.attempts() // no point retrying a 404 here
+		}
+	}
+}
+
+// finalError sums up why every URL failed: the last cause, naming its URL, plus how many other
+// failures preceded it.
+func (s *Stream) finalError() error {
+	if len(s.errs) == 0 {
+		return errors.New("download failed")
+	}
+	last := s.errs[len(s.errs)-1]
+	if len(s.urls) > 1 {
+		return fmt.Errorf("all %d URLs failed, last %s: %w", len(s.urls), last.url, last.err)
+	}
+	return last.err
+}
+
+type urlErr struct {
+	url string
+	err error
+}
+
+// try makes one request for the rest of the object.
+func (s *Stream) try() error {
+	u := s.urls[s.cur]
+	ctx, cancel := context.WithCancel(s.ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		cancel()
+		return err
+	}
+	req.Header.Set("User-Agent", "ramboot")
+	if s.off > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", s.off))
+		if s.valURL == s.cur {
+			// If-Range takes a strong ETag or a date; a weak ETag would always fail.
+			if s.etag != "" && !strings.HasPrefix(s.etag, "W/") {
+				req.Header.Set("If-Range", s.etag)
+			} else if s.lastMod != "" {
+				req.Header.Set("If-Range", s.lastMod)
+			}
+		}
+	}
+	// The watchdog covers the wait for headers as well as the body.
+	dog := startWatchdog(s.f, cancel)
+	s.mu.Lock()
+	s.cancel, s.dog = cancel, dog
+	s.mu.Unlock()
+	resp, err := s.f.client().Do(req)
+	if err != nil {
+		if stall, _ := s.endAttempt(); stall != nil {
+			return stall
+		}
+		return err
+	}
+	s.mu.Lock()
+	s.body = resp.Body
+	closed := s.closed // then Close did not see the body: it is closed here
+	s.mu.Unlock()
+	if closed {
+		s.endAttempt()
+		return errClosed
+	}
+	if err := s.accept206(resp); err != nil {
+		s.endAttempt()
+		return err
+	}
+	return nil
+}
+
+func (s *Stream) accept206(resp *http.Response) error {
+	etag, lastMod := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if s.off == 0 {
+			s.setTotal(resp.ContentLength)
+			s.etag, s.lastMod, s.valURL = etag, lastMod, s.cur
+			return nil
+		}
+		// Either the server ignores Range, or If-Range failed because the object changed.
+		if s.changed(etag, lastMod, resp.ContentLength) {
+			return errChanged
+		}
+		s.f.logf("%s ignores Range: re-reading the first %d bytes", s.urls[s.cur], s.off)
+		// The bytes skipped count for the watchdog: they show the connection is alive.
+		if _, err := io.CopyN(io.Discard, &watchedReader{resp.Body, s.dog}, s.off); err != nil {
+			return fmt.Errorf("skipping to byte %d: %w", s.off, err)
+		}
+		return nil
+	case http.StatusPartialContent:
+		start, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil {
+			return err
+		}
+		if start != s.off {
+			return fmt.Errorf("server resumed at byte %d, asked for %d", start, s.off)
+		}
+		if s.changed(etag, lastMod, total) {
+			return errChanged
+		}
+		if s.total < 0 {
+			s.setTotal(total)
+		}
+		s.f.logf("%s: resumed at byte %d", s.urls[s.cur], s.off)
+		return nil
+	case http.StatusRequestedRangeNotSatisfiable:
+		// The object is now shorter than what was already read.
+		return errChanged
+	default:
+		return &HTTPError{URL: s.urls[s.cur], Status: resp.Status, Code: resp.StatusCode}
+	}
+}
+
+func (s *Stream) setTotal(n int64) {
+	s.mu.Lock()
+	s.total = n
+	s.mu.Unlock()
+}
+
+// changed reports whether a response is for another object than the one being read: other
+// validators on the same URL, or another size anywhere.
+func (s *Stream) changed(etag, lastMod string, size int64) bool {
+	if s.total >= 0 && size >= 0 && size != s.total {
+		return true
+	}
+	if s.valURL != s.cur {
+		return false
+	}
+	if s.etag != "" && etag != "" && etag != s.etag {
+		return true
+	}
+	return s.lastMod != "" && lastMod != "" && lastMod != s.lastMod
+}
+
+// ReadAt reads len(p) bytes at off with a Range request on the current URL, independent of the
+// stream's own connection (used to read an xz index at the end of the object), or with pread on
+// a local file. It works only on servers that honour Range. It may be called while another
+// goroutine reads the stream.
+func (s *Stream) ReadAt(p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if s.file != nil {
+		return s.file.ReadAt(p, off)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.f.idle())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL(), nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("User-Agent", "ramboot")
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1))
+	resp, err := s.f.client().Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent {
+		return 0, fmt.Errorf("range read: HTTP %s", resp.Status)
+	}
+	if start, _, err := parseContentRange(resp.Header.Get("Content-Range")); err != nil || start != off {
+		return 0, fmt.Errorf("range read: bad Content-Range %q", resp.Header.Get("Content-Range"))
+	}
+	return io.ReadFull(resp.Body, p)
+}

@@ -1,0 +1,196 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// trickleServer serves content chunk bytes at a time, one chunk every interval, honouring
+// Range: a server (or a link) too slow to boot from, but never silent for long.
+type trickleServer struct {
+	content  []byte
+	chunk    int
+	every    time.Duration
+	mu       sync.Mutex
+	requests int
+	ranges   []string
+}
+
+func (s *trickleServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.requests++
+	s.ranges = append(s.ranges, r.Header.Get("Range"))
+	s.mu.Unlock()
+	start := rangeStart(r.Header.Get("Range"))
+	total := int64(len(s.content))
+	w.Header().Set("Content-Length", strconv.FormatInt(total-start, 10))
+	if start > 0 {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, total-1, total))
+		w.WriteHeader(http.StatusPartialContent)
+	}
+	for off := start; off < total; off += int64(s.chunk) {
+		w.Write(s.content[off:min(total, off+int64(s.chunk))])
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(s.every):
+		}
+	}
+}
+
+func (s *trickleServer) counts() (int, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests, append([]string(nil), s.ranges...)
+}
+
+// slowFetcher checks for 100 KiB/s over 200 ms: a trickle of 10 bytes every 20 ms (500 B/s) is
+// far below it, a local transfer far above it, whatever the load of the machine.
+func slowFetcher() *Fetcher {
+	return &Fetcher{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, IdleTimeout: 10 * time.Second,
+		Attempts: 2, MinRate: 100 << 10, MinRateWindow: 200 * time.Millisecond}
+}
+
+func TestMinRate(t *testing.T) {
+	es := randomTree(20, 256<<10)
+	img := zstdOf(t, tarOf(t, es))
+
+	t.Run("trickle fails", func(t *testing.T) {
+		slow := &trickleServer{content: img, chunk: 10, every: 20 * time.Millisecond}
+		srv := serve(t, map[string]http.Handler{"/img.tar.zst": slow})
+		u := srv.URL + "/img.tar.zst"
+		dir := t.TempDir()
+		_, err := Load(context.Background(), dir, []string{u}, Options{Fetcher: slowFetcher(), NoSidecar: true})
+		if !errors.Is(err, ErrStalled) {
+			t.Fatalf("error %v, want ErrStalled", err)
+		}
+		want := u + ": transfer stalled: "
+		if msg := err.Error(); !strings.HasPrefix(msg, want) || !strings.Contains(msg, " B/s over the last 200ms (minimum 100.0 KiB/s)") {
+			t.Errorf("error %q, want %q... B/s over the last 200ms (minimum 100.0 KiB/s)", msg, want)
+		}
+		// A slow attempt is no progress: after Attempts of them the URL has failed, and the
+		// second one resumed where the first stopped.
+		n, ranges := slow.counts()
+		if n != 2 || ranges[1] == "" {
+			t.Errorf("%d requests %q, want 2, the second resuming", n, ranges)
+		}
+		assertEmpty(t, dir)
+	})
+
+	t.Run("next mirror", func(t *testing.T) {
+		slow := &trickleServer{content: img, chunk: 10, every: 20 * time.Millisecond}
+		good := &faultServer{content: img}
+		srv := serve(t, map[string]http.Handler{"/slow": slow, "/good": good})
+		dir := t.TempDir()
+		res, err := Load(context.Background(), dir, []string{srv.URL + "/slow", srv.URL + "/good"}, Options{Fetcher: slowFetcher(), NoSidecar: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkTree(t, dir, es)
+		if res.URL != srv.URL+"/good" {
+			t.Errorf("finished on %s, want the mirror", res.URL)
+		}
+		if good.ranges[0] == "" {
+			t.Errorf("mirror asked for %q, want a resume", good.ranges[0])
+		}
+	})
+
+	t.Run("fast enough", func(t *testing.T) {
+		// About 4 MiB/s: 40 KiB every 10 ms, for more than a window.
+		es := randomTree(25, 2<<20)
+		img := zstdOf(t, tarOf(t, es))
+		fast := &trickleServer{content: img, chunk: 40 << 10, every: 10 * time.Millisecond}
+		srv := serve(t, map[string]http.Handler{"/img": fast})
+		dir := t.TempDir()
+		f := slowFetcher()
+		f.MinRate, f.Attempts = 1<<10, 4 // a stall on a loaded machine is resumed, not fatal
+		if _, err := Load(context.Background(), dir, []string{srv.URL + "/img"}, Options{Fetcher: f, NoSidecar: true}); err != nil {
+			t.Fatal(err)
+		}
+		checkTree(t, dir, es)
+	})
+}
+
+func TestMinRateDefaults(t *testing.T) {
+	for _, tt := range []struct {
+		f      Fetcher
+		rate   float64
+		window time.Duration
+		ok     bool
+	}{
+		{Fetcher{}, DefaultMinRate, DefaultMinRateWindow, true},
+		{Fetcher{MinRate: 10}, 10, DefaultMinRateWindow, true},
+		{Fetcher{MinRateWindow: time.Second}, DefaultMinRate, time.Second, true},
+		{Fetcher{MinRate: -1}, 0, 0, false},
+		{Fetcher{MinRateWindow: -1}, 0, 0, false},
+	} {
+		rate, window, ok := tt.f.minRate()
+		if rate != tt.rate || window != tt.window || ok != tt.ok {
+			t.Errorf("%+v: got %v %v %v, want %v %v %v", tt.f, rate, window, ok, tt.rate, tt.window, tt.ok)
+		}
+	}
+}
+
+// TestContextEnds: the caller's deadline or cancellation ends a download; the error wraps the
+// context's error and says how much had arrived, from where.
+func TestContextEnds(t *testing.T) {
+	img := zstdOf(t, tarOf(t, randomTree(21, 256<<10)))
+	slow := &trickleServer{content: img, chunk: 100, every: 10 * time.Millisecond}
+	srv := serve(t, map[string]http.Handler{"/img.tar.zst": slow})
+	u := srv.URL + "/img.tar.zst"
+	// The rate check is off: the context, not the watchdog, ends these downloads.
+	f := &Fetcher{MinRate: -1, Attempts: 2}
+	for _, tt := range []struct {
+		name string
+		want error
+		ctx  func() (context.Context, context.CancelFunc)
+	}{
+		{"deadline", context.DeadlineExceeded, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 300*time.Millisecond)
+		}},
+		{"cancelled", context.Canceled, func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(300*time.Millisecond, cancel)
+			return ctx, cancel
+		}},
+	} {
+		check := func(t *testing.T, err error) {
+			t.Helper()
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("error %v, want %v", err, tt.want)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, u+": ") || !strings.Contains(msg, " of "+HumanBytes(int64(len(img)))) || !strings.Contains(msg, "/s on average") {
+				t.Errorf("error %q does not name the URL, the bytes and the rate", msg)
+			}
+		}
+		t.Run("load "+tt.name, func(t *testing.T) {
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			dir := t.TempDir()
+			_, err := Load(ctx, dir, []string{u}, Options{Fetcher: f, NoSidecar: true})
+			check(t, err)
+			assertEmpty(t, dir)
+		})
+		t.Run("download "+tt.name, func(t *testing.T) {
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			dst := filepath.Join(t.TempDir(), "kernel")
+			_, err := Download(ctx, dst, []string{u}, Options{Fetcher: f, NoSidecar: true})
+			check(t, err)
+			if _, err := os.Stat(dst); !os.IsNotExist(err) {
+				t.Errorf("%s left behind: %v", dst, err)
+			}
+		})
+	}
+}
