@@ -1,5 +1,7 @@
 package bootmenu
 
+import "github.com/ramboot/ramboot/assets"
+
 // BuiltinConfig is what the built-in menu is made of, taken from the kernel command line and
 // the initramfs.
 type BuiltinConfig struct {
@@ -21,18 +23,26 @@ type BuiltinConfig struct {
 // The menu is not validated: a bad ramroot= is reported when it is fetched, as the seed did,
 // and the power entries must stay reachable whatever the command line says.
 func Builtin(c BuiltinConfig) *Menu {
-	m := &Menu{Title: "ramboot", Timeout: -1, Source: "built-in menu", Format: FormatYAML}
+	m, err := Parse(assets.BuiltinMenu, "built-in menu")
+	if err != nil {
+		// assets/builtin.yaml is tested to parse; keep the power entries reachable anyway.
+		m = &Menu{Title: "ramboot", Timeout: -1, Source: "built-in menu", Format: FormatYAML, Entries: []Entry{
+			{Name: "reboot", Title: "Reboot", Kind: KindReboot},
+			{Name: "poweroff", Title: "Power off", Kind: KindPoweroff}}}
+	}
+	var entries []Entry
 	if len(c.Ramroot) > 0 {
 		r := &Ramroot{File: File{URL: c.Ramroot[0], SHA256: c.SHA256, Mirrors: append([]string(nil), c.Ramroot[1:]...)}, Size: c.Size, Init: c.Init}
-		m.Entries = append(m.Entries, Entry{Name: "ramroot", Title: "Boot " + c.Ramroot[0] + " in RAM", Kind: KindRamroot, Ramroot: r})
+		entries = append(entries, Entry{Name: "ramroot", Title: "Boot " + c.Ramroot[0] + " in RAM", Kind: KindRamroot, Ramroot: r})
 		m.Default = "ramroot"
 		m.Timeout = 0
 	}
-	if c.HasShell {
-		m.Entries = append(m.Entries, Entry{Name: "shell", Title: "Shell", Kind: KindShell})
+	for _, e := range m.Entries {
+		if e.Kind == KindShell && !c.HasShell {
+			continue
+		}
+		entries = append(entries, e)
 	}
-	m.Entries = append(m.Entries,
-		Entry{Name: "reboot", Title: "Reboot", Kind: KindReboot},
-		Entry{Name: "poweroff", Title: "Power off", Kind: KindPoweroff})
+	m.Entries = entries
 	return m
 }

@@ -8,7 +8,7 @@ import (
 
 // seed adds every file under testdata as a corpus entry.
 func seed(f *testing.F) {
-	err := filepath.WalkDir("testdata", func(path string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir("../testdata/menus", func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || filepath.Base(filepath.Dir(filepath.Dir(path))) == "fuzz" {
 			return err
 		}

@@ -17,7 +17,7 @@ const (
 
 func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
+	b, err := os.ReadFile("../testdata/menus/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
-// Package demo holds the files of `make demo` (its menu and its image's init) and the tests
-// that keep the newcomer's two commands working.
+// Package demo holds the files of `make demo` (its image's init; its menu is assets/demo.yaml)
+// and the tests that keep the newcomer's two commands working.
 package demo
 
 import (

@@ -53,7 +53,7 @@ echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 bin/ramboot image --force "dir:$root" "$dir/srv/demo.tar.zst"
 
 say "serving $dir/srv on 127.0.0.1:$port (the VM sees it at 10.0.2.2:$port)"
-bin/ramboot serve --addr "127.0.0.1:$port" --menu demo/menu.yaml "$dir/srv" 2>"$dir/serve.log" &
+bin/ramboot serve --addr "127.0.0.1:$port" --menu assets/demo.yaml "$dir/srv" 2>"$dir/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null' EXIT
 for _ in $(seq 50); do
