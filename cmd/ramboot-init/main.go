@@ -82,8 +82,12 @@ func run(ctx context.Context, rawCmdline string, logger *sysinit.Logger) error {
 	s := &state{cfg: cfg, logger: logger, logf: logf}
 	for _, p := range problems {
 		// Reported and skipped: one bad parameter never stops the boot of the valid ones.
-		logf("ignoring a bad kernel parameter: %v", p)
-		s.warnings = append(s.warnings, "ignored "+p.Error())
+		msg := "skipped a bad kernel parameter: " + p.Error()
+		if errors.Is(p, cmdline.ErrUnterminatedQuote) {
+			msg = p.Error()
+		}
+		logf("%s", msg)
+		s.warnings = append(s.warnings, msg)
 	}
 	for attempt := 1; ; attempt++ {
 		err := s.attempt(ctx)
