@@ -6,8 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,4 +117,48 @@ func tinyRootfs(t *testing.T) []byte {
 
 func (n next) String() string {
 	return [...]string{"retry", "menu", "shell", "reboot", "poweroff"}[n]
+}
+
+// TestDeadline: an unattended attempt that outlives ramboot.deadline= fails into the recovery
+// path with an error that names the URL and the deadline.
+func TestDeadline(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, ".tar.zst") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Length", "1000000")
+		for {
+			// A byte now and then: never idle long enough to count as a stall.
+			if _, err := w.Write([]byte{0x28}); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}))
+	defer srv.Close()
+	d := 1500 * time.Millisecond
+	ctx, cancel := context.WithTimeoutCause(context.Background(), d, fmt.Errorf("ramboot.deadline=%v passed", d))
+	defer cancel()
+	b := &boot.Booter{Root: t.TempDir(), Hooks: hooks.Runner{Dir: t.TempDir()}, Logf: t.Logf}
+	url := srv.URL + "/slow.tar.zst"
+	_, err := b.Prepare(ctx, boot.Plan{Name: "ramroot", Ramroot: &boot.RamrootPlan{Image: boot.Image{URLs: []string{url}}}}, nil)
+	err = withCause(ctx, err)
+	t.Logf("error: %v", err)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want a deadline", err)
+	}
+	for _, want := range []string{url, "ramboot.deadline=1.5s passed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	if n, _ := decide(err, cmdline.OnErrorRetry, 1, true); n != nextRetry {
+		t.Errorf("after a deadline: %v, want a retry", n)
+	}
 }
