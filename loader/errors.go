@@ -41,6 +41,17 @@ func panicError(p any) error {
 	return fmt.Errorf("%w: panic: %v\n%s", ErrPanic, p, debug.Stack())
 }
 
+// catch runs fn and returns a panic in it as an error wrapping ErrPanic.
+func catch(fn func()) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError(p)
+		}
+	}()
+	fn()
+	return nil
+}
+
 // protect runs fn and turns a panic in it into an error wrapping ErrPanic.
 func protect[T any](fn func() (T, error)) (v T, err error) {
 	defer func() {

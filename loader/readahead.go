@@ -58,7 +58,7 @@ func (ra *readahead) run(r io.Reader, h hash.Hash, m *meter, stopped func()) {
 	defer close(ra.exited)
 	err := ra.fill(r, h, m)
 	if stopped != nil {
-		if _, perr := protect(func() (struct{}, error) { stopped(); return struct{}{}, nil }); perr != nil && (err == io.EOF || err == errStopped) {
+		if perr := catch(stopped); perr != nil && (err == io.EOF || err == errStopped) {
 			err = perr
 		}
 	}

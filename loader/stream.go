@@ -194,10 +194,16 @@ func (s *Stream) advance(n int) {
 }
 
 // ctxErr explains why the stream's context ended: Close, or the caller's context, with what had
-// arrived by then.
+// arrived by then. The error wraps ctx.Err() and the context's cause when it has one of its own
+// (context.WithTimeoutCause).
 func (s *Stream) ctxErr() error {
-	if errors.Is(context.Cause(s.ctx), errClosed) {
+	cause := context.Cause(s.ctx)
+	if errors.Is(cause, errClosed) {
 		return errClosed
+	}
+	why := fmt.Errorf("%w", s.ctx.Err())
+	if cause != nil && cause != s.ctx.Err() {
+		why = fmt.Errorf("%w (%w)", s.ctx.Err(), cause)
 	}
 	s.mu.Lock()
 	off, total, cur := s.off, s.total, s.cur
@@ -210,7 +216,7 @@ func (s *Stream) ctxErr() error {
 		got += " from " + s.urls[min(cur, len(s.urls)-1)]
 	}
 	d := time.Since(s.start)
-	return fmt.Errorf("%w after %s in %s (%s on average)", s.ctx.Err(), got, d.Round(time.Millisecond), formatRate(float64(off)/d.Seconds()))
+	return fmt.Errorf("%w after %s in %s (%s on average)", why, got, d.Round(time.Millisecond), formatRate(float64(off)/d.Seconds()))
 }
 
 // Close releases the connection or file. It may be called at any time, also while another

@@ -71,6 +71,7 @@ func TestMinRate(t *testing.T) {
 		u := srv.URL + "/img.tar.zst"
 		dir := t.TempDir()
 		_, err := Load(context.Background(), dir, []string{u}, Options{Fetcher: slowFetcher(), NoSidecar: true})
+		t.Logf("error: %v", err)
 		if !errors.Is(err, ErrStalled) {
 			t.Fatalf("error %v, want ErrStalled", err)
 		}
@@ -150,6 +151,7 @@ func TestContextEnds(t *testing.T) {
 	u := srv.URL + "/img.tar.zst"
 	// The rate check is off: the context, not the watchdog, ends these downloads.
 	f := &Fetcher{MinRate: -1, Attempts: 2}
+	cause := errors.New("ramboot.deadline=300ms passed")
 	for _, tt := range []struct {
 		name string
 		want error
@@ -157,6 +159,9 @@ func TestContextEnds(t *testing.T) {
 	}{
 		{"deadline", context.DeadlineExceeded, func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), 300*time.Millisecond)
+		}},
+		{"deadline with cause", cause, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeoutCause(context.Background(), 300*time.Millisecond, cause)
 		}},
 		{"cancelled", context.Canceled, func() (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -166,8 +171,12 @@ func TestContextEnds(t *testing.T) {
 	} {
 		check := func(t *testing.T, err error) {
 			t.Helper()
+			t.Logf("error: %v", err)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("error %v, want %v", err, tt.want)
+			}
+			if tt.want == cause && (!errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), cause.Error())) {
+				t.Errorf("error %v, want a deadline naming its cause", err)
 			}
 			msg := err.Error()
 			if !strings.HasPrefix(msg, u+": ") || !strings.Contains(msg, " of "+HumanBytes(int64(len(img)))) || !strings.Contains(msg, "/s on average") {
