@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/charmbracelet/x/vt"
 )
 
 // DefaultKernelDir is where scripts/get-kernel.sh unpacks the kernel package.
@@ -105,10 +107,19 @@ type VM struct {
 	cond      *sync.Cond
 	out       bytes.Buffer
 	pos       int // how far Expect has consumed
-	screenPos int // how far ExpectScreen has consumed
 	done      bool
 	started   time.Time
+	// term is the serial terminal as a person would see it: an 80x24 VT emulator fed with
+	// everything the guest writes. It answers the guest's cursor-position queries, as a
+	// terminal emulator on a serial line does.
+	term *vt.SafeEmulator
 }
+
+// Terminal size of the emulated serial terminal.
+const (
+	TermWidth  = 80
+	TermHeight = 24
+)
 
 // Start boots the VM; it is killed when the test ends, and its console is logged on failure.
 func Start(t testing.TB, o Options) *VM {
@@ -148,7 +159,7 @@ func Start(t testing.TB, o Options) *VM {
 		}
 		args = append(args, "-netdev", netdev, "-device", dev)
 	}
-	vm := &VM{t: t, started: time.Now()}
+	vm := &VM{t: t, started: time.Now(), term: vt.NewSafeEmulator(TermWidth, TermHeight)}
 	vm.cond = sync.NewCond(&vm.mu)
 	vm.cmd = exec.Command("qemu-system-x86_64", args...)
 	stdout, err := vm.cmd.StdoutPipe()
@@ -162,10 +173,12 @@ func Start(t testing.TB, o Options) *VM {
 	if err := vm.cmd.Start(); err != nil {
 		t.Fatalf("starting qemu: %v", err)
 	}
+	go vm.answer()
 	go func() {
 		buf := make([]byte, 4096)
 		for {
 			n, err := stdout.Read(buf)
+			vm.term.Write(buf[:n])
 			vm.mu.Lock()
 			vm.out.Write(buf[:n])
 			if err != nil {
@@ -181,8 +194,10 @@ func Start(t testing.TB, o Options) *VM {
 	}()
 	t.Cleanup(func() {
 		vm.cmd.Process.Kill()
+		vm.term.Close()
 		if t.Failed() {
 			t.Logf("serial console:\n%s", vm.Console())
+			t.Logf("last screen:\n%s", vm.Screen())
 		}
 	})
 	return vm
@@ -209,37 +224,45 @@ func (vm *VM) Expect(re string, timeout time.Duration) []string {
 	return m
 }
 
-// ExpectScreen is Expect on the console as a person reads it: escape sequences removed, cursor
-// moves forward read as spaces (TUIs skip over blank cells). A match consumes all the output
-// seen so far (a screen is redrawn, not streamed), so match what one screen shows in one call.
+// answer sends the terminal's replies to the guest's queries back down the serial line: only
+// cursor position reports (the answer to /init's size query), as other replies would have the
+// guest's programs switch on features the test does not type with.
+func (vm *VM) answer() {
+	buf := make([]byte, 256)
+	for {
+		n, err := vm.term.Read(buf)
+		if err != nil {
+			return
+		}
+		for _, m := range cpr.FindAll(buf[:n], -1) {
+			vm.stdin.Write(m)
+		}
+	}
+}
+
+var cpr = regexp.MustCompile(`\x1b\[\d+;\d+R`)
+
+// Screen is what the 80x24 serial terminal shows now, as text.
+func (vm *VM) Screen() string { return vm.term.String() }
+
+// ExpectScreen waits until the terminal's screen, as a person sees it, matches re, and returns
+// the submatches. It fails the test on timeout or when QEMU exits first.
 func (vm *VM) ExpectScreen(re string, timeout time.Duration) []string {
 	vm.t.Helper()
 	r := regexp.MustCompile(re)
 	deadline := time.Now().Add(timeout)
 	for {
 		vm.mu.Lock()
-		raw := vm.out.String()[vm.screenPos:]
 		done := vm.done
 		vm.mu.Unlock()
-		if m := r.FindStringSubmatchIndex(Plain(raw)); m != nil {
-			// Consume up to the end of the raw text seen: screens are redrawn, not streamed.
-			vm.mu.Lock()
-			vm.screenPos += len(raw)
-			vm.mu.Unlock()
-			out := make([]string, len(m)/2)
-			p := Plain(raw)
-			for i := range out {
-				if m[2*i] >= 0 {
-					out[i] = p[m[2*i]:m[2*i+1]]
-				}
-			}
-			return out
+		if m := r.FindStringSubmatch(vm.Screen()); m != nil {
+			return m
 		}
 		if done {
-			vm.t.Fatalf("waiting for %q on the screen: qemu exited", re)
+			vm.t.Fatalf("waiting for %q on the screen: qemu exited; the screen shows:\n%s", re, vm.Screen())
 		}
 		if time.Now().After(deadline) {
-			vm.t.Fatalf("waiting for %q on the screen: timeout after %v", re, timeout)
+			vm.t.Fatalf("waiting for %q on the screen: timeout after %v; the screen shows:\n%s", re, timeout, vm.Screen())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
