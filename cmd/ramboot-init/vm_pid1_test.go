@@ -99,6 +99,9 @@ entries:
 	vm.Send(ctrlBackslash)
 	vm.Send("echo shell-$((6*7))\r")
 	vm.Expect(`shell-42`, time.Minute)
+	if strings.Contains(vm.Console(), "job control turned off") {
+		t.Error("the shell has no controlling terminal")
+	}
 	vm.Send("exit\r")
 	// Back in the menu, without a countdown: boot the rescue image.
 	vm.ExpectScreen(`(?s)Slow image.*> Rescue image`, time.Minute)
