@@ -80,7 +80,8 @@ entries:
 	// During a download: ^C cancels it, back to the menu.
 	vm.Send(keyUp)
 	vm.Send(keyEnter)
-	vm.ExpectScreen(`slow/rootfs\.tar\.zst`, time.Minute) // the booting screen (drawn as a diff of the menu)
+	// The booting screen.
+	vm.ExpectScreen(`slow/rootfs\.tar\.zst`, time.Minute)
 	time.Sleep(3 * time.Second) // well inside the 50 s the trickle takes
 	vm.Send(ctrlC)
 	vm.ExpectScreen(`(?s)> Slow image.*Rescue image.*A shell`, time.Minute)

@@ -100,15 +100,15 @@ func appendLine(s string) string {
 
 // VM is a running QEMU whose serial console the test reads.
 type VM struct {
-	t         testing.TB
-	cmd       *exec.Cmd
-	stdin     io.WriteCloser
-	mu        sync.Mutex
-	cond      *sync.Cond
-	out       bytes.Buffer
-	pos       int // how far Expect has consumed
-	done      bool
-	started   time.Time
+	t       testing.TB
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	mu      sync.Mutex
+	cond    *sync.Cond
+	out     bytes.Buffer
+	pos     int // how far Expect has consumed
+	done    bool
+	started time.Time
 	// term is the serial terminal as a person would see it: an 80x24 VT emulator fed with
 	// everything the guest writes. It answers the guest's cursor-position queries, as a
 	// terminal emulator on a serial line does.
