@@ -36,6 +36,9 @@ func Shell(path string) error {
 		}
 	}
 	defer tty.Close()
+	// Line wrapping on: a PC's firmware turns it off on the serial line at power-on (SeaBIOS
+	// sends ESC[?7l) and the menu may leave it off; a shell without it cuts long lines.
+	tty.WriteString("\x1b[?7h")
 	cmd := exec.Command(ShellPath)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.Env = []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/", "TERM=linux", "PS1=ramboot# "}
