@@ -283,21 +283,27 @@ func TestVMKexec(t *testing.T) {
 	vm.Wait(bootTimeout)
 }
 
-// TestVMEmbedded boots an image embedded in the initramfs (ramroot= a local path), with no NIC.
+// TestVMEmbedded boots an image embedded in the initramfs (ramroot= a local path), with no NIC,
+// in each compression: a small local .xz once panicked the loader's space check (PID 1: a
+// kernel panic).
 func TestVMEmbedded(t *testing.T) {
 	setup(t)
-	initrd := filepath.Join(built.dir, "embedded.cpio.zst")
-	if err := writeInitramfs(initrd, initramfs.Spec{Init: filepath.Join(built.dir, "ramboot-init"), Modules: built.kernel.Modules,
-		EmbedRootfs: filepath.Join(built.dir, "rootfs.tar.zst")}); err != nil {
-		t.Fatal(err)
-	}
-	vm := vmtest.Start(t, vmtest.Options{
-		Kernel: built.kernel, Initrd: initrd,
-		Append: "ramroot=/rootfs/rootfs.tar.zst ramboot.onerror=poweroff",
-	})
-	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
-	vm.Expect(`TESTINIT-DONE`, time.Minute)
-	if strings.Contains(vm.Console(), "ramboot: network:") {
-		t.Error("brought up a network that a local image does not need")
+	for _, img := range []string{"rootfs.tar.zst", "rootfs.tar.xz"} {
+		t.Run(img, func(t *testing.T) {
+			initrd := filepath.Join(built.dir, "embedded-"+img+".cpio.zst")
+			if err := writeInitramfs(initrd, initramfs.Spec{Init: filepath.Join(built.dir, "ramboot-init"), Modules: built.kernel.Modules,
+				EmbedRootfs: filepath.Join(built.dir, img)}); err != nil {
+				t.Fatal(err)
+			}
+			vm := vmtest.Start(t, vmtest.Options{
+				Kernel: built.kernel, Initrd: initrd,
+				Append: "ramroot=/rootfs/" + img + " ramboot.onerror=poweroff",
+			})
+			vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+			vm.Expect(`TESTINIT-DONE`, time.Minute)
+			if strings.Contains(vm.Console(), "ramboot: network:") {
+				t.Error("brought up a network that a local image does not need")
+			}
+		})
 	}
 }
