@@ -18,20 +18,25 @@ type Options struct {
 	// checked from a local copy but served from Base).
 	Base string
 	// Include fetches a pxelinux include, given its resolved URL. Nil makes an include an
-	// error (ErrInclude).
+	// error (ErrInclude). It should read no more than MaxMenuSize+1 bytes (ReadAll) and
+	// only regular files: an include of more is refused (ErrTooLarge) once returned.
 	Include func(url string) ([]byte, error)
 }
 
 // Parse parses and validates a menu in either format, told apart by content (not by name):
 // a YAML mapping with an entries key is a YAML menu (ParseYAML), lines starting with label,
 // default or kernel make a pxelinux config (ParsePXELinux). source names the menu in errors
-// and, when it is a URL or an absolute path, is what relative URLs resolve against.
+// and, when it is a URL or an absolute path, is what relative URLs resolve against. Data
+// larger than MaxMenuSize is refused (ErrTooLarge).
 func Parse(data []byte, source string) (*Menu, error) {
 	return ParseWith(data, source, Options{})
 }
 
 // ParseWith is Parse with options.
 func ParseWith(data []byte, source string, opt Options) (*Menu, error) {
+	if len(data) > MaxMenuSize {
+		return nil, &Error{Source: source, Err: ErrTooLarge}
+	}
 	base := source
 	if opt.Base != "" {
 		base = opt.Base

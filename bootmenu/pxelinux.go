@@ -243,6 +243,9 @@ func (p *pxeParser) includeFile(arg string, depth int) error {
 		return err
 	}
 	data, err := p.include(u)
+	if err == nil && len(data) > MaxMenuSize {
+		err = ErrTooLarge
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
