@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -42,7 +44,7 @@ func runMenuCheck(_ context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	file := pos[0]
-	data, err := os.ReadFile(file)
+	data, err := readMenuFile(file)
 	if err != nil {
 		return err
 	}
@@ -91,8 +93,60 @@ func localIncludes(base, file string) func(string) ([]byte, error) {
 		if !strings.HasPrefix(ref, "/") {
 			return nil, errors.New("menu check reads local includes only")
 		}
-		return os.ReadFile(filepath.FromSlash(ref))
+		return readMenuFile(filepath.FromSlash(ref))
 	}
+}
+
+// readMenuFile reads a local menu or include: a regular file of at most bootmenu.MaxMenuSize.
+// A FIFO, a device (/dev/zero) or a directory is refused: a FIFO would block menu check in
+// open(2) until a writer comes, a device could stream without end.
+func readMenuFile(name string) ([]byte, error) {
+	// Stat first, so that a device is not even opened; then open without blocking (a FIFO
+	// put in the file's place meanwhile would wait for a writer; a regular file does not
+	// care) and check what was opened.
+	st, err := os.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := wantRegular(name, st.Mode()); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if err := wantRegular(name, st.Mode()); err != nil {
+		return nil, err
+	}
+	data, err := bootmenu.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return data, nil
+}
+
+// wantRegular returns an error naming what name is unless it is a regular file.
+func wantRegular(name string, m fs.FileMode) error {
+	var what string
+	switch {
+	case m.IsRegular():
+		return nil
+	case m.IsDir():
+		what = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		what = "a FIFO"
+	case m&fs.ModeDevice != 0:
+		what = "a device"
+	case m&fs.ModeSocket != 0:
+		what = "a socket"
+	default:
+		what = "a special file"
+	}
+	return fmt.Errorf("%s: %s, not a menu file", name, what)
 }
 
 func printMenu(w io.Writer, m *bootmenu.Menu) {

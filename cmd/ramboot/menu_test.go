@@ -6,7 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/ramboot/ramboot/bootmenu"
 )
 
 func TestMenuCheck(t *testing.T) {
@@ -102,5 +106,60 @@ func TestMenuUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	if err := run(context.Background(), []string{"menu"}, &out, &errb); err == nil || !strings.Contains(errb.String(), "ramboot menu check") {
 		t.Errorf("error %v, stderr %q", err, errb.String())
+	}
+}
+
+// TestMenuCheckRefusesSpecialFiles: menu check reads regular files of at most
+// bootmenu.MaxMenuSize, menus and includes alike. INCLUDE /dev/zero once grew it until the
+// OOM killer came; a FIFO blocked it in open(2).
+func TestMenuCheckRefusesSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.cfg")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	big := filepath.Join(dir, "big.cfg")
+	if err := os.WriteFile(big, []byte("label a\n kernel k\n"+strings.Repeat("#\n", bootmenu.MaxMenuSize)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	withInclude := func(name, target string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("label a\n kernel k\ninclude "+target+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tooLarge := "larger than the 1024 KiB a menu file may have"
+	for _, tt := range []struct {
+		name, file, wantErr string
+	}{
+		{"fifo", fifo, fifo + ": a FIFO, not a menu file"},
+		{"include fifo", withInclude("inc-fifo.cfg", fifo), "include: " + fifo + ": " + fifo + ": a FIFO, not a menu file"},
+		{"dev zero", "/dev/zero", "/dev/zero: a device, not a menu file"},
+		{"include dev zero", withInclude("inc-zero.cfg", "/dev/zero"), "include: /dev/zero: /dev/zero: a device, not a menu file"},
+		{"directory", dir, dir + ": a directory, not a menu file"},
+		{"too large", big, big + ": " + tooLarge},
+		{"include too large", withInclude("inc-big.cfg", big), "include: " + big + ": " + big + ": " + tooLarge},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if strings.Contains(tt.file+tt.wantErr, "/dev/zero") {
+				if _, err := os.Stat("/dev/zero"); err != nil {
+					t.Skip(err)
+				}
+			}
+			done := make(chan error, 1)
+			go func() {
+				var out, errb bytes.Buffer
+				done <- run(context.Background(), []string{"menu", "check", tt.file}, &out, &errb)
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error %v, want %q", err, tt.wantErr)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("menu check still running after 10s")
+			}
+		})
 	}
 }
