@@ -110,6 +110,7 @@ func TestServeErrors(t *testing.T) {
 		{[]string{"serve", "/nonexistent-dir"}, "no such file"},
 		{[]string{"serve", "--menu", bad, t.TempDir()}, bad + ":2"},
 		{[]string{"serve", "--addr", "127.0.0.1:99999", t.TempDir()}, "invalid port"},
+		{[]string{"serve", "--max-conns", "0", t.TempDir()}, "--max-conns 0"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), tc.args, &stdout, &stderr)

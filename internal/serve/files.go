@@ -2,8 +2,11 @@ package serve
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strings"
 	"syscall"
@@ -38,20 +41,13 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
-	f, err := h.root.Open(name)
+	f, st, err := openFile(h.root, name)
 	if err != nil {
 		code := errStatus(err)
 		http.Error(w, http.StatusText(code), code)
 		return
 	}
 	defer f.Close()
-	// Stat the open file, not the name: the validators then describe the bytes being sent
-	// even if the file is replaced meanwhile.
-	st, err := f.Stat()
-	if err != nil {
-		http.Error(w, "internal server error", http.StatusInternalServerError)
-		return
-	}
 	switch {
 	case st.IsDir():
 		if !strings.HasSuffix(r.URL.Path, "/") {
@@ -65,14 +61,46 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.serveIndex(w, r, f, name)
-	case st.Mode().IsRegular():
+	default:
 		w.Header().Set("ETag", etag(st))
 		// Revalidate every time: lab images are rebuilt in place, and the ETag makes a
 		// revalidation cheap.
 		w.Header().Set("Cache-Control", "no-cache")
-		http.ServeContent(w, r, st.Name(), st.ModTime(), f)
-	default:
-		// Devices, FIFOs and sockets: reading one could block or never end.
-		http.Error(w, "forbidden", http.StatusForbidden)
+		http.ServeContent(w, withRange(r, st.Size()), st.Name(), st.ModTime(), f)
 	}
+}
+
+// errNotServable is returned by openFile for what is neither a regular file nor a directory.
+var errNotServable = errors.New("not a regular file or directory")
+
+// openFile opens name in root if it is a regular file or a directory, and returns it with its
+// FileInfo (of the open file: the validators then describe the bytes being sent even if the
+// file is replaced meanwhile). Anything else is errNotServable, and is not even opened when
+// it is that already at the stat: opening a FIFO blocks until a writer comes (each request
+// would pin a thread), reading a device may never end. The open is non-blocking all the same,
+// for a FIFO put in the file's place between the stat and the open; O_NONBLOCK changes
+// nothing for regular files and directories.
+//
+// Symlinks are followed inside root only (os.Root), like every other access.
+func openFile(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
+	st, err := root.Stat(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !st.Mode().IsRegular() && !st.IsDir() {
+		return nil, nil, fmt.Errorf("%s: %w", name, errNotServable)
+	}
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if st, err = f.Stat(); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !st.Mode().IsRegular() && !st.IsDir() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", name, errNotServable)
+	}
+	return f, st, nil
 }

@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -40,11 +42,7 @@ type menu struct {
 // the served directory, where the menu is served: rescue.tar.zst is DIR/rescue.tar.zst, as
 // /init resolves them against the menu's URL. pxelinux includes are read from the directory.
 func loadMenu(file string, root *os.Root) (*menu, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	st, err := os.Stat(file)
+	data, st, err := readMenuFile(file)
 	if err != nil {
 		return nil, err
 	}
@@ -86,8 +84,51 @@ func includeFrom(root *os.Root) func(string) ([]byte, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: a path with a .. element", ref)
 		}
-		return root.ReadFile(name)
+		f, st, err := openFile(root, name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if st.IsDir() {
+			return nil, fmt.Errorf("%s: a directory, not a menu file", name)
+		}
+		data, err := bootmenu.ReadAll(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return data, nil
 	}
+}
+
+// readMenuFile reads the menu file of Options.Menu: a regular file of at most
+// bootmenu.MaxMenuSize. A FIFO or a device is refused without being read (a FIFO would block
+// New in open(2) until a writer comes; /dev/zero would fill the memory).
+func readMenuFile(file string) ([]byte, fs.FileInfo, error) {
+	// Stat first, so that a device is not even opened, then open without blocking (for a
+	// FIFO put in its place meanwhile) and check what was opened.
+	st, err := os.Stat(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s: not a regular file", file)
+	}
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s: not a regular file", file)
+	}
+	data, err := bootmenu.ReadAll(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return data, st, nil
 }
 
 // render returns the menu for a client that reached the server at host ("10.0.2.2:8080").

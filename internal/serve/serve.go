@@ -3,7 +3,13 @@
 // what ramboot's loader relies on: Range, HEAD, strong ETags and Last-Modified, If-Range and
 // If-None-Match (net/http's ServeContent does the protocol). It never serves anything outside
 // the directory: paths are opened through an os.Root, so neither ".." nor a symlink can leave
-// it. Directories get a generated index (HTML, or plain text for Accept: text/plain).
+// it. Only regular files and directories are served: FIFOs, devices and sockets are refused
+// without being opened (see openFile). Directories get a generated index (HTML, or plain text
+// for Accept: text/plain).
+//
+// A client cannot hold a connection without making progress (Timeouts): not while sending its
+// header, not idle between requests, not by leaving a response unread. A download that keeps
+// reading has no time limit. LimitListener caps the connections open at once.
 //
 // NAME.sha256 sidecars, which the loader uses when no checksum is given, are served when they
 // exist and never generated: a sidecar is the producer's statement of what the image must be
@@ -34,14 +40,18 @@ type Options struct {
 	Menu string
 	// Logf receives one line per request (see Handler.ServeHTTP). Nil discards.
 	Logf func(format string, args ...any)
+	// Timeouts bound idle and stalled clients; zero fields take DefaultTimeouts'. Stall
+	// applies to every response of the handler, Header and Idle to the Server it returns.
+	Timeouts Timeouts
 }
 
 // Handler serves a directory and optionally a menu. Make one with New.
 type Handler struct {
-	root *os.Root
-	menu *menu // nil without Options.Menu
-	logf func(format string, args ...any)
-	now  func() time.Time // for the request duration; time.Now outside tests
+	root     *os.Root
+	menu     *menu // nil without Options.Menu
+	logf     func(format string, args ...any)
+	now      func() time.Time // for the request duration; time.Now outside tests
+	timeouts Timeouts
 }
 
 // New returns a handler serving the files of dir. It opens dir (which must exist) and, when
@@ -59,7 +69,7 @@ func New(dir string, opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{root: root, logf: opts.Logf, now: time.Now}
+	h := &Handler{root: root, logf: opts.Logf, now: time.Now, timeouts: opts.Timeouts.withDefaults()}
 	if h.logf == nil {
 		h.logf = func(string, ...any) {}
 	}
@@ -92,11 +102,11 @@ func (h *Handler) Close() error {
 //	CLIENT METHOD URI STATUS BYTES DURATION [range=SPEC]
 //
 // e.g. "10.0.2.15:41234 GET /rescue.tar.zst 206 1048576 12.5ms range=bytes=1048576-": BYTES
-// counts the body bytes sent (short when the client went away), range= appears when the
-// request had a Range header.
+// counts the body bytes sent (short when the client went away, or stopped reading for
+// Timeouts.Stall), range= appears when the request had a Range header.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
-	lw := &logWriter{ResponseWriter: w}
+	lw := &logWriter{ResponseWriter: newStallWriter(w, h.timeouts.Stall)}
 	defer func() {
 		h.logf("%s", logLine(r, lw.status(), lw.n, h.now().Sub(start)))
 	}()
