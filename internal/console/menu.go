@@ -77,7 +77,8 @@ func (s Menu) Show() (tui.Result, string) {
 		if strings.HasPrefix(n, "tty") && !strings.HasPrefix(n, "ttyS") && !strings.HasPrefix(n, "ttyAMA") {
 			termName = "linux"
 		}
-		progs = append(progs, tea.NewProgram(model, tea.WithInput(f), tea.WithOutput(f), tea.WithoutSignalHandler(),
+		// tui.Output: the far terminal may turn LF into CR LF (see there).
+		progs = append(progs, tea.NewProgram(model, tea.WithInput(f), tea.WithOutput(tui.Output(f)), tea.WithoutSignalHandler(),
 			tea.WithEnvironment([]string{"TERM=" + termName}), tea.WithWindowSize(w, h)))
 		files = append(files, f)
 	}
