@@ -42,9 +42,9 @@ func download(ctx context.Context, dst string, urls []string, opts *Options) (*R
 			return res, err
 		}
 		if attempt >= max(opts.Restarts, 2) {
-			return nil, fmt.Errorf("%w: it changed %d times during the download", ErrChanged, attempt+1)
+			return nil, fmt.Errorf("%w: it changed %d times during the download, last: %w", ErrChanged, attempt+1, err)
 		}
-		logf("the file changed on the server: starting over")
+		logf("%v: starting over", err)
 	}
 }
 
@@ -60,7 +60,9 @@ func downloadOnce(ctx context.Context, dst string, urls []string, want string, f
 	}
 	defer out.Close()
 	m := newMeter(opts.Progress)
-	m.setStage(StageFetching, urls[0])
+	defer m.close()
+	m.setSource(s)
+	m.setStage(StageConnecting, urls[0])
 	h := sha256.New()
 	buf := make([]byte, 1<<20)
 	for {
@@ -70,10 +72,11 @@ func downloadOnce(ctx context.Context, dst string, urls []string, want string, f
 			if _, werr := out.Write(buf[:n]); werr != nil {
 				return nil, fmt.Errorf("writing %s: %w", dst, werr)
 			}
-			m.total.Store(s.Size())
-			m.read.Add(int64(n))
-			m.ext.Add(int64(n))
-			m.tick(false)
+			m.arrived(n)
+			m.extracted(n)
+		}
+		if err := m.failure(); err != nil {
+			return nil, err
 		}
 		if err == io.EOF {
 			break

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 )
 
 // Sentinel errors, for callers (/init) that branch on the kind of failure. Errors returned by
@@ -29,6 +30,15 @@ var (
 	// ErrStalled: a connection delivered nothing for Fetcher.IdleTimeout, or less than
 	// Fetcher.MinRate over Fetcher.MinRateWindow, on every attempt and mirror.
 	ErrStalled = errors.New("transfer stalled")
+	// ErrRetriesExhausted: a stream kept failing for Fetcher.RetryFor without receiving a
+	// byte, on every URL. The error wraps the last failure's cause too (an *HTTPError, a
+	// connection error, ErrTruncated, ErrStalled).
+	ErrRetriesExhausted = errors.New("gave up retrying")
+	// ErrChecksumFile: the checksum file (URL.sha256, looked for when no checksum was given)
+	// exists or may exist but could not be read: the server refused it (401, 403, any answer
+	// but 404 or 410), or did not answer within the retry budget. The load fails rather than
+	// boot unverified; only a 404 or 410 means there is no checksum file.
+	ErrChecksumFile = errors.New("cannot read the checksum file")
 	// ErrPanic: a bug. Code of the load, or a callback it ran (Options.Progress), panicked;
 	// the panic was turned into this error, whose message holds the panic value and the stack
 	// of the goroutine that panicked, so that /init fails the load rather than the kernel.
@@ -67,6 +77,9 @@ type HTTPError struct {
 	URL    string
 	Status string // e.g. "404 Not Found"
 	Code   int
+	// RetryAfter is the delay a 429 or 503 asked for with Retry-After (capped at
+	// MaxRetryAfter), 0 when it asked for none.
+	RetryAfter time.Duration
 }
 
 func (e *HTTPError) Error() string { return fmt.Sprintf("HTTP %s", e.Status) }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,14 +18,32 @@ import (
 
 // Fetcher opens URLs as resumable byte streams. The zero value is usable; fields left zero get
 // the defaults documented on each.
+//
+// Retries: a failed attempt (a refused, reset or cut connection, a stall, a 5xx, 408 or 429)
+// is retried after a random delay, resuming with Range at the byte reached. Failures count
+// against a budget of time, not of attempts: a stream gives up once RetryFor has passed without
+// a byte arriving. A URL that fails Attempts times in a row hands over to the next mirror, and
+// after the last mirror the first is tried again, as long as the budget lasts. A URL that
+// answers for good (404, 403, an untrusted certificate) is not tried again.
 type Fetcher struct {
 	// Client does the requests. Default: NewClient("", 0).
 	Client *http.Client
-	// Attempts is how many times one URL is tried without progress before the next mirror is
-	// used. Default 4.
+	// RetryFor is how long a stream keeps retrying while no byte arrives (a byte arriving
+	// starts the budget afresh): after RetryFor without progress the stream fails with an
+	// error wrapping ErrRetriesExhausted and the last failure's cause. Zero means
+	// DefaultRetryFor (5 minutes: a boot server restarting). Negative means no budget: the
+	// stream fails once every URL has failed Attempts times in a row. Every URL is tried
+	// Attempts times before a stream gives up, however small the budget.
+	RetryFor time.Duration
+	// Attempts is how many failed attempts in a row on one URL hand over to the next mirror.
+	// Default 4.
 	Attempts int
-	// Backoff is the delay before the first retry; it doubles up to MaxBackoff. Defaults 500ms
-	// and 8s.
+	// Backoff and MaxBackoff bound the delay before a retry: a random delay between zero and
+	// Backoff before the first retry since the last progress, the bound doubling for each
+	// further one up to MaxBackoff ("full jitter"). The first attempt on a mirror is not
+	// delayed. A 429 or 503 with Retry-After waits as long as the server asks, up to
+	// MaxRetryAfter, plus up to Backoff. Defaults DefaultBackoff (1s) and DefaultMaxBackoff
+	// (16s).
 	Backoff, MaxBackoff time.Duration
 	// IdleTimeout: a connection that delivers no byte for this long is stalled and is resumed
 	// on a new one. Default 30s.
@@ -33,13 +52,16 @@ type Fetcher struct {
 	// second, averaged over the last MinRateWindow, is stalled too, so that a server trickling
 	// a byte now and then cannot hold a boot forever. Unlike a connection that dies after
 	// delivering data, a slow one does not count as progress: after Attempts slow windows in a
-	// row the next mirror takes over, and after the last one the download fails with an error
-	// wrapping ErrStalled that names the rate seen. Zero means the default, DefaultMinRate
-	// over DefaultMinRateWindow; a negative value of either disables the check.
+	// row the next mirror takes over, and after Attempts slow windows on every URL the
+	// download fails with an error wrapping ErrStalled that names the rate seen. Zero means
+	// the default, DefaultMinRate over DefaultMinRateWindow; a negative value of either
+	// disables the check.
 	MinRate       int64
 	MinRateWindow time.Duration
 	// Logf receives one line for every retry, resume and mirror switch. Default: discard.
 	Logf func(format string, args ...any)
+
+	clock clock // tests: a fake clock for the retries; nil: the real one
 }
 
 // NewClient returns an HTTP client for image downloads: the system CA pool plus the PEM
@@ -134,21 +156,6 @@ func (f *Fetcher) logf(format string, args ...any) {
 	}
 }
 
-// backoff returns the delay before retry number n (1-based).
-func (f *Fetcher) backoff(n int) time.Duration {
-	d, max := f.Backoff, f.MaxBackoff
-	if d <= 0 {
-		d = 500 * time.Millisecond
-	}
-	if max <= 0 {
-		max = 8 * time.Second
-	}
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
-}
-
 // checkURL rejects what can never be fetched, with a message naming the problem.
 func checkURL(raw string) error {
 	if raw == "" {
@@ -214,4 +221,34 @@ func parseContentRange(v string) (start, total int64, err error) {
 		}
 	}
 	return start, total, nil
+}
+
+// sidecarURL is the URL of raw's checksum file: ".sha256" appended to the path, the query kept
+// (a signed URL's token signs the query, not the path: "img.tar.zst?token=abc" has its sum at
+// "img.tar.zst.sha256?token=abc", not at "img.tar.zst?token=abc.sha256").
+func sidecarURL(raw string) string {
+	if _, ok := localPath(raw); ok && !strings.HasPrefix(raw, "file://") {
+		return raw + ".sha256"
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw + ".sha256" // checkURL refuses it before any request
+	}
+	u.Path += ".sha256"
+	if u.RawPath != "" {
+		u.RawPath += ".sha256"
+	}
+	return u.String()
+}
+
+// baseName is the file name in a URL's path (what sha256sum lists), without the query.
+func baseName(raw string) string {
+	if _, ok := localPath(raw); ok && !strings.HasPrefix(raw, "file://") {
+		return path.Base(raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return path.Base(raw)
+	}
+	return path.Base(u.Path)
 }

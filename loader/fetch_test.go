@@ -117,8 +117,10 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// testFetcher retries within 50 ms (and at least 3 times per URL), with delays of a few
+// milliseconds: failures that last are failures in well under a second.
 func testFetcher() *Fetcher {
-	return &Fetcher{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, IdleTimeout: 2 * time.Second, Attempts: 3}
+	return &Fetcher{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, IdleTimeout: 2 * time.Second, Attempts: 3, RetryFor: 50 * time.Millisecond}
 }
 
 func serve(t *testing.T, handlers map[string]http.Handler) *httptest.Server {
@@ -435,4 +437,40 @@ func TestLoadTLSAndRedirect(t *testing.T) {
 
 func pemOf(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestAnnouncedTooMuch: a server that announces more bytes than it sends (a Content-Length
+// larger than the body, a file truncated while served), and then refuses the resume with 416,
+// is reported as such, naming the URL; not as an image that "changed 3 times".
+func TestAnnouncedTooMuch(t *testing.T) {
+	img := zstdOf(t, tarOf(t, randomTree(43, 256<<10)))
+	half := img[:len(img)/2]
+	var requests int
+	var mu sync.Mutex
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+		if r.Header.Get("Range") != "" {
+			// The file as it is now: the range past its end is refused ("bytes */SIZE").
+			http.ServeContent(w, r, "img", epoch, bytes.NewReader(half))
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(img)))
+		w.Write(half)
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	})
+	srv := serve(t, map[string]http.Handler{"/img": h})
+	dir := t.TempDir()
+	_, err := Load(context.Background(), dir, []string{srv.URL + "/img"}, Options{Fetcher: testFetcher(), NoSidecar: true})
+	want := fmt.Sprintf("%s/img: truncated download: the server sent %d of the %d bytes it announced, then refused the range (416 Requested Range Not Satisfiable)",
+		srv.URL, len(half), len(img))
+	if !errors.Is(err, ErrTruncated) || errors.Is(err, ErrChanged) || err.Error() != want {
+		t.Fatalf("error %v\nwant %s", err, want)
+	}
+	if requests != 2 {
+		t.Errorf("%d requests, want 2 (no restart)", requests)
+	}
+	assertEmpty(t, dir)
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,8 +24,9 @@ import (
 
 // Options tune Load. The zero value verifies against URL.sha256 when the server has one.
 type Options struct {
-	// SHA256 is the expected checksum (hex). Empty: URL.sha256 is fetched and used when it
-	// exists.
+	// SHA256 is the expected checksum (hex). Empty: URL.sha256 (".sha256" appended to the
+	// URL's path, its query kept) is fetched and used when it exists; a 404 or 410 means it
+	// does not, any other failure to read it fails the load with ErrChecksumFile.
 	SHA256 string
 	// NoSidecar skips looking for URL.sha256 when SHA256 is empty.
 	NoSidecar bool
@@ -65,9 +67,11 @@ type Result struct {
 // the whole image was extracted and verified.
 //
 // On any failure Load removes everything it extracted, leaving dir empty: a partial or
-// unverified tree is never left behind. Errors wrap ErrChecksum, ErrInsecurePath, ErrFormat,
-// ErrNoSpace, ErrTruncated, ErrChanged, ErrStalled, ErrPanic or an *HTTPError where one applies,
-// and name the URL. When ctx ends, the error wraps ctx.Err() and tells how much had arrived.
+// unverified tree is never left behind. Errors wrap ErrChecksum, ErrChecksumFile,
+// ErrInsecurePath, ErrFormat, ErrNoSpace, ErrTruncated, ErrChanged, ErrStalled,
+// ErrRetriesExhausted, ErrPanic or an *HTTPError where one applies, and name the URL. When ctx
+// ends, at any stage (checksum file, download, decompression, extraction), Load returns
+// promptly with an error wrapping ctx.Err() that tells how much had arrived.
 //
 // Load does not panic: a panic in its goroutines or in Options.Progress becomes an ErrPanic
 // error. Once Load has returned, it calls Options.Progress no more.
@@ -111,11 +115,7 @@ func (opts *Options) expectedSum(ctx context.Context, f *Fetcher, urls []string,
 	if want != "" || opts.NoSidecar {
 		return want, nil
 	}
-	sum, err := fetchSidecar(ctx, f, urls)
-	if err == nil && sum != "" {
-		logf("verifying against %s.sha256", urls[0])
-	}
-	return sum, err
+	return fetchSidecar(ctx, f, urls, logf)
 }
 
 func load(ctx context.Context, dir string, urls []string, opts *Options) (*Result, error) {
@@ -151,9 +151,9 @@ func load(ctx context.Context, dir string, urls []string, opts *Options) (*Resul
 			return nil, err
 		}
 		if attempt >= restarts {
-			return nil, fmt.Errorf("%w: it changed %d times during the download", ErrChanged, attempt+1)
+			return nil, fmt.Errorf("%w: it changed %d times during the download, last: %w", ErrChanged, attempt+1, err)
 		}
-		logf("the image changed on the server: starting over")
+		logf("%v: starting over", err)
 	}
 }
 
@@ -166,6 +166,8 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	}
 	defer s.Close()
 	m := newMeter(opts.Progress)
+	defer m.close()
+	m.setSource(s)
 	m.setStage(StageConnecting, urls[0])
 	h := sha256.New()
 	ra := newReadahead(s, h, m, 4, 1<<20)
@@ -181,8 +183,7 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	if err != nil && err != io.EOF {
 		return nil, streamErr(FormatUnknown, ra, &StreamError{err})
 	}
-	m.total.Store(s.Size())
-	m.setStage(StageFetching, s.URL())
+	m.fetching() // the readahead did at the first byte, unless the image is empty
 	format := Sniff(head)
 	if format == FormatUnknown {
 		return nil, fmt.Errorf("%w: first bytes % x are not xz, zstd, gzip, bzip2 or tar", ErrFormat, head[:min(len(head), 8)])
@@ -197,7 +198,13 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 		return nil, streamErr(format, ra, &StreamError{err})
 	}
 	defer dec.Close()
-	tail := &tailReader{r: dec, m: m}
+	// Cancellation is checked at every read of the tar stream, so between entries and within
+	// large files: once the download is done the stream no longer looks at ctx, and
+	// decompressing and extracting what arrived can take seconds.
+	tail := &tailReader{r: dec, m: m, done: ctx.Done(), stopped: func() error {
+		return fmt.Errorf("%w, while extracting", s.ctxErr())
+	}}
+
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
@@ -220,6 +227,9 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	}
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return nil, streamErr(format, ra, &StreamError{err})
+	}
+	if err := m.failure(); err != nil {
+		return nil, err
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if want != "" && got != want {
@@ -253,18 +263,30 @@ func streamErr(f Format, ra *readahead, err error) error {
 
 // tailReader counts the tar stream and remembers its last 512 bytes, to tell a complete
 // archive (ending in zero blocks) from one cut at an entry boundary.
+//
+// It also ends the load when ctx ends (done; stopped explains it) or a Progress call panicked.
 type tailReader struct {
-	r    io.Reader
-	m    *meter
-	n    int64
-	last [512]byte
+	r       io.Reader
+	m       *meter
+	done    <-chan struct{}
+	stopped func() error
+	n       int64
+	last    [512]byte
 }
 
 func (t *tailReader) Read(p []byte) (int, error) {
+	select {
+	case <-t.done:
+		return 0, t.stopped()
+	default:
+	}
+	if err := t.m.failure(); err != nil {
+		return 0, err
+	}
 	n, err := t.r.Read(p)
 	if n > 0 {
 		t.n += int64(n)
-		t.m.ext.Add(int64(n))
+		t.m.extracted(n)
 		if n >= len(t.last) {
 			copy(t.last[:], p[n-len(t.last):n])
 		} else {
@@ -287,33 +309,50 @@ func isSHA256(s string) bool {
 	return err == nil
 }
 
-// fetchSidecar reads URL.sha256 (sha256sum format) from the first URL that has it; "" when
-// none has (404/403/410 on every one).
-func fetchSidecar(ctx context.Context, f *Fetcher, urls []string) (string, error) {
-	var side []string
-	for _, u := range urls {
-		side = append(side, u+".sha256")
+// fetchSidecar reads the checksum file of the image (sidecarURL: URL.sha256, in sha256sum
+// format). The first server that answers decides: a 404 or 410 means there is none ("" and no
+// error); any other refusal (401, 403, ...), or no answer within the retry budget, fails with
+// ErrChecksumFile, naming the URL and the status: an image that has a checksum file is never
+// booted unverified because the file could not be read. The mirrors' checksum files are asked
+// only when the first URL's server does not answer.
+func fetchSidecar(ctx context.Context, f *Fetcher, urls []string, logf func(string, ...any)) (string, error) {
+	side := make([]string, len(urls))
+	for i, u := range urls {
+		side[i] = sidecarURL(u)
 	}
 	s, err := f.Open(ctx, side...)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", nil
-		}
-		return "", err
-	}
-	defer s.Close()
-	b, err := io.ReadAll(io.LimitReader(s, 64<<10))
-	var he *HTTPError
-	if errors.As(err, &he) && (he.Code == 404 || he.Code == 403 || he.Code == 410) || errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) {
+		logf("no checksum file at %s", side[0])
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("fetching checksum: %w", err)
+		return "", fmt.Errorf("%w %s: %w", ErrChecksumFile, side[0], err)
 	}
-	sum, err := ParseSHA256Sums(b, filepath.Base(urls[0]))
+	defer s.Close()
+	s.firstAnswer = true
+	b, err := io.ReadAll(io.LimitReader(s, 64<<10))
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", side[0], err)
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return "", fmt.Errorf("fetching the checksum file %s: %w", s.URL(), err)
+		}
+		var he *HTTPError
+		if errors.As(err, &he) && (he.Code == http.StatusNotFound || he.Code == http.StatusGone) {
+			logf("no checksum file at %s (%d)", he.URL, he.Code)
+			return "", nil
+		}
+		return "", fmt.Errorf("%w %s: %w", ErrChecksumFile, s.URL(), err)
 	}
+	name := baseName(urls[0])
+	for i, u := range side {
+		if u == s.URL() {
+			name = baseName(urls[i])
+		}
+	}
+	sum, err := ParseSHA256Sums(b, name)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", s.URL(), err)
+	}
+	logf("verifying against %s", s.URL())
 	return sum, nil
 }
 

@@ -40,26 +40,108 @@ func (p Progress) ETA() time.Duration {
 	return time.Duration(float64(p.Total-p.Read) / p.Rate * float64(time.Second))
 }
 
-// meter turns byte counts from two goroutines into throttled Progress callbacks.
+// meter turns byte counts from several goroutines into throttled Progress callbacks: at most
+// every progressEvery, and at least every heartbeat while the load runs, so that the rate
+// shown falls during a stall and a slow link's bytes show as they arrive.
 type meter struct {
 	fn        func(Progress)
 	start     time.Time
 	read, ext atomic.Int64
 	total     atomic.Int64
+	lastNano  atomic.Int64 // m.last as UnixNano, for tick's lock-free early return
 	mu        sync.Mutex
+	src       source // the stream, for its URL and size; nil: url and total as set
 	url       string
 	stage     Stage
 	last      time.Time
 	lastRead  int64
 	rate      float64
+	beat      *time.Timer
+	closed    bool
+	failed    atomic.Pointer[error] // a panic of fn in the heartbeat's goroutine
 }
 
-const progressEvery = 100 * time.Millisecond
+// source is what a meter reads the URL and the size from (a *Stream).
+type source interface {
+	URL() string
+	Size() int64
+}
+
+const (
+	progressEvery = 100 * time.Millisecond
+	heartbeat     = time.Second
+)
 
 func newMeter(fn func(Progress)) *meter {
 	m := &meter{fn: fn, start: time.Now()}
 	m.total.Store(-1)
+	if fn != nil {
+		m.beat = time.AfterFunc(heartbeat, m.pulse)
+	}
 	return m
+}
+
+// pulse is the heartbeat. A panic in fn here, on a goroutine of the timer's, is kept for the
+// load to fail with (failure): in PID 1 it must not crash the process.
+func (m *meter) pulse() {
+	if err := catch(func() { m.tick(false) }); err != nil {
+		m.mu.Lock()
+		m.closed = true
+		m.mu.Unlock()
+		m.failed.Store(&err)
+		return
+	}
+	m.mu.Lock()
+	if !m.closed {
+		m.beat.Reset(heartbeat)
+	}
+	m.mu.Unlock()
+}
+
+// close ends the callbacks: once it returns, the meter calls fn no more.
+func (m *meter) close() {
+	m.mu.Lock()
+	m.closed = true
+	if m.beat != nil {
+		m.beat.Stop()
+	}
+	m.mu.Unlock()
+}
+
+// failure is the panic of a Progress call made by the heartbeat, if there was one.
+func (m *meter) failure() error {
+	if p := m.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// arrived counts n bytes received; the first ones switch the stage from connecting to
+// fetching.
+func (m *meter) arrived(n int) {
+	m.read.Add(int64(n))
+	m.fetching()
+}
+
+// fetching switches the stage from connecting to fetching, and reports it; in any other stage
+// it only ticks.
+func (m *meter) fetching() {
+	if m.fn == nil {
+		return
+	}
+	m.mu.Lock()
+	first := m.stage == StageConnecting
+	if first {
+		m.stage = StageFetching
+	}
+	m.mu.Unlock()
+	m.tick(first)
+}
+
+// extracted counts n bytes of the tar stream.
+func (m *meter) extracted(n int) {
+	m.ext.Add(int64(n))
+	m.tick(false)
 }
 
 // tick reports progress if enough time has passed since the last report (or force is set).
@@ -67,8 +149,14 @@ func (m *meter) tick(force bool) {
 	if m.fn == nil {
 		return
 	}
+	if !force && time.Now().UnixNano()-m.lastNano.Load() < int64(progressEvery) {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
 	now := time.Now()
 	dt := now.Sub(m.last)
 	if !force && dt < progressEvery {
@@ -86,6 +174,11 @@ func (m *meter) tick(force bool) {
 		}
 	}
 	m.last, m.lastRead = now, read
+	m.lastNano.Store(now.UnixNano())
+	if m.src != nil {
+		m.url = m.src.URL()
+		m.total.Store(m.src.Size())
+	}
 	m.fn(Progress{
 		Stage: m.stage, URL: m.url, Read: read, Total: m.total.Load(),
 		Extracted: m.ext.Load(), Rate: m.rate, Elapsed: now.Sub(m.start),
@@ -97,4 +190,11 @@ func (m *meter) setStage(s Stage, url string) {
 	m.stage, m.url = s, url
 	m.mu.Unlock()
 	m.tick(true)
+}
+
+// setSource makes the meter read the URL and the size from src at every report.
+func (m *meter) setSource(src source) {
+	m.mu.Lock()
+	m.src = src
+	m.mu.Unlock()
 }

@@ -88,22 +88,24 @@ func (ra *readahead) fill(r io.Reader, h hash.Hash, m *meter) (err error) {
 			return errStopped
 		}
 		// Fill at least half a buffer, so that small network reads do not make the consumer
-		// wake up for every packet.
+		// wake up for every packet; but count and hash every read as it comes, so that the
+		// progress of a slow link shows byte by byte, not half a megabyte at a time.
 		k := 0
 		var err error
 		for k < cap(b)/2 && err == nil {
 			var n int
 			n, err = r.Read(b[k:cap(b)])
+			if n > 0 {
+				if h != nil {
+					h.Write(b[k : k+n])
+				}
+				if m != nil {
+					m.arrived(n)
+				}
+			}
 			k += n
 		}
 		if k > 0 {
-			if h != nil {
-				h.Write(b[:k])
-			}
-			if m != nil {
-				m.read.Add(int64(k))
-				m.tick(false)
-			}
 			ra.full <- b[:k]
 		}
 		if err != nil {

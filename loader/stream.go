@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,9 +22,10 @@ var errChanged = errors.New("object changed on server")
 var errClosed = errors.New("stream closed")
 
 // Stream is one logical download: the bytes of an object, read once from the first byte to the
-// last, surviving broken connections (resumed with Range/If-Range), stalls, server errors
-// (retried with backoff) and failing mirrors (the next URL takes over at the same offset when it
-// serves an object of the same size).
+// last, surviving broken connections (resumed with Range/If-Range), stalls, server errors and
+// outages (retried with random backoff for Fetcher.RetryFor without progress) and failing
+// mirrors (the next URL takes over at the same offset when it serves an object of the same
+// size).
 //
 // One goroutine reads; it owns the retry state. URL, Size, Offset, ReadAt and Close may be
 // called from other goroutines at any time, also while a Read is in progress: what they look
@@ -34,11 +37,20 @@ type Stream struct {
 	urls  []string
 	file  *os.File // a local file (no retries), open until Close; nil for HTTP
 	start time.Time
+	// firstAnswer: a permanent failure (404, 403, ...) of any URL ends the stream at once,
+	// unlogged, instead of handing over to the next mirror (the checksum file: the first
+	// server that answers decides whether there is one).
+	firstAnswer bool
 
-	// Owned by the reading goroutine.
-	failures int // consecutive failed attempts on urls[cur] without progress
-	before   int // failures when the current attempt started
-	errs     []urlErr
+	// Owned by the reading goroutine: the retry state (see fail).
+	retry      retryState
+	atStart    retryState // retry at the start of the current attempt
+	progressed bool       // the current attempt delivered bytes
+	wait       time.Duration
+	final      error   // why the stream gave up; every later Read returns it
+	lastErr    []error // the last failure of each URL
+	dead       []bool  // URLs that failed for good (permanent)
+	lastURL    int     // the URL of the last failure
 	// Validators of the object, and the URL they were seen on (they mean nothing on a mirror).
 	etag, lastMod string
 	valURL        int
@@ -55,6 +67,21 @@ type Stream struct {
 	closed bool               // written by Close
 }
 
+// retryState counts failures since the last progress (the last attempt that delivered bytes
+// at a rate the watchdog accepted).
+type retryState struct {
+	since    time.Time // the last progress, or the start
+	streak   int       // failed attempts since then, on all URLs
+	fails    []int     // failed attempts since then, per URL
+	slowRun  int       // slow attempts in a row (ErrStalled for slowness)
+	attempts int       // failed attempts since then, for the final error
+}
+
+func (r retryState) clone() retryState {
+	r.fails = slices.Clone(r.fails)
+	return r
+}
+
 // Open starts a stream of the object at urls[0]; the other URLs are mirrors of it. A URL may be
 // http(s)://, file:// or a plain path. Nothing is requested until the first Read, except for
 // local files, which are opened at once.
@@ -68,6 +95,9 @@ func (f *Fetcher) Open(ctx context.Context, urls ...string) (*Stream, error) {
 		}
 	}
 	s := &Stream{f: f, urls: urls, total: -1, start: time.Now()}
+	s.retry = retryState{since: f.now(), fails: make([]int, len(urls))}
+	s.lastErr = make([]error, len(urls))
+	s.dead = make([]bool, len(urls))
 	if p, ok := localPath(urls[0]); ok {
 		fh, err := os.Open(p)
 		if err != nil {
@@ -146,13 +176,10 @@ func (s *Stream) Read(p []byte) (int, error) {
 		}
 		if stall != nil {
 			err = stall
-			if slow {
-				// What a slow attempt delivered is kept, but it is no progress: a server
-				// trickling data must not be retried forever.
-				s.failures = s.before
-			}
 		}
-		s.fail(err)
+		// What a slow attempt delivered is kept, but it is no progress: a server trickling
+		// data must not be retried forever.
+		s.fail(err, slow)
 		if n > 0 {
 			return n, nil
 		}
@@ -187,7 +214,7 @@ func (s *Stream) advance(n int) {
 	s.mu.Lock()
 	s.off += int64(n)
 	s.mu.Unlock()
-	s.failures = 0
+	s.progressed = true
 	if s.dog != nil {
 		s.dog.got(n)
 	}
@@ -247,10 +274,107 @@ func (s *Stream) Close() error {
 	return nil
 }
 
-func (s *Stream) fail(err error) {
-	s.failures++
-	s.errs = append(s.errs, urlErr{s.urls[s.cur], err})
-	s.f.logf("%s: %v (attempt %d of %d, at byte %d)", s.urls[s.cur], err, s.failures, s.f.attempts(), s.off)
+// fail records a failed attempt on the current URL and plans the next one: which URL, after
+// how long (s.wait), or that the stream gives up (s.final). slow: the watchdog ended the
+// attempt for slowness, so what it delivered is no progress.
+func (s *Stream) fail(err error, slow bool) {
+	now := s.f.now()
+	r := &s.retry
+	switch {
+	case slow:
+		*r = s.atStart.clone()
+		r.slowRun++
+	case s.progressed:
+		clear(r.fails)
+		r.since, r.streak, r.slowRun, r.attempts = now, 0, 0, 0
+	}
+	s.progressed = false
+	r.fails[s.cur]++
+	r.streak++
+	r.attempts++
+	s.lastErr[s.cur], s.lastURL = err, s.cur
+	attempts := s.f.attempts()
+	if permanent(err) {
+		s.dead[s.cur] = true
+		if s.firstAnswer {
+			s.final = err
+			return
+		}
+	}
+	live := 0
+	for _, d := range s.dead {
+		if !d {
+			live++
+		}
+	}
+	if live == 0 {
+		s.final = s.finalError()
+		s.logf("%s: %v", s.urls[s.cur], err)
+		return
+	}
+	if r.slowRun >= attempts*live {
+		s.final = s.finalError()
+		return
+	}
+	// The next URL: the same one until it has failed Attempts times in a row, then the next
+	// live one, round and round.
+	next := s.cur
+	if s.dead[next] || r.fails[next]%attempts == 0 {
+		for next = (next + 1) % len(s.urls); s.dead[next]; next = (next + 1) % len(s.urls) {
+		}
+	}
+	wait := time.Duration(0)
+	if r.fails[next] > 0 {
+		wait = s.f.backoff(r.streak)
+		var he *HTTPError
+		if next == s.cur && errors.As(err, &he) && he.RetryAfter > 0 {
+			wait = s.f.retryAfterDelay(he.RetryAfter)
+		}
+	}
+	// Give up when the budget would be spent before the next attempt, once every URL has had
+	// its Attempts.
+	round := true
+	for i, n := range r.fails {
+		if !s.dead[i] && n < attempts {
+			round = false
+		}
+	}
+	budget := s.f.retryFor()
+	if round && !now.Add(wait).Before(r.since.Add(budget)) {
+		n := fmt.Sprintf("%d failed attempts", r.attempts)
+		if r.attempts == 1 {
+			n = "1 failed attempt"
+		}
+		s.final = fmt.Errorf("%w after %s without progress (%s): %w",
+			ErrRetriesExhausted, formatDuration(now.Sub(r.since).Round(time.Millisecond)), n, s.finalError())
+		return
+	}
+	s.wait = wait
+	switch {
+	case next != s.cur:
+		s.logf("%s: %v (at byte %d)", s.urls[s.cur], err, s.off)
+		verb := "trying mirror"
+		if r.fails[next] > 0 || next == 0 {
+			verb = "trying again"
+		}
+		s.logf("%s %s at byte %d%s", verb, s.urls[next], s.off, inDelay(wait))
+		s.mu.Lock()
+		s.cur = next
+		s.mu.Unlock()
+	default:
+		s.logf("%s: %v (at byte %d): retry %d%s", s.urls[s.cur], err, s.off, r.fails[s.cur], inDelay(wait))
+	}
+}
+
+func inDelay(d time.Duration) string {
+	if d = d.Round(time.Millisecond); d <= 0 {
+		return ""
+	}
+	return " in " + d.String()
+}
+
+func (s *Stream) logf(format string, args ...any) {
+	s.f.logf(format, args...)
 }
 
 // endAttempt closes the current connection; it reports why the watchdog stopped it, if it did,
@@ -272,32 +396,23 @@ func (s *Stream) endAttempt() (stall error, slow bool) {
 	return stall, slow
 }
 
-// open makes attempts until one delivers a body, moving through the mirrors.
+// open makes attempts until one delivers a body, moving through the mirrors, as fail planned.
 func (s *Stream) open() error {
 	for {
 		if s.ctx.Err() != nil {
 			return s.ctxErr()
 		}
-		if s.failures >= s.f.attempts() {
-			if s.cur+1 >= len(s.urls) {
-				return s.finalError()
-			}
-			s.mu.Lock()
-			s.cur++
-			s.mu.Unlock()
-			s.failures = 0
-			s.f.logf("trying mirror %s at byte %d", s.urls[s.cur], s.off)
+		if s.final != nil {
+			return s.final
 		}
-		if s.failures > 0 {
-			t := time.NewTimer(s.f.backoff(s.failures))
-			select {
-			case <-s.ctx.Done():
-				t.Stop()
+		if s.wait > 0 {
+			if s.f.sleep(s.ctx, s.wait) != nil {
 				return s.ctxErr()
-			case <-t.C:
 			}
+			s.wait = 0
 		}
-		s.before = s.failures
+		s.atStart = s.retry.clone()
+		s.progressed = false
 		err := s.try()
 		if err == nil {
 			return nil
@@ -308,30 +423,31 @@ func (s *Stream) open() error {
 		if s.ctx.Err() != nil {
 			return s.ctxErr()
 		}
-		s.fail(err)
-		var he *HTTPError
-		if errors.As(err, &he) && !he.temporary() {
-			s.failures = s.f.attempts() // no point retrying a 404 here
-		}
+		s.fail(err, false)
 	}
 }
 
-// finalError sums up why every URL failed: the last cause, naming its URL, plus how many other
-// failures preceded it.
+// finalError sums up why every URL failed: the last cause of each, naming its URL. It wraps
+// the last failure's cause.
 func (s *Stream) finalError() error {
-	if len(s.errs) == 0 {
+	last := s.lastErr[s.lastURL]
+	if last == nil {
 		return errors.New("download failed")
 	}
-	last := s.errs[len(s.errs)-1]
-	if len(s.urls) > 1 {
-		return fmt.Errorf("all %d URLs failed, last %s: %w", len(s.urls), last.url, last.err)
+	if len(s.urls) == 1 {
+		return last
 	}
-	return last.err
-}
-
-type urlErr struct {
-	url string
-	err error
+	var others []string
+	for i, err := range s.lastErr {
+		if err != nil && i != s.lastURL {
+			others = append(others, fmt.Sprintf("%s: %v", s.urls[i], err))
+		}
+	}
+	also := ""
+	if len(others) > 0 {
+		also = " (before: " + strings.Join(others, "; ") + ")"
+	}
+	return fmt.Errorf("all %d URLs failed, last %s: %w%s", len(s.urls), s.urls[s.lastURL], last, also)
 }
 
 // try makes one request for the rest of the object.
@@ -418,10 +534,28 @@ func (s *Stream) accept206(resp *http.Response) error {
 		s.f.logf("%s: resumed at byte %d", s.urls[s.cur], s.off)
 		return nil
 	case http.StatusRequestedRangeNotSatisfiable:
+		// nginx answers a range past the end with "bytes */SIZE": the object has SIZE bytes.
+		size := int64(-1)
+		if v, ok := strings.CutPrefix(resp.Header.Get("Content-Range"), "bytes */"); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				size = n
+			}
+		}
+		if s.total > s.off && (size < 0 || size == s.off) {
+			// Not a new object: the server announced more than it has (a Content-Length
+			// larger than the body, a file truncated while served). Starting over would end
+			// in the same place.
+			return &permanentError{fmt.Errorf("%w: the server sent %d of the %d bytes it announced, then refused the range (%s)",
+				ErrTruncated, s.off, s.total, resp.Status)}
+		}
 		// The object is now shorter than what was already read.
-		return errChanged
+		return fmt.Errorf("%w: it now has %d bytes, %d were read (%s)", errChanged, size, s.off, resp.Status)
 	default:
-		return &HTTPError{URL: s.urls[s.cur], Status: resp.Status, Code: resp.StatusCode}
+		he := &HTTPError{URL: s.urls[s.cur], Status: resp.Status, Code: resp.StatusCode}
+		if he.Code == http.StatusTooManyRequests || he.Code == http.StatusServiceUnavailable {
+			he.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), s.f.now())
+		}
+		return he
 	}
 }
 

@@ -57,7 +57,7 @@ func (s *trickleServer) counts() (int, []string) {
 // slowFetcher checks for 100 KiB/s over 200 ms: a trickle of 10 bytes every 20 ms (500 B/s) is
 // far below it, a local transfer far above it, whatever the load of the machine.
 func slowFetcher() *Fetcher {
-	return &Fetcher{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, IdleTimeout: 10 * time.Second,
+	return &Fetcher{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, IdleTimeout: 10 * time.Second, RetryFor: 50 * time.Millisecond,
 		Attempts: 2, MinRate: 100 << 10, MinRateWindow: 200 * time.Millisecond}
 }
 

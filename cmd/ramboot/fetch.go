@@ -22,10 +22,11 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&mirrors, "mirror", "a mirror of URL, tried in order when it fails (repeatable)")
 	ca := fs.String("ca", "", "PEM file of CA certificates to trust besides the system's")
 	idle := fs.Duration("idle-timeout", 30*time.Second, "resume a connection that delivers nothing for this long")
-	attempts := fs.Int("attempts", 4, "attempts per URL before the next mirror")
+	attempts := fs.Int("attempts", 4, "failed attempts in a row on one URL before the next mirror")
+	retry := fs.Duration("retry", loader.DefaultRetryFor, "keep retrying (with random backoff, resuming) for this long without receiving a byte; 0: give up once every URL failed --attempts times")
 	quiet := fs.Bool("q", false, "no progress output")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ramboot fetch [--sha256 HEX] [--mirror URL]... URL DIR")
+		fmt.Fprintln(stderr, "usage: ramboot fetch [--sha256 HEX] [--mirror URL]... [--retry DURATION] URL DIR")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterleaved(fs, args, stderr)
@@ -45,7 +46,10 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !*quiet {
 		logf = bar.logf
 	}
-	f := &loader.Fetcher{Client: client, IdleTimeout: *idle, Attempts: *attempts, Logf: logf}
+	if *retry < 0 {
+		return fmt.Errorf("%w: --retry %v: want a duration of 0 or more", errUsage, *retry)
+	}
+	f := &loader.Fetcher{Client: client, IdleTimeout: *idle, Attempts: *attempts, RetryFor: retryFor(*retry), Logf: logf}
 	opts := loader.Options{SHA256: *sum, Fetcher: f, Logf: logf}
 	if !*quiet {
 		opts.Progress = bar.update
@@ -65,6 +69,15 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			res.Duration.Seconds(), v)
 	}
 	return nil
+}
+
+// retryFor maps --retry to Fetcher.RetryFor, where 0 means the default and a negative value
+// no budget.
+func retryFor(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // bar draws progress on a terminal (one redrawn line) or, elsewhere, a line per stage.

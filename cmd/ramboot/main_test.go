@@ -35,6 +35,9 @@ func TestFetch(t *testing.T) {
 	mux.HandleFunc("/rootfs.tar", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(img))
 	})
+	mux.HandleFunc("/down.tar", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "restarting", http.StatusServiceUnavailable)
+	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
@@ -48,6 +51,9 @@ func TestFetch(t *testing.T) {
 		{name: "mirror", args: []string{"--mirror", srv.URL + "/rootfs.tar", srv.URL + "/gone.tar"}},
 		{name: "404", args: []string{srv.URL + "/gone.tar"}, wantErr: "fetch: " + srv.URL + "/gone.tar: HTTP 404 Not Found"},
 		{name: "bad sum", args: []string{"--sha256", strings.Repeat("0", 64), srv.URL + "/rootfs.tar"}, wantErr: "expected sha256 " + strings.Repeat("0", 64) + ", got " + hexSum},
+		{name: "retry budget", args: []string{"--retry", "300ms", srv.URL + "/down.tar"}, wantErr: "gave up retrying after "},
+		{name: "no retry budget", args: []string{"--retry", "0", "--sha256", hexSum, srv.URL + "/down.tar"}, wantErr: "gave up retrying after "},
+		{name: "bad retry", args: []string{"--retry", "-1s", srv.URL + "/rootfs.tar"}, wantErr: "--retry -1s"},
 		{name: "usage", args: []string{srv.URL + "/rootfs.tar", "DIR", "extra"}, wantErr: "want URL DIR"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
