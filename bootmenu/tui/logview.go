@@ -47,8 +47,8 @@ func (m *Model) wrapLog() {
 }
 
 // wrapRow splits one log line into rows of at most width cells, at spaces where it can. Escape
-// sequences and control characters are dropped (a log line must not drive the terminal) and a
-// tab becomes spaces.
+// sequences and control characters are dropped (a log line must not drive the terminal), a
+// tab becomes spaces and punctuation outside the console font ASCII.
 func wrapRow(l string, width int) []string {
 	l = strings.Map(func(r rune) rune {
 		switch {
@@ -58,7 +58,7 @@ func wrapRow(l string, width int) []string {
 			return -1
 		}
 		return r
-	}, ansi.Strip(l))
+	}, plain(ansi.Strip(l)))
 	return strings.Split(ansi.Wrap(l, max(1, width), ""), "\n")
 }
 

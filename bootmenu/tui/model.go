@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,6 +111,7 @@ type Model struct {
 	booting  bootmenu.Entry
 	cmdline  string
 	progress loader.Progress
+	file     int // which of bootFiles(booting) progress is about
 	progCh   chan tea.Msg
 	cancel   context.CancelFunc
 	err      error
@@ -134,6 +136,7 @@ type (
 	}
 	logMsg  []string
 	menuMsg struct {
+		url  string
 		menu *bootmenu.Menu
 		err  error
 	}
@@ -152,8 +155,10 @@ func New(m *bootmenu.Menu, b Backend, o Options) Model {
 	}
 	fi := textinput.New()
 	fi.Prompt = "filter: "
+	fi.SetStyles(inputStyles)
 	ed := textinput.New()
 	ed.Prompt = "> "
+	ed.SetStyles(inputStyles)
 	ed.SetWidth(o.Width - 4)
 	mod := Model{backend: b, opts: o, menus: []*bootmenu.Menu{m}, filter: fi, edit: ed, now: time.Now}
 	mod.lastKey = mod.now()
@@ -203,13 +208,13 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tickMsg:
 		return m.onTick(msg)
 	case progressMsg:
-		m.progress = loader.Progress(msg)
+		m.onProgress(loader.Progress(msg))
 		return m, waitFor(m.progCh)
 	case preparedMsg:
 		return m.onPrepared(msg)
 	case menuMsg:
 		if msg.err != nil {
-			m.notice = "sub-menu: " + msg.err.Error()
+			m.notice = fmt.Sprintf("sub-menu %s: %v", msg.url, msg.err)
 			return m, nil
 		}
 		m.menus = append(m.menus[:len(m.menus):len(m.menus)], msg.menu) // copies of the Model share the stack
@@ -278,10 +283,11 @@ func (m Model) onKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		msg = tea.KeyPressMsg{Code: tea.KeyEscape}
 	}
 	m.warned = true
-	if m.counting {
-		m.counting = false // any key stops the countdown
-		m.notice = ""
-	}
+	m.counting = false // any key stops the countdown
+	// A notice is about what was just done: the next key makes it old (a key that fails says
+	// so again).
+	m.notice = ""
+
 	switch m.state {
 	case stateFilter:
 		return m.onFilterKey(msg)
@@ -432,11 +438,11 @@ func (m Model) choose(e bootmenu.Entry, edited string) (tea.Model, tea.Cmd) {
 			defer func() {
 				if r := recover(); r != nil {
 					logf("menu: loading %s: panic: %v\n%s", url, r, debug.Stack())
-					msg = menuMsg{err: fmt.Errorf("internal error: %v", r)}
+					msg = menuMsg{url: url, err: fmt.Errorf("internal error: %v", r)}
 				}
 			}()
 			menu, err := b.LoadMenu(context.Background(), url)
-			return menuMsg{menu, err}
+			return menuMsg{url, menu, err}
 		}
 	}
 	switch e.Kind {
@@ -456,7 +462,7 @@ func (m Model) choose(e bootmenu.Entry, edited string) (tea.Model, tea.Cmd) {
 func (m Model) startBoot(e bootmenu.Entry, cmdline string) (tea.Model, tea.Cmd) {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.state, m.booting, m.cmdline, m.cancel, m.err = stateBooting, e, cmdline, cancel, nil
-	m.progress = loader.Progress{Total: -1}
+	m.progress, m.file = loader.Progress{Total: -1}, 0
 	ch := make(chan tea.Msg, 16)
 	m.progCh = ch
 	b, logf := m.backend, m.opts.Logf
@@ -547,4 +553,41 @@ func (m Model) selected() (bootmenu.Entry, bool) {
 		return bootmenu.Entry{}, false
 	}
 	return m.menu().Entries[m.visible[m.cursor]], true
+}
+
+// bootFiles lists what e fetches, each file with its mirrors: the image, or the kernel and the
+// initrds in the order the backend fetches them.
+func bootFiles(e bootmenu.Entry) [][]string {
+	switch {
+	case e.Ramroot != nil:
+		return [][]string{e.Ramroot.URLs()}
+	case e.Kexec != nil:
+		files := [][]string{e.Kexec.Kernel.URLs()}
+		for _, f := range e.Kexec.Initrds {
+			files = append(files, f.URLs())
+		}
+		return files
+	}
+	return nil
+}
+
+// onProgress takes a snapshot and works out which file it is about. A snapshot carries a URL
+// only, and the backend fetches the files one after the other with the same callback, so the
+// file is the first from the current one on whose URLs (mirrors included) name it; once a file
+// is done, the next snapshot is about a later one.
+func (m *Model) onProgress(p loader.Progress) {
+	files := bootFiles(m.booting)
+	from := m.file
+	if m.progress.Stage == loader.StageDone && p.Stage != loader.StageDone {
+		from++
+	}
+	from = min(from, max(0, len(files)-1))
+	m.file = from
+	for i := from; i < len(files); i++ {
+		if slices.Contains(files[i], p.URL) {
+			m.file = i
+			break
+		}
+	}
+	m.progress = p
 }

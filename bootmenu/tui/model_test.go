@@ -166,6 +166,7 @@ func screen(m Model) string { return ansi.Strip(m.View().Content) }
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
+	checkGlyphs(t, name, got)
 	p := filepath.Join("testdata", name+".golden")
 	if *update {
 		os.MkdirAll("testdata", 0o755)

@@ -58,7 +58,8 @@ func newFarTerminal(t *testing.T, name string, mapLF bool, w, h int) *farTermina
 	emu := vt.NewSafeEmulator(w, h)
 	// The emulator answers bubbletea's queries on its input pipe, which blocks until read.
 	go io.Copy(io.Discard, emu)
-	t.Cleanup(func() { emu.Close() })
+	// Closing the pipe ends the copy; emu.Close would race with its Read.
+	t.Cleanup(func() { emu.InputPipe().(io.Closer).Close() })
 	return &farTerminal{name, mapLF, emu}
 }
 

@@ -226,7 +226,7 @@ func TestPanickingLoadMenu(t *testing.T) {
 	var log logRecorder
 	m, cmd := typeKeys(New(testMenu(-1), &fakeBackend{panicWith: "boom"}, Options{Logf: log.logf}), "down", "down", "enter")
 	m, _ = send(m, mustMsg(t, cmd))
-	if !strings.Contains(screen(m), "sub-menu: internal error: boom") || !strings.Contains(log.String(), "goroutine ") {
+	if !strings.Contains(screen(m), "sub-menu http://boot/more.yaml: internal error: boom") || !strings.Contains(log.String(), "goroutine ") {
 		t.Errorf("panic in LoadMenu:\n%s\nlog: %s", screen(m), log.String())
 	}
 }

@@ -30,31 +30,38 @@ func (m Model) View() tea.View {
 	}
 	w, h := m.opts.Width, m.opts.Height
 	lines := make([]string, 0, h)
-	title := m.menu().Title
-	if title == "" || title == "ramboot" {
-		title = "ramboot"
-	} else {
-		title = "ramboot — " + title
-	}
-	lines = append(lines, titleStyle.Render(ansi.Truncate(title, w, "…")), "")
+	lines = append(lines, titleStyle.Render(ansi.Truncate(plain(m.title()), w, ellipsis)), "")
 	lines = append(lines, body...)
 	// The status line sits at the bottom, the key hints above it.
 	status, _ := m.backend.Network()
-	status = ansi.Truncate(status, w, "…")
+	status = ansi.Truncate(plain(status), w, ellipsis)
 	if warn := m.warningLine(); warn != "" {
 		status = warn
 	}
-	foot := []string{faintStyle.Render(ansi.Truncate(m.hints(), w, "…")), status}
+	foot := []string{faintStyle.Render(ansi.Truncate(m.hints(), w, ellipsis)), status}
 	for len(lines) < h-len(foot) {
 		lines = append(lines, "")
 	}
 	lines = append(lines[:h-len(foot)], foot...)
 	for i, l := range lines {
-		lines[i] = ansi.Truncate(l, w, "…")
+		lines[i] = ansi.Truncate(l, w, ellipsis)
 	}
 	v := tea.NewView(strings.Join(lines, "\n"))
 	v.AltScreen = true
 	return v
+}
+
+// title is the screen's first line: "ramboot", and the menu's title unless it already says
+// ramboot.
+func (m Model) title() string {
+	t := strings.TrimSpace(m.menu().Title)
+	if t == "" || strings.HasPrefix(strings.ToLower(t), "ramboot") {
+		if t == "" {
+			return "ramboot"
+		}
+		return t
+	}
+	return "ramboot - " + t
 }
 
 func (m Model) hints() string {
@@ -94,7 +101,7 @@ func (m Model) menuView() []string {
 	}
 	for i := first; i < len(m.visible) && i < first+room; i++ {
 		e := menu.Entries[m.visible[i]]
-		title := e.Title
+		title := plain(e.Title)
 		if title == "" {
 			title = e.Name
 		}
@@ -124,8 +131,9 @@ func (m Model) menuView() []string {
 	case m.filter.Value() != "":
 		out = append(out, "filter: "+m.filter.Value())
 	}
-	if m.notice != "" {
-		out = append(out, m.notice)
+	// A notice belongs to the menu; the editor and the filter line have the screen's attention.
+	if m.notice != "" && m.state == stateMenu {
+		out = append(out, plain(m.notice))
 	}
 	return out
 }
@@ -151,13 +159,30 @@ func (m Model) netView() []string {
 
 func (m Model) bootView() []string {
 	p := m.progress
-	name := m.booting.Title
+	name := plain(m.booting.Title)
 	if name == "" {
 		name = m.booting.Name
 	}
-	out := []string{"Booting " + name, "", "  " + stageText(p.Stage, m.booting.Kexec != nil), ""}
-	if p.URL != "" {
-		out = append(out, "  "+p.URL)
+	files := bootFiles(m.booting)
+	file, url := m.file, p.URL
+	if m.booting.Kexec != nil && p.Stage == loader.StageDone && file+1 < len(files) {
+		// A file is in; the backend is opening the next one, which reports nothing until it
+		// connects.
+		file, url, p = file+1, "", loader.Progress{Total: -1}
+	}
+	if url == "" && file < len(files) {
+		url = files[file][0]
+	}
+	// Bytes have arrived: whatever the stage says, the connection is up.
+	if p.Stage == loader.StageConnecting && p.Read > 0 {
+		p.Stage = loader.StageFetching
+	}
+	out := []string{"Booting " + name, "", "  " + m.stageText(p.Stage, file), ""}
+	if url != "" {
+		out = append(out, "  "+url)
+	}
+	if p.Stage == loader.StageConnecting {
+		return out
 	}
 	width := max(10, m.opts.Width-12)
 	if p.Total > 0 {
@@ -169,42 +194,59 @@ func (m Model) bootView() []string {
 		out = append(out, fmt.Sprintf("  %s", loader.HumanBytes(p.Read)))
 	}
 	line := fmt.Sprintf("  %s/s", loader.HumanBytes(int64(p.Rate)))
-	if eta := p.ETA(); eta >= 0 {
+	if eta := p.ETA(); eta >= 0 && p.Stage == loader.StageFetching {
 		line += fmt.Sprintf(", %v left", eta.Round(time.Second))
 	}
-	if p.Extracted > 0 {
+	// Only an image is unpacked; a kernel or an initrd is stored as it comes.
+	if p.Extracted > 0 && m.booting.Ramroot != nil {
 		line += fmt.Sprintf(", %s unpacked", loader.HumanBytes(p.Extracted))
 	}
 	return append(out, line)
 }
 
-func stageText(s loader.Stage, kexec bool) string {
+// stageText says what the boot is doing, naming the file (kernel, initrd 2 of 3) of a kexec.
+func (m Model) stageText(s loader.Stage, file int) string {
+	k := m.booting.Kexec
+	if k == nil {
+		switch s {
+		case loader.StageConnecting:
+			return "connecting"
+		case loader.StageFetching:
+			return "fetching and extracting image"
+		case loader.StageVerifying:
+			return "verifying image"
+		case loader.StageDone:
+			return "switching to the new root"
+		}
+		return s.String()
+	}
+	what := "kernel"
+	switch {
+	case file > 0 && len(k.Initrds) == 1:
+		what = "initrd"
+	case file > 0:
+		what = fmt.Sprintf("initrd %d of %d", file, len(k.Initrds))
+	}
 	switch s {
 	case loader.StageConnecting:
-		return "connecting"
+		return "connecting to fetch " + what
 	case loader.StageFetching:
-		if kexec {
-			return "fetching kernel"
-		}
-		return "fetching and extracting image"
+		return "fetching " + what
 	case loader.StageVerifying:
-		return "verifying"
+		return "verifying " + what
 	case loader.StageDone:
-		if kexec {
-			return "loading kernel"
-		}
-		return "switching to the new root"
+		return "loading the kernel for kexec"
 	}
 	return s.String()
 }
 
 func (m Model) failedView() []string {
 	out := []string{errorStyle.Render("Boot of " + m.booting.Name + " failed:"), ""}
-	// Wrap the error to the screen.
-	for _, l := range strings.Split(ansi.Wordwrap(m.err.Error(), m.opts.Width-4, " /"), "\n") {
+	// Wrap the error to the screen. The keys are in the hints below.
+	for _, l := range strings.Split(ansi.Wordwrap(plain(m.err.Error()), m.opts.Width-4, " /"), "\n") {
 		out = append(out, "  "+l)
 	}
-	return append(out, "", "r: retry   m: back to the menu   s: shell   b: reboot   l: log")
+	return out
 }
 
 // warningLine is the startup warnings for the status line, "" once a key was pressed: the first
@@ -219,6 +261,6 @@ func (m Model) warningLine() string {
 		more = fmt.Sprintf(" (+%d more, l for the log)", len(ws)-1)
 	}
 	first := strings.Join(wrapRow(ws[0], 1<<20), " ") // one line, no control characters
-	first = ansi.Truncate(first, max(0, m.opts.Width-ansi.StringWidth(more)), "...")
-	return errorStyle.Render(ansi.Truncate(first+more, m.opts.Width, "..."))
+	first = ansi.Truncate(plain(first), max(0, m.opts.Width-ansi.StringWidth(more)), ellipsis)
+	return errorStyle.Render(ansi.Truncate(first+more, m.opts.Width, ellipsis))
 }
