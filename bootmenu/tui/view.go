@@ -55,10 +55,10 @@ func (m Model) View() tea.View {
 // ramboot.
 func (m Model) title() string {
 	t := strings.TrimSpace(m.menu().Title)
-	if t == "" || strings.HasPrefix(strings.ToLower(t), "ramboot") {
-		if t == "" {
-			return "ramboot"
-		}
+	switch {
+	case t == "":
+		return "ramboot"
+	case strings.HasPrefix(strings.ToLower(t), "ramboot"):
 		return t
 	}
 	return "ramboot - " + t
