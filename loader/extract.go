@@ -36,11 +36,13 @@ type Extractor struct {
 	owners bool
 	logf   func(string, ...any)
 
-	dirs   map[string]*tar.Header // directories whose metadata is applied at the end
-	order  []string               // their first-seen order
-	cache  map[string]int         // open descriptors of parent directories
-	buf    []byte
-	warned map[string]bool
+	dirs  map[string]*tar.Header // directories whose metadata is applied at the end
+	order []string               // their first-seen order
+	cache map[string]int         // open descriptors of parent directories
+	// retired descriptors were dropped from the cache while a caller may still use one.
+	retired []int
+	buf     []byte
+	warned  map[string]bool
 	// New entries are owned by uid:gid; ok is false when that is not known (the root is
 	// setgid, so new entries take its group), and every entry is chowned.
 	newOwner struct {
@@ -74,23 +76,89 @@ func NewExtractor(root *os.Root, owners bool, logf func(string, ...any)) *Extrac
 	return x
 }
 
-// Extract reads every entry of tr and then applies the directories' metadata. On error the
-// directory holds a partial tree; the caller removes it.
-func (x *Extractor) Extract(tr *tar.Reader) error {
+// Extract reads the tar stream r to its end-of-archive marker and then applies the
+// directories' metadata, except the target's own (the archive's "./" entry): that waits for
+// FinishRoot, which the caller runs once the image is verified, so that a failed or restarted
+// load never leaves an unverified owner, mode or ACL on the target. On error the directory
+// holds a partial tree; the caller removes it and restores the target's own metadata.
+//
+// The end of the archive is GNU tar's: two zero blocks; or a lone zero block, whatever follows
+// it (GNU tar warns "A lone zero block" and stops reading there, with exit status 0; a valid
+// header after it is ignored as well). An archive of just the marker extracts nothing. A stream
+// that ends without a zero block is ErrTruncated: cut at an entry boundary, it would otherwise
+// pass for complete.
+func (x *Extractor) Extract(r io.Reader) error {
 	defer x.closeCache()
+	tp := &tarTap{r: r}
+	tr := tar.NewReader(tp)
 	for {
+		tp.record()
 		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
+		tp.on = false
+		if err == io.EOF || errors.Is(err, tar.ErrHeader) {
+			if end, lone := tp.endMarker(); end {
+				if lone {
+					x.logf("a lone zero block at byte %d ends the archive (as with GNU tar)", tp.headerStart())
+				}
+				break
+			}
+			if err == io.EOF {
+				return fmt.Errorf("%w: the tar archive has no end-of-archive marker", ErrTruncated)
+			}
 		}
 		if err != nil {
 			return &StreamError{err}
 		}
-		if err := x.entry(hdr, tr); err != nil {
+		var sp *sparseMap
+		if isSparse(hdr) {
+			sp = readSparseMap(hdr, tp)
+		}
+		var data io.Reader = tr
+		if sp != nil {
+			data = tp // the fragments are read raw, holes are never read at all
+		}
+		if err := x.entry(hdr, data, sp); err != nil {
 			return err
+		}
+		if sp != nil {
+			// archive/tar still expects the fragments; a new reader starts at the next header
+			// (it keeps no state between entries).
+			if err := skipPadding(tp, sp.physical); err != nil {
+				return err
+			}
+			tr = tar.NewReader(tp)
+			continue
+		}
+		// Data of an entry not read (a hard link's, say) would be recorded with the next header.
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return &StreamError{err}
 		}
 	}
 	return x.finishDirs()
+}
+
+// FinishRoot applies the metadata of the archive's "./" entry (owner, xattrs and ACLs, mode,
+// times) to the target directory itself. Run it last, once the image is verified: a default
+// ACL or a setgid bit on the target is inherited by whatever is created in it afterwards.
+func (x *Extractor) FinishRoot() error {
+	hdr, ok := x.dirs["."]
+	if !ok {
+		return nil
+	}
+	defer x.closeCache()
+	fd, err := x.openDir(".")
+	if err != nil {
+		return x.pathErr(hdr.Name, err)
+	}
+	defer unix.Close(fd)
+	err = x.meta(fd, ".", fd, hdr, false)
+	if err == nil {
+		err = x.times(fd, ".", hdr)
+	}
+	if err != nil {
+		return x.pathErr(hdr.Name, err)
+	}
+	return nil
 }
 
 // CleanName validates an archive member name and returns it relative to the target, "." for
@@ -114,7 +182,7 @@ func CleanName(name string) (string, error) {
 	return path.Clean(name), nil
 }
 
-func (x *Extractor) entry(hdr *tar.Header, r io.Reader) error {
+func (x *Extractor) entry(hdr *tar.Header, r io.Reader, sp *sparseMap) error {
 	name, err := CleanName(hdr.Name)
 	if err != nil {
 		return err
@@ -136,7 +204,7 @@ func (x *Extractor) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse: // tar.Reader reports the old '\x00' as TypeReg
-		return x.file(dfd, base, name, hdr, r)
+		return x.file(dfd, base, name, hdr, r, sp)
 	case tar.TypeSymlink:
 		err = x.replace(dfd, base, name, func() error { return unix.Symlinkat(hdr.Linkname, dfd, base) })
 	case tar.TypeLink:
@@ -159,7 +227,7 @@ func (x *Extractor) entry(hdr *tar.Header, r io.Reader) error {
 	default:
 		// GNU tar extracts unknown types as regular files.
 		x.warn("type"+string(hdr.Typeflag), "%s: unknown entry type %q, extracted as a regular file", hdr.Name, hdr.Typeflag)
-		return x.file(dfd, base, name, hdr, r)
+		return x.file(dfd, base, name, hdr, r, nil)
 	}
 	if err == nil {
 		err = x.meta(dfd, base, -1, hdr, true)
@@ -213,6 +281,7 @@ func (x *Extractor) parent(dir string) (int, error) {
 	if dir == "" {
 		dir = "."
 	}
+	x.closeRetired()
 	if fd, ok := x.cache[dir]; ok {
 		return fd, nil
 	}
@@ -278,10 +347,18 @@ func dupFile(f *os.File) (int, error) {
 }
 
 func (x *Extractor) closeCache() {
+	x.closeRetired()
 	for k, fd := range x.cache {
 		unix.Close(fd)
 		delete(x.cache, k)
 	}
+}
+
+func (x *Extractor) closeRetired() {
+	for _, fd := range x.retired {
+		unix.Close(fd)
+	}
+	x.retired = x.retired[:0]
 }
 
 // replace runs create; if the name is taken, it removes what is there (an empty directory at
@@ -297,25 +374,46 @@ func (x *Extractor) replace(dfd int, base, name string, create func() error) err
 	return create()
 }
 
+// remove removes what is at base in dfd (an empty directory at most). Removing a directory or
+// a symlink changes where paths through it lead (GNU tar follows the new entry): every cached
+// descriptor is dropped, dfd included, which stays open for the caller until the next lookup;
+// a removed directory's metadata is no longer applied at the end.
 func (x *Extractor) remove(dfd int, base, name string) error {
-	err := unix.Unlinkat(dfd, base, 0)
-	if errors.Is(err, unix.EISDIR) {
-		err = unix.Unlinkat(dfd, base, unix.AT_REMOVEDIR)
-		// A removed directory may be cached; the parent dfd is not (it is not below name).
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("replacing existing %s: %w", base, err)
+	}
+	typ := st.Mode & unix.S_IFMT
+	flags := 0
+	if typ == unix.S_IFDIR {
+		flags = unix.AT_REMOVEDIR
+	}
+	if err := unix.Unlinkat(dfd, base, flags); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("replacing existing %s: %w", base, err)
+	}
+	if typ == unix.S_IFDIR || typ == unix.S_IFLNK {
 		for k, fd := range x.cache {
-			if k == name || strings.HasPrefix(k, name+"/") {
-				unix.Close(fd)
-				delete(x.cache, k)
-			}
+			x.retired = append(x.retired, fd)
+			delete(x.cache, k)
 		}
 	}
-	if err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("replacing existing %s: %w", base, err)
+	if typ == unix.S_IFDIR {
+		gone := func(k string) bool { return k == name || strings.HasPrefix(k, name+"/") }
+		for k := range x.dirs {
+			if gone(k) {
+				delete(x.dirs, k)
+			}
+		}
+		x.order = slices.DeleteFunc(x.order, gone)
 	}
 	return nil
 }
 
-func (x *Extractor) file(dfd int, base, name string, hdr *tar.Header, r io.Reader) error {
+// file writes a regular file; sp is the sparse map of a sparse member (r then is the raw
+// stream of its fragments), nil for others.
+func (x *Extractor) file(dfd int, base, name string, hdr *tar.Header, r io.Reader, sp *sparseMap) error {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	var fd int
 	err := x.replace(dfd, base, name, func() (err error) {
@@ -325,7 +423,17 @@ func (x *Extractor) file(dfd int, base, name string, hdr *tar.Header, r io.Reade
 	if err != nil {
 		return x.pathErr(hdr.Name, err)
 	}
-	werr := x.copy(fd, r, hdr.Size)
+	var werr error
+	switch {
+	case sp != nil:
+		werr = x.writeSparse(fd, r, sp, hdr.Size)
+	case isSparse(hdr):
+		// Its map was not found: read whole, with holes where the zeros are.
+		x.warn("sparse", "%s: sparse map not read back: its holes are read as zeros (slow)", hdr.Name)
+		werr = x.copyHoles(fd, r, hdr.Size)
+	default:
+		werr = x.copy(fd, r, hdr.Size)
+	}
 	if werr == nil {
 		werr = x.meta(dfd, base, fd, hdr, true)
 	}
@@ -421,9 +529,13 @@ func (x *Extractor) dir(name string, hdr *tar.Header) error {
 	return nil
 }
 
+// finishDirs applies the metadata of every directory but the target itself (see FinishRoot).
 func (x *Extractor) finishDirs() error {
 	for _, name := range slices.Backward(x.order) {
 		hdr := x.dirs[name]
+		if name == "." {
+			continue
+		}
 		fd, err := x.openDir(name)
 		if err != nil {
 			return x.pathErr(hdr.Name, err)

@@ -1,9 +1,7 @@
 package loader
 
 import (
-	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -131,6 +129,12 @@ func load(ctx context.Context, dir string, urls []string, opts *Options) (*Resul
 	} else if len(names) > 0 {
 		return nil, fmt.Errorf("%w: %s holds %s", ErrNotEmpty, dir, strings.Join(names[:min(3, len(names))], ", "))
 	}
+	// The target's own metadata goes back to this after every failed attempt: the archive's
+	// "./" entry is applied only to a verified image (Extractor.FinishRoot).
+	state, err := saveDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	if want, err = opts.expectedSum(ctx, f, urls, want, logf); err != nil {
 		return nil, err
 	}
@@ -146,6 +150,9 @@ func load(ctx context.Context, dir string, urls []string, opts *Options) (*Resul
 		}
 		if rerr := emptyDir(dir); rerr != nil {
 			logf("cleaning %s after failure: %v", dir, rerr)
+		}
+		if rerr := state.restore(); rerr != nil {
+			logf("after failure: %v", rerr)
 		}
 		if !errors.Is(err, errChanged) {
 			return nil, err
@@ -185,6 +192,9 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	}
 	m.fetching() // the readahead did at the first byte, unless the image is empty
 	format := Sniff(head)
+	if format == FormatUnknown && len(head) == sniffLen && allZero(head) {
+		format = FormatTar // an empty archive, or a lone zero block: see Extractor.Extract
+	}
 	if format == FormatUnknown {
 		return nil, fmt.Errorf("%w: first bytes % x are not xz, zstd, gzip, bzip2 or tar", ErrFormat, head[:min(len(head), 8)])
 	}
@@ -211,14 +221,11 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	}
 	defer root.Close()
 	x := NewExtractor(root, os.Geteuid() == 0 && !opts.NoOwners, logf)
-	if err := x.Extract(tar.NewReader(tail)); err != nil {
+	if err := x.Extract(tail); err != nil {
 		if errors.Is(err, ErrNoSpace) {
 			return nil, fmt.Errorf("%w (%s filled up after %s of the image)", err, dir, HumanBytes(x.Bytes))
 		}
 		return nil, streamErr(format, ra, err)
-	}
-	if !tail.zeroEnd() {
-		return nil, fmt.Errorf("%w: the tar archive has no end-of-archive marker", ErrTruncated)
 	}
 	m.setStage(StageVerifying, s.URL())
 	// Read to the end: the compressed stream's own checks, and the hash, cover every byte.
@@ -234,6 +241,9 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	got := hex.EncodeToString(h.Sum(nil))
 	if want != "" && got != want {
 		return nil, &ChecksumError{Want: want, Got: got}
+	}
+	if err := x.FinishRoot(); err != nil {
+		return nil, err
 	}
 	m.setStage(StageDone, s.URL())
 	return &Result{
@@ -261,8 +271,7 @@ func streamErr(f Format, ra *readahead, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrFormat, f, se.Err)
 }
 
-// tailReader counts the tar stream and remembers its last 512 bytes, to tell a complete
-// archive (ending in zero blocks) from one cut at an entry boundary.
+// tailReader counts the tar stream (the extractor tells a complete archive from a cut one).
 //
 // It also ends the load when ctx ends (done; stopped explains it) or a Progress call panicked.
 type tailReader struct {
@@ -271,7 +280,6 @@ type tailReader struct {
 	done    <-chan struct{}
 	stopped func() error
 	n       int64
-	last    [512]byte
 }
 
 func (t *tailReader) Read(p []byte) (int, error) {
@@ -287,18 +295,8 @@ func (t *tailReader) Read(p []byte) (int, error) {
 	if n > 0 {
 		t.n += int64(n)
 		t.m.extracted(n)
-		if n >= len(t.last) {
-			copy(t.last[:], p[n-len(t.last):n])
-		} else {
-			copy(t.last[:], t.last[n:])
-			copy(t.last[len(t.last)-n:], p[:n])
-		}
 	}
 	return n, err
-}
-
-func (t *tailReader) zeroEnd() bool {
-	return t.n >= 1024 && bytes.Count(t.last[:], []byte{0}) == len(t.last)
 }
 
 func isSHA256(s string) bool {
