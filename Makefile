@@ -3,7 +3,7 @@ GO      ?= go
 GOFLAGS ?=
 export CGO_ENABLED = 0
 
-.PHONY: help build test lint bench demo fuzz clean
+.PHONY: help build test lint bench loadtest demo fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,12 +27,16 @@ test: build lint ## run every test (unit, fault injection, GNU tar fidelity, ngi
 bench: build ## compare `ramboot fetch` with wget|pixz|tar and curl|zstd|tar on a generated image
 	bash bench/run.sh
 
+loadtest: build ## 50 `ramboot fetch` clients through a proxy that cuts them and goes down for 30 s (root, nginx; ~3 min)
+	$(GO) run ./bench/loadtest -ramboot bin/ramboot
+
 demo: ## boot the menu in QEMU: installs what is missing, builds, serves, boots (Ctrl-A X quits)
 	bash scripts/demo.sh
 
 fuzz: ## run each fuzz target for a short while
 	$(GO) test ./loader -run '^$$' -fuzz FuzzSniff -fuzztime 30s
 	$(GO) test ./loader -run '^$$' -fuzz FuzzCleanName -fuzztime 30s
+	$(GO) test ./loader -run '^$$' -fuzz FuzzParseRetryAfter -fuzztime 30s
 	$(GO) test ./loader -run '^$$' -fuzz FuzzExtract -fuzztime 30s
 	$(GO) test ./internal/xzpar -run '^$$' -fuzz FuzzNewReader -fuzztime 30s
 	$(GO) test ./bootmenu -run '^$$' -fuzz FuzzParseYAML -fuzztime 30s
