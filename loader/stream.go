@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -99,7 +100,9 @@ func (f *Fetcher) Open(ctx context.Context, urls ...string) (*Stream, error) {
 	s.lastErr = make([]error, len(urls))
 	s.dead = make([]bool, len(urls))
 	if p, ok := localPath(urls[0]); ok {
-		fh, err := os.Open(p)
+		// O_NONBLOCK: a FIFO must not block open(2) (PID 1 would hang); it is refused below.
+		// On a regular file the flag changes nothing.
+		fh, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			return nil, err
 		}

@@ -123,7 +123,9 @@ func (s *state) attempt(ctx context.Context) (err error) {
 }
 
 func (s *state) booter() *boot.Booter {
-	return boot.New(s.lease, hooks.Runner{Dir: layout.HooksDir, Console: "/dev/" + console.Active()[0]}, s.logf)
+	b := boot.New(s.lease, hooks.Runner{Dir: layout.HooksDir, Console: "/dev/" + console.Active()[0]}, s.logf)
+	b.RetryFor = s.cfg.Retry
+	return b
 }
 
 // boot brings up what the boot needs and boots the command line's plan or the menu's choice.

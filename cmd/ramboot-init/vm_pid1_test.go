@@ -122,7 +122,7 @@ func TestVMCtrlCUnattended(t *testing.T) {
 	setup(t)
 	vm := vmtest.Start(t, vmtest.Options{
 		Kernel: built.kernel, Initrd: built.initrd,
-		Append: fmt.Sprintf("ramroot=http://10.0.2.2:1/nothing.tar.zst BOOTIF=%s", bootif(mac1)),
+		Append: fmt.Sprintf("ramroot=http://10.0.2.2:1/nothing.tar.zst ramboot.retry=3s BOOTIF=%s", bootif(mac1)),
 		NICs:   []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1}},
 	})
 	vm.Expect(`fetching http://10\.0\.2\.2:1/nothing`, bootTimeout)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/ramboot/ramboot/internal/hooks"
 	"github.com/ramboot/ramboot/internal/layout"
@@ -45,6 +46,9 @@ type Booter struct {
 	KernelFiles string
 	// MountRoot mounts a fresh tmpfs at Root for each attempt (true in /init).
 	MountRoot bool
+	// RetryFor is how long a download keeps retrying without progress (loader.Fetcher's
+	// RetryFor: 0 its default, negative no time budget).
+	RetryFor time.Duration
 	// Entropy is called before a plan's fetches with its URLs: WaitEntropy waits for the
 	// kernel's random pool when TLS will need it, saying so on the console. Nil: no wait.
 	Entropy func(ctx context.Context, urls []string) error

@@ -3,18 +3,16 @@ package boot
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/ramboot/ramboot/bootmenu"
 	"github.com/ramboot/ramboot/internal/cmdline"
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
-	"github.com/ramboot/ramboot/loader"
 )
 
 // FindMenu takes the first menu found: ramboot.menu=, the DHCP lease (pxelinux options
@@ -70,27 +68,26 @@ func LeaseMenuURL(l *netup.Lease) string {
 	return ""
 }
 
-// LoadMenu fetches (or reads) and parses a menu.
+// LoadMenu fetches (or reads) and parses a menu. A menu larger than bootmenu.MaxMenuSize is
+// refused before it is all read: a server (or a path) that sends without end must not fill
+// the RAM /init runs in.
 func (b *Booter) LoadMenu(ctx context.Context, src string) (*bootmenu.Menu, error) {
-	var data []byte
-	var err error
-	if hasScheme(src) {
-		if b.Entropy != nil {
-			if err := b.Entropy(ctx, []string{src}); err != nil {
-				return nil, err
-			}
-		}
-		dst := filepath.Join(os.TempDir(), fmt.Sprintf("menu-%d", time.Now().UnixNano()))
-		defer os.Remove(dst)
-		if _, err = loader.Download(ctx, dst, []string{src}, loader.Options{Fetcher: b.fetcher(), Logf: b.logf}); err != nil {
+	if hasScheme(src) && b.Entropy != nil {
+		if err := b.Entropy(ctx, []string{src}); err != nil {
 			return nil, err
 		}
-		data, err = os.ReadFile(dst)
-	} else {
-		data, err = os.ReadFile(strings.TrimPrefix(src, "file://"))
 	}
+	s, err := b.fetcher().Open(ctx, strings.TrimPrefix(src, "file://"))
 	if err != nil {
 		return nil, err
+	}
+	defer s.Close()
+	data, err := io.ReadAll(io.LimitReader(s, bootmenu.MaxMenuSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > bootmenu.MaxMenuSize {
+		return nil, fmt.Errorf("%s: larger than the %d KiB a menu may have", src, bootmenu.MaxMenuSize>>10)
 	}
 	return bootmenu.Parse(data, src)
 }

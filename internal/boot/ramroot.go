@@ -93,7 +93,7 @@ func (b *Booter) fetcher() *loader.Fetcher {
 		b.logf("%v: using the system CAs only", err)
 		client, _ = loader.NewClient("", 0)
 	}
-	return &loader.Fetcher{Client: client, Logf: b.logf}
+	return &loader.Fetcher{Client: client, Logf: b.logf, RetryFor: b.RetryFor}
 }
 
 func caFile() string {

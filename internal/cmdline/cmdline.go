@@ -53,7 +53,11 @@ type Config struct {
 	// Deadline is ramboot.deadline=: how long an unattended boot may take overall, retries
 	// included (0 when absent: no deadline).
 	Deadline time.Duration
-	OnError  OnError
+	// Retry is ramboot.retry=: how long a download keeps retrying without progress (a boot
+	// server restarting) before it fails. 0 when absent (the loader's default, minutes);
+	// negative for ramboot.retry=0 (no time budget: each URL a few attempts, then fail).
+	Retry   time.Duration
+	OnError OnError
 	// Kernel, Initrds, Append: ramboot.kernel=, ramboot.initrd= (repeatable),
 	// ramboot.append=: an unattended kexec into a fetched kernel.
 	Kernel  string
@@ -197,6 +201,15 @@ func (c *Config) set(p Param) error {
 			return errors.New("want a duration, e.g. 10m or 600 (seconds), or 0 for none")
 		}
 		c.Deadline = d
+	case "ramboot.retry":
+		d, ok := parseSeconds(v)
+		if !ok || d < 0 {
+			return errors.New("want a duration, e.g. 5m or 300 (seconds), or 0 for a few attempts only")
+		}
+		if d == 0 {
+			d = -1
+		}
+		c.Retry = d
 	case "ramboot.onerror":
 		switch o := OnError(v); o {
 		case OnErrorMenu, OnErrorShell, OnErrorReboot, OnErrorPoweroff:

@@ -96,6 +96,10 @@ func TestParseDurations(t *testing.T) {
 		{"ramboot.deadline=600s", 10 * time.Minute, deadline},
 		{"ramboot.deadline=1h", time.Hour, deadline},
 		{"ramboot.deadline=0", 0, deadline},
+		{"ramboot.retry=2m", 2 * time.Minute, retry},
+		{"ramboot.retry=30", 30 * time.Second, retry},
+		{"ramboot.retry=0", -1, retry},
+		{"init=/sbin/init", 0, retry},
 	} {
 		c, errs := Parse(tt.param)
 		if len(errs) != 0 {
@@ -110,6 +114,7 @@ func TestParseDurations(t *testing.T) {
 func timeout(c *Config) time.Duration  { return c.Timeout }
 func idle(c *Config) time.Duration     { return c.Idle }
 func deadline(c *Config) time.Duration { return c.Deadline }
+func retry(c *Config) time.Duration    { return c.Retry }
 
 func TestParseIPForms(t *testing.T) {
 	for _, tt := range []struct {
