@@ -3,6 +3,7 @@ package boot
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -51,6 +52,9 @@ func (b *Booter) prepareRamroot(ctx context.Context, r *RamrootPlan, progress fu
 		Logf:     b.logf,
 		Progress: progress,
 	})
+	if errors.Is(err, loader.ErrNoSpace) {
+		return nil, fmt.Errorf("%w (the tmpfs is %s: set ramroot.size= or a menu entry's size: larger, or give the machine more RAM)", err, size)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -60,6 +64,14 @@ func (b *Booter) prepareRamroot(ctx context.Context, r *RamrootPlan, progress fu
 	}
 	b.logf("extracted %d entries, %s from %s of %s in %.1fs (%s)", res.Entries, loader.HumanBytes(res.Uncompressed),
 		loader.HumanBytes(res.Size), res.Format, res.Duration.Seconds(), verified)
+	// The image must be bootable before anything is added to it.
+	init := r.Init
+	if init == "" {
+		init = "/sbin/init"
+	}
+	if _, err := ResolveIn(b.Root, init); err != nil {
+		return nil, fmt.Errorf("init=%s in the image: %w", init, err)
+	}
 	if err := copyKernelFiles(b.Root, b.KernelFiles, b.logf); err != nil {
 		return nil, fmt.Errorf("copying modules into the image: %w", err)
 	}
@@ -72,13 +84,6 @@ func (b *Booter) prepareRamroot(ctx context.Context, r *RamrootPlan, progress fu
 	}
 	if err := b.RunHooks(ctx, hooks.PostExtract); err != nil {
 		return nil, err
-	}
-	init := r.Init
-	if init == "" {
-		init = "/sbin/init"
-	}
-	if _, err := ResolveIn(b.Root, init); err != nil {
-		return nil, fmt.Errorf("init=%s in the image: %w", init, err)
 	}
 	return func() error {
 		b.logf("switching to the new root, exec %s %s", init, strings.Join(r.Args, " "))
