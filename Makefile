@@ -8,7 +8,11 @@ export CGO_ENABLED = 0
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-build: ## build bin/ramboot (host CLI) and bin/ramboot-init (the static /init)
+gocheck: ## say in one line when Go is missing or older than 1.21 (which fetches go.mod's toolchain itself)
+	@command -v $(GO) >/dev/null 2>&1 || { echo "ramboot needs Go 1.21 or newer (it then fetches the toolchain go.mod names): install it from https://go.dev/dl/ or put /usr/local/go/bin on PATH"; exit 1; }
+	@v=$$(GOTOOLCHAIN=local $(GO) env GOVERSION 2>/dev/null); case "$$v" in go1.[0-9]|go1.[0-9].*|go1.1[0-9]|go1.1[0-9].*|go1.20|go1.20.*|"") echo "ramboot needs Go 1.21 or newer (it then fetches the toolchain go.mod names); found $${v:-an unknown version}: install one from https://go.dev/dl/"; exit 1;; esac
+
+build: gocheck ## build bin/ramboot (host CLI) and bin/ramboot-init (the static /init)
 	$(GO) build -o bin/ramboot ./cmd/ramboot
 	$(GO) build -trimpath -ldflags="-s -w" -o bin/ramboot-init ./cmd/ramboot-init
 
@@ -20,7 +24,7 @@ lint: ## gofmt, go vet and staticcheck must be clean
 # The packages /init links (this module's): the race detector must be clean on all of them.
 INIT_PKGS = $(shell $(GO) list -deps ./cmd/ramboot-init | grep '^github.com/ramboot/ramboot/')
 
-test: build lint ## run every test (unit, fault injection, GNU tar fidelity, nginx, QEMU), then /init's packages under the race detector
+test: build lint ## every test: unit, fault injection, GNU tar fidelity, nginx, network namespaces, QEMU boots; then /init's packages under the race detector
 	$(GO) test -count=1 -timeout 20m ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -skip '^TestVM' $(INIT_PKGS)
 
@@ -30,7 +34,7 @@ bench: build ## compare `ramboot fetch` with wget|pixz|tar and curl|zstd|tar on 
 loadtest: build ## 50 `ramboot fetch` clients through a proxy that cuts them and goes down for 30 s (root, nginx; ~3 min)
 	$(GO) run ./bench/loadtest -ramboot bin/ramboot
 
-demo: ## boot the menu in QEMU: installs what is missing, builds, serves, boots (Ctrl-A X quits)
+demo: gocheck ## boot the menu in QEMU: installs what is missing, builds, serves, boots (Ctrl-A X quits)
 	bash scripts/demo.sh
 
 fuzz: ## run each fuzz target for a short while

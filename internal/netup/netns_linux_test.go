@@ -107,6 +107,9 @@ func runHelper(cfgJSON string) int {
 // needRoot skips (or fails under CI) when namespaces cannot be made.
 func needRoot(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no network namespace tests")
+	}
 	why := ""
 	if os.Geteuid() != 0 {
 		why = "needs root"

@@ -36,6 +36,9 @@ type Kernel struct {
 // when QEMU is missing.
 func FindKernel(t testing.TB) Kernel {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no VM tests")
+	}
 	dir := os.Getenv("RAMBOOT_KERNEL_DIR")
 	if dir == "" {
 		dir = DefaultKernelDir
