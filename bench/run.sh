@@ -296,7 +296,27 @@ report() {
 	done
 }
 
+# sizes prints what the README quotes of ramboot's own size: the stripped static /init and the
+# initramfs for Debian's cloud kernel (the one scripts/get-kernel.sh fetches), without and with
+# busybox. BENCH_ONLY=sizes prints just these.
+sizes() {
+	local kdir mods out
+	kdir=$(bash "$REPO/scripts/get-kernel.sh")
+	mods=$(ls -d "$kdir"/lib/modules/* | head -n1)
+	out=$(mktemp -d)
+	"$RAMBOOT" initramfs --modules "$mods" -o "$out/plain.cpio.zst" >/dev/null 2>&1 || die "ramboot initramfs failed"
+	echo "sizes: /init $(awk -v n="$(stat -c %s "$REPO/bin/ramboot-init")" 'BEGIN { printf "%.1f", n / 1048576 }') MiB stripped;" \
+		"initramfs for $(basename "$mods"): $(awk -v n="$(stat -c %s "$out/plain.cpio.zst")" 'BEGIN { printf "%.1f", n / 1048576 }') MiB .cpio.zst"
+	if command -v busybox >/dev/null; then
+		"$RAMBOOT" initramfs --modules "$mods" --busybox "$(command -v busybox)" -o "$out/bb.cpio.zst" >/dev/null 2>&1 &&
+			echo "sizes: with --busybox: $(awk -v n="$(stat -c %s "$out/bb.cpio.zst")" 'BEGIN { printf "%.1f", n / 1048576 }') MiB .cpio.zst"
+	fi
+	rm -rf "$out"
+}
+
 main() {
+	sizes
+	[[ ${BENCH_ONLY:-} == sizes ]] && return 0
 	check_prerequisites
 	LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 	log "$(nproc) CPUs, load average $LOAD_BEFORE; BENCH_MB=$BENCH_MB BENCH_RUNS=$BENCH_RUNS BENCH_DIR=$BENCH_DIR"
