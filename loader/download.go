@@ -33,11 +33,14 @@ func download(ctx context.Context, dst string, urls []string, opts *Options) (*R
 	if err != nil {
 		return nil, err
 	}
-	if want, err = opts.expectedSum(ctx, f, urls, want, logf); err != nil {
+	// The meter follows the checksum file, then the file, until Download returns.
+	m := newMeter(opts.Progress)
+	defer m.close()
+	if want, err = opts.expectedSum(ctx, f, urls, want, m, logf); err != nil {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		res, err := downloadOnce(ctx, dst, urls, want, f, opts)
+		res, err := downloadOnce(ctx, dst, urls, want, f, m)
 		if err == nil || !errors.Is(err, errChanged) {
 			return res, err
 		}
@@ -48,7 +51,7 @@ func download(ctx context.Context, dst string, urls []string, opts *Options) (*R
 	}
 }
 
-func downloadOnce(ctx context.Context, dst string, urls []string, want string, f *Fetcher, opts *Options) (*Result, error) {
+func downloadOnce(ctx context.Context, dst string, urls []string, want string, f *Fetcher, m *meter) (*Result, error) {
 	s, err := f.Open(ctx, urls...)
 	if err != nil {
 		return nil, err
@@ -59,10 +62,7 @@ func downloadOnce(ctx context.Context, dst string, urls []string, want string, f
 		return nil, err
 	}
 	defer out.Close()
-	m := newMeter(opts.Progress)
-	defer m.close()
-	m.setSource(s)
-	m.setStage(StageConnecting, urls[0])
+	m.begin(s)
 	h := sha256.New()
 	buf := make([]byte, 1<<20)
 	for {

@@ -30,9 +30,10 @@ type Options struct {
 	NoSidecar bool
 	// Fetcher does the downloads. Default: a zero Fetcher (system CAs, default retries).
 	Fetcher *Fetcher
-	// Progress receives snapshots about ten times a second and at every stage change, from
-	// more than one goroutine but never two calls at once. A panic in it fails the load with
-	// ErrPanic.
+	// Progress receives snapshots about ten times a second while bytes arrive, every second
+	// at least, and at every stage change, failed attempt and start of the next attempt
+	// (from the checksum file's first request on), from more than one goroutine but never
+	// two calls at once. A panic in it fails the load with ErrPanic.
 	Progress func(Progress)
 	// Logf receives retries, resumes, warnings. Default: discard.
 	Logf func(format string, args ...any)
@@ -109,11 +110,17 @@ func (opts *Options) setup(urls []string) (f *Fetcher, want string, logf func(st
 }
 
 // expectedSum is the sum to verify against: want, else URL.sha256's when the server has one.
-func (opts *Options) expectedSum(ctx context.Context, f *Fetcher, urls []string, want string, logf func(string, ...any)) (string, error) {
+// m follows the checksum file's download, so that its retries show.
+func (opts *Options) expectedSum(ctx context.Context, f *Fetcher, urls []string, want string, m *meter, logf func(string, ...any)) (string, error) {
 	if want != "" || opts.NoSidecar {
 		return want, nil
 	}
-	return fetchSidecar(ctx, f, urls, logf)
+	sum, err := fetchSidecar(ctx, f, urls, m, logf)
+	if err != nil {
+		return "", err
+	}
+	// A Progress call of the heartbeat panicked: the meter is off for the rest of the load.
+	return sum, m.failure()
 }
 
 func load(ctx context.Context, dir string, urls []string, opts *Options) (*Result, error) {
@@ -135,7 +142,11 @@ func load(ctx context.Context, dir string, urls []string, opts *Options) (*Resul
 	if err != nil {
 		return nil, err
 	}
-	if want, err = opts.expectedSum(ctx, f, urls, want, logf); err != nil {
+	// From here on a server that does not answer shows in the progress: the meter follows
+	// the checksum file, then the image, until Load returns.
+	m := newMeter(opts.Progress)
+	defer m.close()
+	if want, err = opts.expectedSum(ctx, f, urls, want, m, logf); err != nil {
 		return nil, err
 	}
 	restarts := opts.Restarts
@@ -144,7 +155,7 @@ func load(ctx context.Context, dir string, urls []string, opts *Options) (*Resul
 	}
 	for attempt := 0; ; attempt++ {
 		// A panic is an error here, so that the directory is emptied all the same.
-		res, err := protect(func() (*Result, error) { return loadOnce(ctx, dir, urls, want, f, opts, logf) })
+		res, err := protect(func() (*Result, error) { return loadOnce(ctx, dir, urls, want, f, m, opts, logf) })
 		if err == nil {
 			return res, nil
 		}
@@ -164,7 +175,7 @@ func load(ctx context.Context, dir string, urls []string, opts *Options) (*Resul
 	}
 }
 
-func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fetcher, opts *Options, logf func(string, ...any)) (*Result, error) {
+func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fetcher, m *meter, opts *Options, logf func(string, ...any)) (*Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s, err := f.Open(ctx, urls...)
@@ -172,10 +183,7 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 		return nil, err
 	}
 	defer s.Close()
-	m := newMeter(opts.Progress)
-	defer m.close()
-	m.setSource(s)
-	m.setStage(StageConnecting, urls[0])
+	m.begin(s)
 	h := sha256.New()
 	ra := newReadahead(s, h, m, 4, 1<<20)
 	// Closing the stream ends the goroutine's pending read; waiting for it means that nothing
@@ -313,7 +321,9 @@ func isSHA256(s string) bool {
 // ErrChecksumFile, naming the URL and the status: an image that has a checksum file is never
 // booted unverified because the file could not be read. The mirrors' checksum files are asked
 // only when the first URL's server does not answer.
-func fetchSidecar(ctx context.Context, f *Fetcher, urls []string, logf func(string, ...any)) (string, error) {
+//
+// m follows the download: to a Progress callback it is the image's connecting stage.
+func fetchSidecar(ctx context.Context, f *Fetcher, urls []string, m *meter, logf func(string, ...any)) (string, error) {
 	side := make([]string, len(urls))
 	for i, u := range urls {
 		side[i] = sidecarURL(u)
@@ -328,6 +338,7 @@ func fetchSidecar(ctx context.Context, f *Fetcher, urls []string, logf func(stri
 	}
 	defer s.Close()
 	s.firstAnswer = true
+	m.begin(s)
 	b, err := io.ReadAll(io.LimitReader(s, 64<<10))
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -30,6 +30,12 @@ type Progress struct {
 	Extracted int64   // uncompressed (tar) bytes extracted
 	Rate      float64 // bytes per second received, smoothed
 	Elapsed   time.Duration
+
+	// Retries, while attempts fail (a refused connection, a 503, a cut or stalled one), in
+	// any stage. All three are zero again once bytes arrive.
+	Retry   int       // failed attempts since the download last made progress; 0: none
+	LastErr string    // why the last of them failed; the failed URL leads when URL moved on to a mirror
+	NextTry time.Time // when the next attempt starts; zero while one is running
 }
 
 // ETA estimates the time left from the rate, or -1.
@@ -42,7 +48,12 @@ func (p Progress) ETA() time.Duration {
 
 // meter turns byte counts from several goroutines into throttled Progress callbacks: at most
 // every progressEvery, and at least every heartbeat while the load runs, so that the rate
-// shown falls during a stall and a slow link's bytes show as they arrive.
+// shown falls during a stall, a slow link's bytes show as they arrive, and a countdown to the
+// next retry moves. Besides, its stream reports every failed attempt and the start of the next
+// one at once.
+//
+// One meter serves a whole Load or Download: the checksum file's stream, then the object's,
+// and the object's again after a restart (begin), so that retries show from the first request.
 type meter struct {
 	fn        func(Progress)
 	start     time.Time
@@ -50,7 +61,7 @@ type meter struct {
 	total     atomic.Int64
 	lastNano  atomic.Int64 // m.last as UnixNano, for tick's lock-free early return
 	mu        sync.Mutex
-	src       source // the stream, for its URL and size; nil: url and total as set
+	src       source // the stream, for its URL, size and retries; nil: url and total as set
 	url       string
 	stage     Stage
 	last      time.Time
@@ -61,10 +72,11 @@ type meter struct {
 	failed    atomic.Pointer[error] // a panic of fn in the heartbeat's goroutine
 }
 
-// source is what a meter reads the URL and the size from (a *Stream).
+// source is what a meter reads the URL, the size and the retries from (a *Stream).
 type source interface {
 	URL() string
 	Size() int64
+	retrying() retryStatus
 }
 
 const (
@@ -72,13 +84,36 @@ const (
 	heartbeat     = time.Second
 )
 
+// newMeter returns a meter for fn (nil: none) that reports nothing until begin.
 func newMeter(fn func(Progress)) *meter {
 	m := &meter{fn: fn, start: time.Now()}
 	m.total.Store(-1)
-	if fn != nil {
+	return m
+}
+
+// begin points the meter at s, which has delivered nothing yet: the counts start from zero in
+// the connecting stage, s reports its failed attempts as they happen, and the heartbeat runs.
+// Call it before s is read, and only once the stream it follows is no longer read.
+func (m *meter) begin(s *Stream) {
+	if m.fn == nil {
+		return
+	}
+	s.notify = func() { m.tick(true) }
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.src, m.stage = s, StageConnecting
+	m.read.Store(0)
+	m.ext.Store(0)
+	m.last, m.lastRead, m.rate = time.Time{}, 0, 0
+	m.lastNano.Store(0)
+	if m.beat == nil {
 		m.beat = time.AfterFunc(heartbeat, m.pulse)
 	}
-	return m
+	m.mu.Unlock()
+	m.tick(true)
 }
 
 // pulse is the heartbeat. A panic in fn here, on a goroutine of the timer's, is kept for the
@@ -175,13 +210,16 @@ func (m *meter) tick(force bool) {
 	}
 	m.last, m.lastRead = now, read
 	m.lastNano.Store(now.UnixNano())
+	var rs retryStatus
 	if m.src != nil {
 		m.url = m.src.URL()
 		m.total.Store(m.src.Size())
+		rs = m.src.retrying()
 	}
 	m.fn(Progress{
 		Stage: m.stage, URL: m.url, Read: read, Total: m.total.Load(),
 		Extracted: m.ext.Load(), Rate: m.rate, Elapsed: now.Sub(m.start),
+		Retry: rs.n, LastErr: rs.cause, NextTry: rs.next,
 	})
 }
 
@@ -190,11 +228,4 @@ func (m *meter) setStage(s Stage, url string) {
 	m.stage, m.url = s, url
 	m.mu.Unlock()
 	m.tick(true)
-}
-
-// setSource makes the meter read the URL and the size from src at every report.
-func (m *meter) setSource(src source) {
-	m.mu.Lock()
-	m.src = src
-	m.mu.Unlock()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -56,6 +57,10 @@ type Stream struct {
 	etag, lastMod string
 	valURL        int
 	eof           bool
+	// notify is called after every failed attempt and at the start of the next one, once
+	// status says so (a progress meter reports at once); nil: nobody is told. Set before the
+	// first Read.
+	notify func()
 
 	// Written by the reading goroutine under mu; it reads them without.
 	mu     sync.Mutex
@@ -65,7 +70,15 @@ type Stream struct {
 	body   io.ReadCloser
 	cancel context.CancelFunc // ends the current attempt
 	dog    *watchdog          // of the current attempt
+	status retryStatus        // the retries since the last byte, for a progress meter
 	closed bool               // written by Close
+}
+
+// retryStatus is what a stream tells about its failed attempts (see Progress).
+type retryStatus struct {
+	n     int       // failed attempts since the last progress; 0 once bytes arrive
+	cause string    // why the last one failed
+	next  time.Time // when the next attempt starts; zero while one runs (or none will)
 }
 
 // retryState counts failures since the last progress (the last attempt that delivered bytes
@@ -133,6 +146,13 @@ func (s *Stream) Size() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total
+}
+
+// retrying reports the failed attempts since bytes last arrived.
+func (s *Stream) retrying() retryStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
 }
 
 // Offset is the number of bytes delivered so far.
@@ -216,6 +236,7 @@ func (s *Stream) readFile(p []byte) (int, error) {
 func (s *Stream) advance(n int) {
 	s.mu.Lock()
 	s.off += int64(n)
+	s.status = retryStatus{}
 	s.mu.Unlock()
 	s.progressed = true
 	if s.dog != nil {
@@ -281,6 +302,8 @@ func (s *Stream) Close() error {
 // how long (s.wait), or that the stream gives up (s.final). slow: the watchdog ended the
 // attempt for slowness, so what it delivered is no progress.
 func (s *Stream) fail(err error, slow bool) {
+	// Whatever is decided below, the meter hears of it once it is decided.
+	defer s.tell()
 	now := s.f.now()
 	r := &s.retry
 	switch {
@@ -296,6 +319,9 @@ func (s *Stream) fail(err error, slow bool) {
 	r.streak++
 	r.attempts++
 	s.lastErr[s.cur], s.lastURL = err, s.cur
+	s.mu.Lock()
+	s.status = retryStatus{n: r.attempts, cause: causeOf(err)}
+	s.mu.Unlock()
 	attempts := s.f.attempts()
 	if permanent(err) {
 		s.dead[s.cur] = true
@@ -353,6 +379,9 @@ func (s *Stream) fail(err error, slow bool) {
 		return
 	}
 	s.wait = wait
+	s.mu.Lock()
+	s.status.next = time.Now().Add(wait) // the wall clock, for a countdown on the screen
+	s.mu.Unlock()
 	switch {
 	case next != s.cur:
 		s.logf("%s: %v (at byte %d)", s.urls[s.cur], err, s.off)
@@ -363,10 +392,28 @@ func (s *Stream) fail(err error, slow bool) {
 		s.logf("%s %s at byte %d%s", verb, s.urls[next], s.off, inDelay(wait))
 		s.mu.Lock()
 		s.cur = next
+		// The URL a meter shows is the next one: the cause names the one that failed.
+		s.status.cause = s.urls[s.lastURL] + ": " + s.status.cause
 		s.mu.Unlock()
 	default:
 		s.logf("%s: %v (at byte %d): retry %d%s", s.urls[s.cur], err, s.off, r.fails[s.cur], inDelay(wait))
 	}
+}
+
+// tell passes a change of s.status on to whoever follows the stream.
+func (s *Stream) tell() {
+	if s.notify != nil {
+		s.notify()
+	}
+}
+
+// causeOf is err for a line next to the URL: without the request's "Get URL: ", which repeats
+// it.
+func causeOf(err error) string {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err.Error()
+	}
+	return err.Error()
 }
 
 func inDelay(d time.Duration) string {
@@ -413,6 +460,13 @@ func (s *Stream) open() error {
 				return s.ctxErr()
 			}
 			s.wait = 0
+		}
+		s.mu.Lock()
+		waited := !s.status.next.IsZero()
+		s.status.next = time.Time{} // an attempt runs
+		s.mu.Unlock()
+		if waited {
+			s.tell()
 		}
 		s.atStart = s.retry.clone()
 		s.progressed = false

@@ -219,3 +219,48 @@ func TestConnecting(t *testing.T) {
 		t.Errorf("bytes received, still connecting:\n%s", s)
 	}
 }
+
+// TestRetrying: while the server refuses connections, the booting screen says which attempt
+// failed, why, and when the next starts, counting down; once bytes arrive that is gone. It
+// said "connecting" and nothing else for minutes.
+func TestRetrying(t *testing.T) {
+	now := time.Unix(1000, 0)
+	m := New(testMenu(-1), &fakeBackend{block: make(chan struct{})}, Options{})
+	m.now = func() time.Time { return now }
+	m, _ = typeKeys(m, "enter")
+	defer m.cancel()
+	url := "http://boot/rescue.tar.zst"
+	failed := loader.Progress{Stage: loader.StageConnecting, URL: url, Total: -1, Retry: 3,
+		LastErr: "dial tcp 10.0.2.2:80: connect: connection refused", NextTry: now.Add(4200 * time.Millisecond)}
+	m, _ = send(m, progressMsg(failed))
+	s := screen(m)
+	golden(t, "booting-retrying", s)
+	for _, want := range []string{"  " + url + "\n  attempt 3 failed: dial tcp 10.0.2.2:80: connect: connection refused\n", "  next try in 5s\n"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("want %q on the screen:\n%s", want, s)
+		}
+	}
+	now = now.Add(2 * time.Second) // a heartbeat, the same snapshot
+	m, _ = send(m, progressMsg(failed))
+	if s := screen(m); !strings.Contains(s, "  next try in 3s\n") {
+		t.Errorf("the countdown did not move:\n%s", s)
+	}
+	running := failed
+	running.NextTry = time.Time{}
+	m, _ = send(m, progressMsg(running))
+	if s := screen(m); !strings.Contains(s, "  attempt 3 failed: ") || !strings.Contains(s, "  trying again\n") || strings.Contains(s, "next try") {
+		t.Errorf("the next attempt runs:\n%s", s)
+	}
+	// A cause from outside comes on one line, in ASCII.
+	odd := failed
+	odd.LastErr = "HTTP 503 “busy”\r\nnow — later"
+	m, _ = send(m, progressMsg(odd))
+	checkGlyphs(t, "retrying", screen(m))
+	if s := screen(m); !strings.Contains(s, `  attempt 3 failed: HTTP 503 "busy" now - later`+"\n") {
+		t.Errorf("cause not on one line in ASCII:\n%s", s)
+	}
+	m, _ = send(m, progressMsg{Stage: loader.StageFetching, URL: url, Read: 64 << 10, Total: 200 << 20, Rate: 1 << 20})
+	if s := screen(m); strings.Contains(s, "attempt") || strings.Contains(s, "try") {
+		t.Errorf("bytes arrived, still retrying:\n%s", s)
+	}
+}

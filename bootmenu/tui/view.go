@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -181,6 +182,7 @@ func (m Model) bootView() []string {
 	if url != "" {
 		out = append(out, "  "+url)
 	}
+	out = append(out, m.retryLines(p)...)
 	if p.Stage == loader.StageConnecting {
 		return out
 	}
@@ -202,6 +204,27 @@ func (m Model) bootView() []string {
 		line += fmt.Sprintf(", %s unpacked", loader.HumanBytes(p.Extracted))
 	}
 	return append(out, line)
+}
+
+// retryLines say, while attempts fail (a server not up yet refuses connections for minutes),
+// which attempt failed and why, and when the next one starts; nothing once bytes flow again.
+func (m Model) retryLines(p loader.Progress) []string {
+	if p.Retry <= 0 {
+		return nil
+	}
+	// One line: control characters (a server's status text may hold any) are spaces.
+	cause := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, p.LastErr)
+	cause = plain(strings.Join(strings.Fields(cause), " "))
+	next := "trying again"
+	if d := p.NextTry.Sub(m.now()); !p.NextTry.IsZero() && d > 0 {
+		next = fmt.Sprintf("next try in %ds", int((d+time.Second-1)/time.Second))
+	}
+	return []string{fmt.Sprintf("  attempt %d failed: %s", p.Retry, cause), "  " + next}
 }
 
 // stageText says what the boot is doing, naming the file (kernel, initrd 2 of 3) of a kexec.

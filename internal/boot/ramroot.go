@@ -120,23 +120,40 @@ func defaultSize() string {
 	return strconv.FormatInt(size>>20, 10) + "m"
 }
 
-// ConsoleProgress prints a progress line every two seconds and at each stage change: a serial
-// console log stays readable, and a VGA console shows the same.
+// ConsoleProgress prints a progress line every two seconds, at each stage change and at each
+// failed attempt: a serial console log stays readable, and a VGA console shows the same. While
+// attempts fail the line names the URL, the attempt, its cause and when the next one starts.
 func ConsoleProgress(logf func(string, ...any)) func(loader.Progress) {
 	var last time.Time
-	stage := loader.Stage(-1)
+	stage, retry := loader.Stage(-1), 0
 	return func(p loader.Progress) {
-		if p.Stage == stage && time.Since(last) < 2*time.Second {
+		failed := p.Retry > 0 && p.Retry != retry && !p.NextTry.IsZero() // a new failure, its retry planned
+		if failed || p.Retry == 0 {
+			retry = p.Retry
+		}
+		if p.Stage == stage && time.Since(last) < 2*time.Second && !failed {
 			return
 		}
 		stage, last = p.Stage, time.Now()
-		line := fmt.Sprintf("%s: %s", p.Stage, loader.HumanBytes(p.Read))
-		if p.Total > 0 {
-			line += fmt.Sprintf(" of %s (%.0f%%)", loader.HumanBytes(p.Total), 100*float64(p.Read)/float64(p.Total))
+		var line string
+		if p.Stage == loader.StageConnecting && p.Read == 0 {
+			line = "connecting to " + p.URL // no byte count before the first byte
+		} else {
+			line = fmt.Sprintf("%s: %s", p.Stage, loader.HumanBytes(p.Read))
+			if p.Total > 0 {
+				line += fmt.Sprintf(" of %s (%.0f%%)", loader.HumanBytes(p.Total), 100*float64(p.Read)/float64(p.Total))
+			}
+			line += fmt.Sprintf(", %s/s, %s unpacked", loader.HumanBytes(int64(p.Rate)), loader.HumanBytes(p.Extracted))
+			if eta := p.ETA(); eta > 0 {
+				line += fmt.Sprintf(", ETA %v", eta.Round(time.Second))
+			}
 		}
-		line += fmt.Sprintf(", %s/s, %s unpacked", loader.HumanBytes(int64(p.Rate)), loader.HumanBytes(p.Extracted))
-		if eta := p.ETA(); eta > 0 {
-			line += fmt.Sprintf(", ETA %v", eta.Round(time.Second))
+		if p.Retry > 0 {
+			next := "trying again"
+			if d := time.Until(p.NextTry); !p.NextTry.IsZero() && d > 0 {
+				next = fmt.Sprintf("next try in %ds", int((d+time.Second-1)/time.Second))
+			}
+			line += fmt.Sprintf(": attempt %d failed: %s; %s", p.Retry, p.LastErr, next)
 		}
 		logf("%s", line)
 	}
