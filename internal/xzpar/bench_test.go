@@ -10,14 +10,15 @@ import (
 )
 
 // TestDecodeFile decodes the file named by $XZPAR_FILE with $XZPAR_WORKERS
-// workers, for measuring against xz and pixz; it writes the output to
-// $XZPAR_OUT if set.
+// workers and a memory budget of $XZPAR_BUDGET bytes, for measuring against
+// xz and pixz; it writes the output to $XZPAR_OUT if set.
 func TestDecodeFile(t *testing.T) {
 	name := os.Getenv("XZPAR_FILE")
 	if name == "" {
 		t.Skip("XZPAR_FILE not set")
 	}
 	workers, _ := strconv.Atoi(os.Getenv("XZPAR_WORKERS"))
+	budget, _ := strconv.ParseInt(os.Getenv("XZPAR_BUDGET"), 10, 64)
 	f, err := os.Open(name)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +34,7 @@ func TestDecodeFile(t *testing.T) {
 		w = o
 	}
 	start := time.Now()
-	r, err := NewReader(f, workers)
+	r, err := NewReaderOptions(f, Options{Workers: workers, MemoryBudget: budget})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,9 @@ func TestDecodeFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := time.Since(start)
-	t.Logf("%s: %d bytes in %v (%.1f MB/s) with %d workers", name, n, d, float64(n)/d.Seconds()/1e6, workers)
+	st := r.(*reader).mem.stats()
+	t.Logf("%s: %d bytes in %v (%.1f MB/s) with %d workers; budget %d, peak %d bytes mapped in %d blocks",
+		name, n, d, float64(n)/d.Seconds()/1e6, workers, st.budget, st.peakMapped, st.peakBlocks)
 }
 
 // BenchmarkDecode decodes the test data compressed by xz into 512 KiB

@@ -110,32 +110,36 @@ func (d *lzma2Dec) run(src chunkSource, w *window) error {
 type sliceSource struct {
 	buf      []byte
 	off, end int
-	mapped   bool // buf is from mapBytes: the pages read are given back as decoding proceeds
-	released int
+	mem      *memory // if buf is from mem.mapBytes: the pages read are given back as decoding proceeds
+	released *int    // buf[:*released] was given back
 }
 
 func (s *sliceSource) next(n int) ([]byte, error) {
 	if n > s.end-s.off {
 		return nil, fmt.Errorf("%w: lzma2 data exceeds the block's compressed size", ErrCorrupt)
 	}
-	if s.mapped && s.off-s.released >= 1<<20 {
+	if s.mem != nil && s.off-*s.released >= 1<<20 {
 		// Slices returned before are no longer in use.
-		s.released = releaseBytes(s.buf, s.released, s.off)
+		*s.released = s.mem.release(s.buf, *s.released, s.off)
 	}
 	b := s.buf[s.off : s.off+n+rcPad]
 	s.off += n
 	return b, nil
 }
 
-// streamSource reads LZMA2 data straight from the input, for blocks whose
-// compressed size is unknown, counting the bytes consumed.
+// streamSource reads LZMA2 data straight from the input, for blocks decoded
+// as they are read, counting the bytes consumed.
 type streamSource struct {
 	r       *bufio.Reader
 	scratch []byte // 1<<16 + rcPad bytes
 	n       int64
+	limit   int64 // the block's compressed size, or -1
 }
 
 func (s *streamSource) next(n int) ([]byte, error) {
+	if s.limit >= 0 && int64(n) > s.limit-s.n {
+		return nil, fmt.Errorf("%w: lzma2 data exceeds the block's compressed size", ErrCorrupt)
+	}
 	b := s.scratch[:n+rcPad]
 	if _, err := io.ReadFull(s.r, b[:n]); err != nil {
 		return nil, inputErr(err)
@@ -156,12 +160,12 @@ func inputErr(err error) error {
 // window is the decoder's output: a linear buffer that holds both the
 // dictionary (history) and the decoded bytes the consumer has yet to read.
 //
-// A block with a known compressed size is decoded into a buffer that grows
-// to hold the whole block (slide == false), because blocks decoded ahead of
-// the consumer must be kept anyway. A block decoded while streaming its
-// input (slide == true) is bounded: once the buffer reaches its maximum,
-// the decoder waits for the consumer to catch up and moves the last
-// dictSize bytes to the front.
+// A block decoded from a buffer is decoded into a buffer that holds the
+// whole block (slide == false), because blocks decoded ahead of the consumer
+// must be kept anyway. A block decoded while streaming its input
+// (slide == true) is bounded: once the buffer reaches its maximum, the
+// decoder waits for the consumer to catch up and moves the last dictSize
+// bytes to the front.
 type window struct {
 	b         *block
 	buf       []byte

@@ -2,6 +2,7 @@ package xzpar
 
 import (
 	"math"
+	"os"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -18,8 +19,9 @@ import (
 // arrives, so that a corrupt size cannot exhaust the address space.
 const maxMapped = math.MaxInt32
 
-// mapBytes returns n zero bytes outside the Go heap, or nil if that is not possible.
-func mapBytes(n int) []byte {
+// mapBytes returns n zero bytes outside the Go heap, or nil if that is not possible. huge asks
+// for transparent huge pages: for a buffer that will be filled.
+func mapBytes(n int, huge bool) []byte {
 	if n <= 0 || n > maxMapped {
 		return nil
 	}
@@ -27,7 +29,7 @@ func mapBytes(n int) []byte {
 	if err != nil {
 		return nil
 	}
-	if n >= 2*hugePage {
+	if huge && n >= 2*hugePage {
 		// Transparent huge pages, where the system offers them on request: a fault per 2 MiB
 		// rather than per 4 KiB as the decoder fills the buffer.
 		_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
@@ -68,4 +70,15 @@ func releaseBytes(b []byte, lo, hi int) int {
 	// Failure only costs memory.
 	_ = unix.Madvise(b[start:end], unix.MADV_DONTNEED)
 	return end
+}
+
+// memAvailable returns MemAvailable from /proc/meminfo: the memory the kernel can give without
+// swapping, free pages and caches it can drop.
+func memAvailable() (int64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return parseMemAvailable(f)
 }

@@ -5,9 +5,11 @@
 // whose headers record the compressed size, so a sequential reader can cut
 // the input into blocks without decoding it and hand each block to a
 // different core. Output is delivered in order; the block being read streams
-// to the consumer as it is decoded, and at most a fixed number of blocks is
-// in memory at once. Blocks without a recorded size (single-threaded xz) are
-// decoded sequentially with a bounded window.
+// to the consumer as it is decoded. Memory is bounded by a budget: blocks are
+// decoded ahead only as far as their buffers fit in it, and blocks too large
+// for it, like blocks without recorded sizes (single-threaded xz), are
+// decoded sequentially as they are read, into a window of about the
+// dictionary size.
 //
 // Only the LZMA2 filter is supported; that is what xz and pixz produce by
 // default.
@@ -56,20 +58,30 @@ const maxCompressedBlock = 1 << 40
 // block is one xz block, from the dispatcher through a decoder to the
 // consumer.
 type block struct {
-	x          *reader
-	num        int // 1-based over the whole input, for messages
-	hdr        blockHeader
-	check      byte
-	comp       []byte // buffered block (header..check) + rcPad, if hdr.compressed >= 0
-	compMapped bool   // comp is from mapBytes
+	x     *reader
+	num   int // 1-based over the whole input, for messages
+	hdr   blockHeader
+	check byte
+
+	// A block decoded from a buffer: its bytes (header..check) + rcPad, and their reservation.
+	comp         []byte
+	compMapped   bool  // comp is from mapBytes
+	compCharge   int64 // budget held for comp
+	compReleased int   // decoder only: comp[:compReleased] was given back
+
+	// The output buffer's reservation: the whole block, or the window of a block decoded as it
+	// is read. Set before the decoder starts.
+	charge int64
 
 	mu            sync.Mutex
 	cond          sync.Cond
 	buf           []byte // output window; b.buf[rd:avail] is unread
-	mapped        bool   // buf is from mapBytes: it never moves, and is unmapped once both sides are done
+	mapped        bool   // buf is from mapBytes: it never moves
+	whole         bool   // buf holds the whole block: the consumer gives back the pages it read
 	rd, avail     int
 	done          bool // the decoder is done with the block
 	dropped       bool // the consumer is done with the block (read or abandoned)
+	freed         bool // buf is given back: both sides are done
 	err           error
 	abandoned     bool
 	readerWaiting bool
@@ -85,15 +97,31 @@ type block struct {
 // the pages it has read back to the kernel as it goes rather than at the end of the block.
 const readChunk = 4 << 20
 
-// unmapLocked detaches a mapped output buffer once both the decoder and the consumer are done
-// with it, for the caller to unmap after unlocking. b.mu is held.
-func (b *block) unmapLocked() []byte {
-	if !b.mapped || !b.done || !b.dropped || b.buf == nil {
-		return nil
+// outBuf is a block's output buffer on its way back to the reader's memory.
+type outBuf struct {
+	buf      []byte
+	mapped   bool
+	released int
+	charge   int64
+}
+
+// freeLocked detaches the output buffer once both the decoder and the consumer are done with
+// it, for the caller to pass to freeOut after unlocking. b.mu is held. b.released is the
+// consumer's, but the consumer no longer touches it once it has dropped the block.
+func (b *block) freeLocked() (outBuf, bool) {
+	if !b.done || !b.dropped || b.freed {
+		return outBuf{}, false
 	}
-	buf := b.buf
+	b.freed = true
+	o := outBuf{buf: b.buf, mapped: b.mapped, released: b.released, charge: b.charge}
 	b.buf = nil
-	return buf
+	return o, true
+}
+
+// freeOut returns a block's output buffer.
+func (x *reader) freeOut(o outBuf) {
+	x.mem.blockDone() // before the memory goes to the next block
+	x.noteErr(x.mem.free(o.buf, o.mapped, o.released, o.charge))
 }
 
 func (x *reader) newBlock(num int, h blockHeader, check byte) *block {
@@ -110,10 +138,10 @@ func (b *block) finish(err error) {
 	}
 	b.done = true
 	b.cond.Broadcast()
-	buf := b.unmapLocked()
+	o, free := b.freeLocked()
 	b.mu.Unlock()
-	if buf != nil {
-		b.x.unmap(buf)
+	if free {
+		b.x.freeOut(o)
 	}
 }
 
@@ -132,14 +160,14 @@ func (b *block) next(consumed int) ([]byte, int, int, error) {
 	if !b.done {
 		free = min(free, b.avail-int(b.hdr.dictSize))
 	}
-	if !b.mapped || free-b.released < readChunk {
+	if !b.mapped || !b.whole || free-b.released < readChunk {
 		buf = nil
 	}
 	if buf != nil {
 		// Without the lock: the decoder never touches these bytes again, and the buffer is not
 		// unmapped before the consumer is done with it.
 		b.mu.Unlock()
-		b.released = releaseBytes(buf, b.released, free)
+		b.released = b.x.mem.release(buf, b.released, free)
 		b.mu.Lock()
 	}
 	for b.rd == b.avail && !b.done {
@@ -163,10 +191,10 @@ func (b *block) abandon() {
 	b.abandoned = true
 	b.dropped = true
 	b.cond.Broadcast()
-	buf := b.unmapLocked()
+	o, free := b.freeLocked()
 	b.mu.Unlock()
-	if buf != nil {
-		b.x.unmap(buf)
+	if free {
+		b.x.freeOut(o)
 	}
 }
 
@@ -175,46 +203,6 @@ type item struct {
 	b     *block      // a block to read
 	index *indexState // end of a stream: the records its index lists
 	err   error       // the input cannot be decoded further
-}
-
-// freeList keeps a few byte buffers for reuse.
-type freeList struct {
-	mu   sync.Mutex
-	bufs [][]byte
-	max  int
-}
-
-// get returns a buffer of length n, reusing a free one if it is big enough.
-func (f *freeList) get(n int) []byte {
-	f.mu.Lock()
-	for i, b := range f.bufs {
-		if cap(b) >= n {
-			f.bufs = append(f.bufs[:i], f.bufs[i+1:]...)
-			f.mu.Unlock()
-			return b[:n]
-		}
-	}
-	f.mu.Unlock()
-	return make([]byte, n)
-}
-
-func (f *freeList) put(b []byte) {
-	if b == nil {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.bufs) < f.max {
-		f.bufs = append(f.bufs, b)
-		return
-	}
-	// Keep the biggest buffers.
-	for i, c := range f.bufs {
-		if cap(c) < cap(b) {
-			f.bufs[i] = b
-			return
-		}
-	}
 }
 
 // reader implements NewReader's io.ReadCloser.
@@ -227,10 +215,9 @@ type reader struct {
 	queue   chan item
 	closing chan struct{}
 
-	outBufs  freeList
-	compBufs freeList
-	decMu    sync.Mutex
-	decs     []*lzma2Dec
+	mem   *memory
+	decMu sync.Mutex
+	decs  []*lzma2Dec
 
 	// Consumer state, used only by Read.
 	cur     *block
@@ -243,30 +230,47 @@ type reader struct {
 	unmapErr atomic.Pointer[error] // the first failure to unmap a buffer
 }
 
-// unmap releases a buffer from mapBytes. A failure (a bug: the buffer was not a whole mapping)
-// leaks the buffer and fails the reader's next Read.
-func (x *reader) unmap(b []byte) {
-	if err := unmapBytes(b); err != nil {
-		err = fmt.Errorf("xzpar: munmap: %w", err)
+// noteErr records a failure to unmap a buffer (a bug: the buffer was not a whole mapping),
+// which leaks the buffer and fails the reader's next Read.
+func (x *reader) noteErr(err error) {
+	if err != nil {
 		x.unmapErr.CompareAndSwap(nil, &err)
 	}
 }
 
-// NewReader decodes the xz data in r (one or more concatenated streams, with
-// stream padding). Blocks whose headers record their compressed size are
-// decoded in parallel by up to workers goroutines (0 = runtime.GOMAXPROCS);
-// output is delivered in order. Memory is bounded: at most workers blocks
-// are in flight, each holding its compressed bytes and its decoded output
-// (or, for blocks of unknown size, a window of about the dictionary size).
-//
-// NewReader reads the first stream header and returns an error wrapping
-// ErrFormat if r does not hold xz data. Decoding errors are returned by Read
-// and wrap ErrCorrupt or ErrCheck; input that ends early is never reported
-// as io.EOF. Close stops the decoding goroutines but does not close r; a
-// goroutine blocked reading r exits when that read returns. Like most
-// readers, the result is not safe for concurrent use: do not call Close
-// while a Read is in progress.
+// NewReader is NewReaderOptions with workers goroutines (0 = runtime.GOMAXPROCS) and the
+// memory budget derived from the memory available.
 func NewReader(r io.Reader, workers int) (io.ReadCloser, error) {
+	return NewReaderOptions(r, Options{Workers: workers})
+}
+
+// NewReaderOptions decodes the xz data in r (one or more concatenated streams,
+// with stream padding); output is delivered in order.
+//
+// Memory is bounded by o.MemoryBudget. A block whose header records both its
+// compressed and uncompressed sizes, and whose compressed bytes plus decoded
+// output fit in the budget, is read whole and decoded into a buffer of its
+// size, in parallel with others: up to o.Workers blocks are in flight, as far
+// as their buffers fit in what the blocks ahead of them leave of the budget
+// (a block waits for the consumer to read those). Pages the consumer has read
+// are given back to the kernel and to the budget as it reads. Any other block
+// is decoded sequentially as it is read, into a window of its dictionary size
+// and a few MiB ahead of the consumer (less if the budget is small, and no
+// more than the block). The decoder needs such a window whatever the budget,
+// so a budget smaller than one window (the dictionary plus 2 MiB) is exceeded
+// by the difference, a window at a time. Besides the budget, the reader takes
+// a few hundred KiB on the Go heap. On Linux the buffers are mapped outside
+// the Go heap.
+//
+// NewReaderOptions reads the first stream header and returns an error
+// wrapping ErrFormat if r does not hold xz data. Decoding errors are returned
+// by Read and wrap ErrCorrupt or ErrCheck; input that ends early is never
+// reported as io.EOF. Close stops the decoding goroutines but does not close
+// r; a goroutine blocked reading r exits when that read returns. Like most
+// readers, the result is not safe for concurrent use: do not call Close while
+// a Read is in progress.
+func NewReaderOptions(r io.Reader, o Options) (io.ReadCloser, error) {
+	workers := o.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -296,9 +300,8 @@ func NewReader(r io.Reader, workers int) (io.ReadCloser, error) {
 		sem:     make(chan struct{}, workers),
 		queue:   make(chan item, workers+4),
 		closing: make(chan struct{}),
+		mem:     newMemory(o),
 	}
-	x.outBufs.max = workers + 1
-	x.compBufs.max = workers + 1
 	go x.dispatch()
 	return x, nil
 }
@@ -352,18 +355,10 @@ func (x *reader) Read(p []byte) (int, error) {
 func (x *reader) release(b *block) {
 	b.mu.Lock()
 	b.dropped = true
-	buf := b.buf
-	if b.mapped {
-		buf = b.unmapLocked() // the decoder is done: the block ended
-	}
-	b.buf = nil
+	o, free := b.freeLocked() // the decoder is done: the block ended
 	b.mu.Unlock()
-	if b.mapped {
-		if buf != nil {
-			x.unmap(buf)
-		}
-	} else {
-		x.outBufs.put(buf)
+	if free {
+		x.freeOut(o)
 	}
 	<-x.sem
 }
@@ -372,6 +367,7 @@ func (x *reader) release(b *block) {
 func (x *reader) Close() error {
 	x.closeMu.Do(func() {
 		close(x.closing)
+		x.mem.close()
 		if x.cur != nil {
 			x.cur.abandon()
 		}
@@ -522,41 +518,107 @@ func (x *reader) readStream(check byte, num *int) error {
 			return errClosed
 		}
 		b := x.newBlock(*num, h, check)
-		if h.compressed < 0 {
-			// Unknown size: decode sequentially from the input.
-			if !x.send(item{b: b}) {
-				return errClosed
-			}
-			err := x.decodeStreaming(b)
-			b.finish(err)
-			if err != nil {
-				return errClosed // the consumer reports the block's error
-			}
-			continue
+		if err := x.readBlock(b, hb); err != nil {
+			return err
 		}
-		cs := int(h.compressed)
-		total := len(hb) + cs + (-cs & 3) + checkSize(check)
-		comp, mapped, err := x.readBlock(hb, total)
-		if err != nil {
-			x.freeComp(comp, mapped)
-			<-x.sem
-			return fmt.Errorf("block %d: %w", *num, err)
-		}
-		b.comp, b.compMapped = comp, mapped
-		if !x.send(item{b: b}) {
-			return errClosed
-		}
-		go x.decodeBuffered(b)
 	}
 }
 
-// readBlock reads a whole block of total bytes whose header is hb into a
+// readBlock hands the block whose header is hb, just read, to a decoder: to a goroutine of its
+// own with the block's bytes read into a buffer if its buffers fit in the budget, or else to
+// the dispatcher itself, which decodes it as it reads it. A sem token is held for the block.
+func (x *reader) readBlock(b *block, hb []byte) error {
+	h := b.hdr
+	comp, buffered := x.bufferedSize(h, b.check)
+	if !buffered {
+		b.charge = x.windowSize(h)
+		if err := x.mem.reserve(b.charge); err != nil {
+			return err
+		}
+		x.mem.blockStarted()
+		if !x.send(item{b: b}) {
+			b.finish(errClosed)
+			return errClosed
+		}
+		err := x.decodeStreaming(b)
+		b.finish(err)
+		if err != nil {
+			return errClosed // the consumer reports the block's error
+		}
+		return nil
+	}
+	b.compCharge, b.charge = int64(comp), h.uncompressed
+	if err := x.mem.reserve(b.compCharge + b.charge); err != nil {
+		return err
+	}
+	x.mem.blockStarted()
+	var err error
+	b.comp, b.compMapped, err = x.readComp(hb, comp-rcPad)
+	if err != nil {
+		x.freeComp(b)
+		b.dropped = true
+		b.finish(nil)
+		<-x.sem
+		return fmt.Errorf("block %d: %w", b.num, err)
+	}
+	if !x.send(item{b: b}) {
+		x.freeComp(b)
+		b.finish(errClosed)
+		return errClosed
+	}
+	go x.decodeBuffered(b)
+	return nil
+}
+
+// maxBuffered bounds the buffers of a block decoded from a buffer, so that their sizes are
+// ints everywhere and can be mapped.
+const maxBuffered = 1<<31 - 1
+
+// bufferedSize returns the size of the buffer that holds a block of header h with its rcPad,
+// and whether the block is to be decoded from such a buffer: if its header records both sizes
+// and that buffer and one for its output fit in the budget.
+func (x *reader) bufferedSize(h blockHeader, check byte) (int, bool) {
+	if h.compressed < 0 || h.uncompressed < 0 || h.uncompressed > maxBuffered {
+		return 0, false
+	}
+	cs := h.compressed // at most maxCompressedBlock
+	total := int64(h.size) + cs + (-cs & 3) + int64(checkSize(check)) + rcPad
+	if total > maxBuffered || !x.mem.fits(total+h.uncompressed) {
+		return 0, false
+	}
+	return int(total), true
+}
+
+// Sizes of the window of a block decoded as it is read: beyond the dictionary, it holds
+// windowAhead bytes decoded ahead of the consumer, at least minAhead (one LZMA2 chunk of
+// at most 2 MiB must fit) if the budget does not leave that much.
+const (
+	windowAhead = 4 << 20
+	minAhead    = 2 << 20
+)
+
+// windowSize returns the size of the output window of a block of header h decoded as it is
+// read: its dictionary and room to decode ahead, no more than the block if its size is known.
+func (x *reader) windowSize(h blockHeader) int64 {
+	dict := int64(h.dictSize)
+	ahead := max(dict/4, windowAhead)
+	for ahead > minAhead && !x.mem.fits(dict+ahead) {
+		ahead = max(ahead/2, minAhead)
+	}
+	n := dict + ahead
+	if h.uncompressed >= 0 {
+		n = min(n, h.uncompressed)
+	}
+	return n
+}
+
+// readComp reads a whole block of total bytes whose header is hb into a
 // buffer with rcPad spare bytes, and reports whether the buffer is mapped.
 // A mapped buffer only takes memory as data arrives; a heap buffer grows as
 // data arrives. Either way a corrupt size cannot make it take much more
 // memory than the input holds.
-func (x *reader) readBlock(hb []byte, total int) ([]byte, bool, error) {
-	if buf := mapBytes(total + rcPad); buf != nil {
+func (x *reader) readComp(hb []byte, total int) ([]byte, bool, error) {
+	if buf := x.mem.mapBytes(total+rcPad, true); buf != nil {
 		n := copy(buf, hb)
 		if _, err := io.ReadFull(x.br, buf[n:total]); err != nil {
 			return buf, true, inputErr(err)
@@ -567,19 +629,14 @@ func (x *reader) readBlock(hb []byte, total int) ([]byte, bool, error) {
 	return buf, false, err
 }
 
-// freeComp returns a buffer from readBlock.
-func (x *reader) freeComp(buf []byte, mapped bool) {
-	if mapped {
-		x.unmap(buf)
-	} else {
-		x.compBufs.put(buf)
-	}
+// freeComp returns the buffer of a block's bytes.
+func (x *reader) freeComp(b *block) {
+	x.noteErr(x.mem.free(b.comp, b.compMapped, b.compReleased, b.compCharge))
+	b.comp, b.compCharge = nil, 0
 }
 
 func (x *reader) readBlockHeap(hb []byte, total int) ([]byte, error) {
-	want := min(total+rcPad, 4<<20)
-	buf := x.compBufs.get(want)
-	buf = buf[:cap(buf)]
+	buf := make([]byte, min(total+rcPad, 4<<20))
 	n := copy(buf, hb)
 	for n < total {
 		if n == len(buf) {
@@ -689,8 +746,7 @@ func (x *reader) decodeBuffered(b *block) {
 		}
 	}()
 	err := x.decodeBufferedErr(b)
-	x.freeComp(b.comp, b.compMapped)
-	b.comp = nil
+	x.freeComp(b)
 	b.finish(err)
 }
 
@@ -704,7 +760,10 @@ func (x *reader) decodeBufferedErr(b *block) (err error) {
 	}()
 	h := b.hdr
 	cs := int(h.compressed)
-	src := &sliceSource{buf: b.comp, off: h.size, end: h.size + cs, mapped: b.compMapped}
+	src := &sliceSource{buf: b.comp, off: h.size, end: h.size + cs, released: &b.compReleased}
+	if b.compMapped {
+		src.mem = x.mem
+	}
 	w, err := x.newWindow(b, false)
 	if err != nil {
 		return err
@@ -722,8 +781,7 @@ func (x *reader) decodeBufferedErr(b *block) (err error) {
 	return x.finishBlock(b, w, tail[:-cs&3], tail[-cs&3:], int64(cs))
 }
 
-// decodeStreaming decodes a block of unknown compressed size straight from
-// the input.
+// decodeStreaming decodes a block straight from the input, into a window that slides.
 func (x *reader) decodeStreaming(b *block) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -734,7 +792,7 @@ func (x *reader) decodeStreaming(b *block) (err error) {
 	if err != nil {
 		return err
 	}
-	src := &streamSource{r: x.br, scratch: make([]byte, 1<<16+rcPad)}
+	src := &streamSource{r: x.br, scratch: make([]byte, 1<<16+rcPad), limit: b.hdr.compressed}
 	d := x.getDec()
 	err = d.run(src, w)
 	x.putDec(d)
@@ -742,6 +800,9 @@ func (x *reader) decodeStreaming(b *block) (err error) {
 		return err
 	}
 	cs := src.n
+	if b.hdr.compressed >= 0 && cs != b.hdr.compressed {
+		return fmt.Errorf("%w: lzma2 data ends before the block's compressed size", ErrCorrupt)
+	}
 	tail := make([]byte, int(-cs&3)+checkSize(b.check))
 	if _, err := io.ReadFull(x.br, tail); err != nil {
 		return inputErr(err)
@@ -749,7 +810,8 @@ func (x *reader) decodeStreaming(b *block) (err error) {
 	return x.finishBlock(b, w, tail[:-cs&3], tail[-cs&3:], cs)
 }
 
-// newWindow prepares the output window of a block.
+// newWindow prepares the output window of a block, of b.charge bytes: the whole block, or with
+// slide a window of the last bytes.
 func (x *reader) newWindow(b *block, slide bool) (*window, error) {
 	h := b.hdr
 	hash, err := newCheck(b.check)
@@ -757,29 +819,27 @@ func (x *reader) newWindow(b *block, slide bool) (*window, error) {
 		return nil, err
 	}
 	w := &window{b: b, dictSize: h.dictSize, limit: h.uncompressed, slide: slide, h: hash}
-	want := 0
-	if !slide && h.uncompressed > 0 && h.uncompressed <= maxMapped {
-		if buf := mapBytes(int(h.uncompressed)); buf != nil {
-			w.buf = buf
+	if b.charge <= maxMapped {
+		// Huge pages for a buffer that will be filled; a window of a block of unknown size
+		// may hold a few KiB (a kernel module).
+		if buf := x.mem.mapBytes(int(b.charge), h.uncompressed >= 0); buf != nil {
+			w.buf, w.maxBuf = buf, len(buf)
 			b.mu.Lock()
-			b.buf, b.mapped = buf, true
+			b.buf, b.mapped, b.whole = buf, true, !slide
 			b.mu.Unlock()
 			return w, nil
 		}
 	}
+	// On the Go heap, the buffer grows as data arrives up to what was reserved, and so does
+	// the memory it takes: trust the header only as far as the compressed size makes
+	// plausible.
+	want := 0
 	if slide {
-		extra := h.dictSize / 4
-		if extra < 4<<20 {
-			extra = 4 << 20
-		}
-		w.maxBuf = int(h.dictSize) + int(extra)
+		w.maxBuf = int(b.charge)
 	} else if h.uncompressed >= 0 {
-		// Trust the header only as far as the compressed size makes
-		// plausible; the window grows if needed.
 		want = int(min(h.uncompressed, max(16*h.compressed, 1<<20)))
 	}
-	buf := x.outBufs.get(want)
-	w.buf = buf[:cap(buf)]
+	w.buf = make([]byte, want)
 	b.mu.Lock()
 	b.buf = w.buf
 	b.mu.Unlock()

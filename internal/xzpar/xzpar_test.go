@@ -119,7 +119,11 @@ func xzc(t testing.TB, in []byte, args ...string) []byte {
 }
 
 func decode(in []byte, workers int) ([]byte, error) {
-	r, err := NewReader(bytes.NewReader(in), workers)
+	return decodeOptions(in, Options{Workers: workers})
+}
+
+func decodeOptions(in []byte, o Options) ([]byte, error) {
+	r, err := NewReaderOptions(bytes.NewReader(in), o)
 	if err != nil {
 		return nil, err
 	}
@@ -345,13 +349,16 @@ func listBlocks(t testing.TB, in []byte) []robotBlock {
 func TestCorruption(t *testing.T) {
 	d := testData(t)[:600000]
 	inputs := []struct {
-		name string
-		in   []byte
+		name   string
+		in     []byte
+		budget int64
 	}{
-		{"multi-block crc64", xzc(t, d, "-T2", "--block-size=128KiB")},
-		{"multi-block sha256", xzc(t, d, "-T2", "--block-size=128KiB", "--check=sha256")},
-		{"single block crc32", xzc(t, d, "-T1", "--check=crc32")},
-		{"blocks without sizes", xzc(t, d, "-T1", "--block-size=128KiB")},
+		{"multi-block crc64", xzc(t, d, "-T2", "--block-size=128KiB"), 0},
+		{"multi-block sha256", xzc(t, d, "-T2", "--block-size=128KiB", "--check=sha256"), 0},
+		{"single block crc32", xzc(t, d, "-T1", "--check=crc32"), 0},
+		{"blocks without sizes", xzc(t, d, "-T1", "--block-size=128KiB"), 0},
+		// Blocks with sizes, decoded as they are read.
+		{"multi-block crc64 over budget", xzc(t, d, "-T2", "--block-size=128KiB"), 1},
 	}
 	for _, input := range inputs {
 		in := input.in
@@ -377,7 +384,7 @@ func TestCorruption(t *testing.T) {
 					for _, flip := range []byte{0x01, 0x80} {
 						bad := bytes.Clone(in)
 						bad[pos] ^= flip
-						got, err := decode(bad, 2)
+						got, err := decodeOptions(bad, Options{Workers: 2, MemoryBudget: input.budget})
 						if err == nil {
 							t.Fatalf("flip %#x at %d: no error (%d bytes)", flip, pos, len(got))
 						}
@@ -413,18 +420,20 @@ func stride(start, end, step int) []int {
 func TestTruncation(t *testing.T) {
 	d := testData(t)[:300000]
 	for _, tc := range []struct {
-		name string
-		in   []byte
+		name   string
+		in     []byte
+		budget int64
 	}{
-		{"multi-block", xzc(t, d, "-T2", "--block-size=64KiB")},
-		{"single block", xzc(t, d, "-T1")},
-		{"pixz", compress(t, d, "pixz", "-6")},
+		{"multi-block", xzc(t, d, "-T2", "--block-size=64KiB"), 0},
+		{"single block", xzc(t, d, "-T1"), 0},
+		{"pixz", compress(t, d, "pixz", "-6"), 0},
+		{"multi-block over budget", xzc(t, d, "-T2", "--block-size=64KiB"), 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cuts := append(span(0, 300), stride(300, len(tc.in)-300, 97)...)
 			cuts = append(cuts, span(len(tc.in)-300, 300)...)
 			for _, n := range cuts {
-				got, err := decode(tc.in[:n], 2)
+				got, err := decodeOptions(tc.in[:n], Options{Workers: 2, MemoryBudget: tc.budget})
 				if err == nil {
 					t.Fatalf("truncated to %d of %d bytes: no error (%d bytes out)", n, len(tc.in), len(got))
 				}
