@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,36 +9,35 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/ramboot/ramboot/internal/imageconv"
 	"github.com/ramboot/ramboot/loader"
 )
 
-const imageArgs = "[--force] [--platform OS/ARCH] [--mtime-clamp EPOCH] [--drop-modules] [--root-password-empty] [--ssh-key FILE]... SOURCE OUT"
+// imageOptions are image's flags.
+type imageOptions struct {
+	force, drop, emptyPW, quiet bool
+	platform, clamp             string
+	keys                        multiFlag
+}
+
+func imageFlags(o *imageOptions) *cmdFlags {
+	fs := newFlags("image", "SOURCE OUT", 2,
+		"SOURCE: dir:PATH, tar:PATH, docker-archive:PATH[:TAG], oci:DIR[:TAG] or docker://REF",
+		"OUT: .tar.zst (recommended), .tar.xz, .tar.gz or .tar; OUT.sha256 is written beside it")
+	fs.BoolVar(&o.force, "force", false, "replace OUT if it exists")
+	fs.StringVar(&o.platform, "platform", "linux/amd64", "`OS/ARCH` to pick from a multi-platform image")
+	fs.StringVar(&o.clamp, "mtime-clamp", os.Getenv("SOURCE_DATE_EPOCH"), "cap every mtime at this Unix time, in `SECONDS` (default: $SOURCE_DATE_EPOCH)")
+	fs.BoolVar(&o.drop, "drop-modules", false, "leave /lib/modules empty (the initramfs brings the running kernel's)")
+	fs.BoolVar(&o.emptyPW, "root-password-empty", false, "empty root's password (rescue images)")
+	fs.Var(&o.keys, "ssh-key", "add the keys of this authorized_keys `FILE` for root (repeatable)")
+	fs.BoolVar(&o.quiet, "q", false, "no progress output")
+	return fs
+}
 
 func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ramboot image", flag.ContinueOnError)
-	var keys multiFlag
-	force := fs.Bool("force", false, "replace OUT if it exists")
-	platform := fs.String("platform", "linux/amd64", "platform to pick from a multi-platform image")
-	clamp := fs.String("mtime-clamp", os.Getenv("SOURCE_DATE_EPOCH"), "cap every mtime at this Unix time (default: $SOURCE_DATE_EPOCH)")
-	drop := fs.Bool("drop-modules", false, "leave /lib/modules empty (the initramfs brings the running kernel's)")
-	emptyPW := fs.Bool("root-password-empty", false, "empty root's password (rescue images)")
-	fs.Var(&keys, "ssh-key", "add this authorized_keys file's keys for root (repeatable)")
-	quiet := fs.Bool("q", false, "no progress output")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ramboot image "+imageArgs)
-		fmt.Fprintln(stderr, "SOURCE: dir:PATH, tar:PATH, docker-archive:PATH[:TAG], oci:DIR[:TAG] or docker://REF")
-		fmt.Fprintln(stderr, "OUT: .tar.zst (recommended), .tar.xz, .tar.gz or .tar; OUT.sha256 is written beside it")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterleaved(fs, args, stderr)
+	var o imageOptions
+	pos, err := imageFlags(&o).parse(args, stdout, stderr)
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos, 2, "SOURCE OUT"); err != nil {
-		fs.Usage()
 		return err
 	}
 	src, err := imageconv.ParseSource(pos[0])
@@ -47,16 +45,16 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	opts := imageconv.Options{
-		Force: *force, Platform: *platform, DropModules: *drop, RootPasswordEmpty: *emptyPW,
+		Force: o.force, Platform: o.platform, DropModules: o.drop, RootPasswordEmpty: o.emptyPW,
 	}
-	if *clamp != "" {
-		sec, err := strconv.ParseInt(strings.TrimSpace(*clamp), 10, 64)
+	if o.clamp != "" {
+		sec, err := strconv.ParseInt(strings.TrimSpace(o.clamp), 10, 64)
 		if err != nil || sec < 0 {
-			return fmt.Errorf("%w: --mtime-clamp %q: want seconds since 1970", errUsage, *clamp)
+			return fmt.Errorf("%w: --mtime-clamp %q: want seconds since 1970", errUsage, o.clamp)
 		}
 		opts.MtimeClamp = time.Unix(sec, 0)
 	}
-	for _, k := range keys {
+	for _, k := range o.keys {
 		b, err := os.ReadFile(k)
 		if err != nil {
 			return fmt.Errorf("ssh key: %w", err)
@@ -64,7 +62,7 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opts.SSHKeys = append(append(opts.SSHKeys, b...), '\n')
 	}
 	bar := newImageBar(stderr, pos[1])
-	if !*quiet {
+	if !o.quiet {
 		opts.Progress = bar.update
 		opts.Logf = bar.logf
 	}
@@ -73,7 +71,7 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if !*quiet {
+	if !o.quiet {
 		fmt.Fprintf(stderr, "%s: %d entries, %s of tar → %s %s (%.1f%%) in %.1fs\n", res.Out, res.Entries,
 			loader.HumanBytes(res.TarSize), loader.HumanBytes(res.Size), res.Compression,
 			100*float64(res.Size)/float64(max(res.TarSize, 1)), res.Duration.Seconds())
@@ -82,37 +80,42 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// imageBar draws a conversion's progress: a redrawn line on a terminal, a line per stage
-// elsewhere.
+// imageBar draws a conversion's progress: a redrawn line fitted to the terminal's width, or,
+// when stderr is not a terminal, a line per stage and one every logEvery.
 type imageBar struct {
 	w     io.Writer
 	name  string
-	tty   bool
+	cols  func() int // the terminal's width; nil: not a terminal
+	now   func() time.Time
 	stage imageconv.Stage
 	drawn bool
-	start time.Time
+	start time.Time // of the stage
+	last  time.Time // when the last line was logged, not on a terminal
 }
 
 func newImageBar(w io.Writer, name string) *imageBar {
-	b := &imageBar{w: w, name: name, stage: -1, start: time.Now()}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		b.tty = true
-	}
-	return b
+	return &imageBar{w: w, name: name, stage: -1, cols: terminalWidth(w), now: time.Now}
 }
 
 func (b *imageBar) update(p imageconv.Progress) {
+	now := b.now()
 	if p.Stage != b.stage {
-		b.stage, b.start = p.Stage, time.Now()
-		if !b.tty && p.Stage != imageconv.StageDone {
+		b.stage, b.start, b.last = p.Stage, now, now
+		if b.cols == nil && p.Stage != imageconv.StageDone {
 			fmt.Fprintf(b.w, "%s: %s\n", b.name, p.Stage)
 		}
 	}
-	if !b.tty || p.Stage == imageconv.StageDone {
-		return
+	switch {
+	case p.Stage == imageconv.StageDone:
+	case b.cols == nil:
+		if now.Sub(b.last) >= logEvery {
+			b.last = now
+			fmt.Fprintln(b.w, imageLine(b.name, p, now.Sub(b.start), 0))
+		}
+	default:
+		b.drawn = true
+		fmt.Fprintf(b.w, "\r\033[K%s", fitImageLine(b.name, p, now.Sub(b.start), b.cols()))
 	}
-	b.drawn = true
-	fmt.Fprintf(b.w, "\r\033[K%s", imageLine(b.name, p, time.Since(b.start), 30))
 }
 
 func (b *imageBar) logf(format string, a ...any) {
@@ -129,14 +132,24 @@ func (b *imageBar) finish() {
 	}
 }
 
-// imageLine renders "out.tar.zst [=====>    ]  45% 120.0 MiB/266.7 MiB 51.0 MiB/s writing".
-func imageLine(name string, p imageconv.Progress, elapsed time.Duration, width int) string {
-	var sb strings.Builder
-	sb.WriteString(name)
-	sb.WriteString(barText(p.Done, p.Total, width))
+// imageParts are the pieces of a conversion's progress line (see progressParts).
+func imageParts(p imageconv.Progress, elapsed time.Duration) (must string, frac float64, opt []string, stage string) {
+	must, frac = counts(p.Done, p.Total)
 	if s := elapsed.Seconds(); s > 0.5 {
-		fmt.Fprintf(&sb, " %s/s", loader.HumanBytes(int64(float64(p.Done)/s)))
+		opt = append(opt, fmt.Sprintf(" %s/s", loader.HumanBytes(int64(float64(p.Done)/s))))
 	}
-	sb.WriteString(" " + p.Stage.String())
-	return sb.String()
+	return must, frac, opt, " " + p.Stage.String()
+}
+
+// imageLine renders "out.tar.zst [=====>    ]  45% 120.0 MiB/266.7 MiB 51.0 MiB/s writing"
+// with a bar of width cells; width <= 0: no bar (for a log).
+func imageLine(name string, p imageconv.Progress, elapsed time.Duration, width int) string {
+	must, frac, opt, stage := imageParts(p, elapsed)
+	return withBar(name, frac, width) + must + strings.Join(opt, "") + stage
+}
+
+// fitImageLine is imageLine fitted in fewer than cols columns (see fitLine).
+func fitImageLine(name string, p imageconv.Progress, elapsed time.Duration, cols int) string {
+	must, frac, opt, stage := imageParts(p, elapsed)
+	return fitLine(name, frac, must, opt, stage, cols)
 }

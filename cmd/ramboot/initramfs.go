@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,49 +12,56 @@ import (
 	"github.com/ramboot/ramboot/loader"
 )
 
-func runInitramfs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ramboot initramfs", flag.ContinueOnError)
-	var s initramfs.Spec
-	var prefixes, extra multiFlag
-	out := fs.String("o", "", "output file: .cpio, .cpio.gz, .cpio.xz or .cpio.zst (required)")
-	fs.StringVar(&s.Init, "init", defaultInit(), "the static /init binary")
-	fs.StringVar(&s.Modules, "modules", "", "a kernel's /lib/modules/<version> tree (network drivers, virtio and their dependencies are packed)")
-	fs.Var(&prefixes, "module-dir", "pack every module under this directory of the tree instead of the defaults (repeatable, e.g. kernel/drivers/net/)")
-	fs.Var(&extra, "module", "also pack this module and its dependencies (repeatable)")
+// initramfsOptions are initramfs's flags.
+type initramfsOptions struct {
+	spec            initramfs.Spec
+	out             string
+	prefixes, extra multiFlag
+}
+
+func initramfsFlags(o *initramfsOptions) *cmdFlags {
+	fs := newFlags("initramfs", "", 0,
+		"Builds ramboot's initramfs; OUT's extension picks the compression.",
+		"A distribution kernel's network drivers are modules: give its tree with --modules.")
+	s := &o.spec
+	fs.StringVar(&o.out, "o", "", "write the initramfs to `OUT`: .cpio, .cpio.gz, .cpio.xz or .cpio.zst (required)")
+	fs.require("o")
+	fs.StringVar(&s.Init, "init", defaultInit(), "pack this `FILE` as /init (a static binary)")
+	fs.StringVar(&s.Modules, "modules", "", "pack the network drivers, virtio and their dependencies from this kernel's /lib/modules/RELEASE `DIR` (RELEASE is read from the modules)")
+	fs.Var(&o.prefixes, "module-dir", "pack every module under this `DIR` of the tree instead of the defaults (repeatable, e.g. kernel/drivers/net/)")
+	fs.Var(&o.extra, "module", "also pack the module `NAME` and its dependencies (repeatable)")
 	fs.BoolVar(&s.Storage, "storage", false, "also pack block, SCSI, ATA, NVMe, MD and file-system modules")
-	fs.StringVar(&s.Firmware, "firmware", "", "a /lib/firmware tree to pack")
-	fs.StringVar(&s.Busybox, "busybox", "", "a static busybox: the recovery shell")
-	fs.StringVar(&s.CA, "ca", "", "PEM CA bundle for https (default: "+initramfs.HostCA+" when present)")
-	fs.StringVar(&s.Hooks, "hooks", "", "a directory of hooks: pre-network/, pre-fetch/, post-extract/")
-	fs.StringVar(&s.Menu, "menu", "", "a menu file to embed")
-	fs.StringVar(&s.EmbedRootfs, "embed-rootfs", "", "a root-filesystem image to embed (boot it with ramroot=/rootfs/NAME)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ramboot initramfs [--modules DIR] [--busybox FILE] [--ca FILE] [--hooks DIR] [--embed-rootfs FILE] -o OUT")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterleaved(fs, args, stderr)
-	if err != nil {
+	fs.StringVar(&s.Firmware, "firmware", "", "pack this /lib/firmware `DIR`")
+	fs.StringVar(&s.Busybox, "busybox", "", "pack this static busybox `FILE`: the recovery shell")
+	fs.StringVar(&s.CA, "ca", "", "trust this PEM CA bundle `FILE` for https (default: "+initramfs.HostCA+" when present)")
+	fs.StringVar(&s.Hooks, "hooks", "", "pack this `DIR` of hooks: pre-network/, pre-fetch/, post-extract/")
+	fs.StringVar(&s.Menu, "menu", "", "embed this menu `FILE`")
+	fs.StringVar(&s.EmbedRootfs, "embed-rootfs", "", "embed this root-filesystem image `FILE` (boot it with ramroot=/rootfs/NAME)")
+	return fs
+}
+
+func runInitramfs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o initramfsOptions
+	fs := initramfsFlags(&o)
+	if _, err := fs.parse(args, stdout, stderr); err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 0, "no arguments besides flags"); err != nil {
-		fs.Usage()
-		return err
-	}
-	if *out == "" {
-		fs.Usage()
+	if o.out == "" {
+		fs.printUsage(stderr)
 		return fmt.Errorf("%w: -o OUT is required", errUsage)
 	}
-	s.ModulePrefixes, s.ExtraModules = prefixes, extra
+	s := o.spec
+	s.ModulePrefixes, s.ExtraModules = o.prefixes, o.extra
 	for i, p := range s.ModulePrefixes {
 		s.ModulePrefixes[i] = strings.TrimSuffix(p, "/") + "/"
 	}
-	f, err := os.CreateTemp(filepath.Dir(*out), ".initramfs-*")
+	f, err := createOutput(o.out, 0o644)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	cw, err := initramfs.Compressor(*out, f)
+	cw, err := initramfs.Compressor(o.out, f)
 	if err != nil {
 		return err
 	}
@@ -73,15 +79,33 @@ func runInitramfs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), *out); err != nil {
+	if err := os.Rename(f.Name(), o.out); err != nil {
 		return err
 	}
 	kernel := ""
 	if st.KernelVer != "" {
 		kernel = fmt.Sprintf(", %d modules for %s", st.Modules, st.KernelVer)
 	}
-	fmt.Fprintf(stderr, "%s: %s (%s uncompressed), %d entries%s\n", *out, loader.HumanBytes(info.Size()),
+	fmt.Fprintf(stderr, "%s: %s (%s uncompressed), %d entries%s\n", o.out, loader.HumanBytes(info.Size()),
 		loader.HumanBytes(st.Uncompressed), st.Files, kernel)
+	for _, w := range moduleWarnings(s, st) {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	return nil
+}
+
+// moduleWarnings says when an initramfs will likely find no network: a distribution kernel
+// (Debian's, Ubuntu's, Fedora's) has its network drivers as modules, and /init can only load
+// the ones packed.
+func moduleWarnings(s initramfs.Spec, st *initramfs.Stats) []string {
+	switch {
+	case s.Modules == "":
+		return []string{"no --modules: a distribution kernel's network drivers are modules, and without them /init finds no network; " +
+			"pass --modules /lib/modules/RELEASE of the kernel you boot (fine for a kernel with its drivers built in)"}
+	case st.NetModules == 0:
+		return []string{fmt.Sprintf("no network driver (kernel/drivers/net/) among the modules packed from %s: "+
+			"a distribution kernel needs them (fine for a kernel with its drivers built in)", s.Modules)}
+	}
 	return nil
 }
 

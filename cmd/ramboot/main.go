@@ -13,57 +13,102 @@ import (
 	"syscall"
 )
 
-// errUsage marks errors for which the usage text is worth printing.
+// errUsage marks errors of the command line itself: the usage has been printed, and ramboot
+// exits 2.
 var errUsage = errors.New("usage")
 
 type command struct {
-	name, args, help string
-	run              func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	name, help string
+	// flags returns the command's flag set (bound to throwaway values), for the usage.
+	flags func() *cmdFlags
+	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 var commands = []command{
-	{"fetch", "[--sha256 HEX] [--mirror URL]... URL DIR", "stream, verify and extract an image into DIR", runFetch},
-	{"initramfs", "[--modules DIR] [--busybox FILE] [--ca FILE] [--hooks DIR] [--embed-rootfs FILE] -o OUT", "build the initramfs", runInitramfs},
-	{"image", imageArgs, "make a root-filesystem image from a directory, tar or container image", runImage},
-	{"menu", "check [--base URL] FILE", "validate a boot menu (YAML or pxelinux) and list its entries", runMenu},
-	{"serve", "[--addr HOST:PORT] [--menu FILE] DIR", "serve DIR over HTTP (Range, HEAD, ETag) for labs and tests", runServe},
+	{"fetch", "stream, verify and extract an image into DIR",
+		func() *cmdFlags { return fetchFlags(new(fetchOptions)) }, runFetch},
+	{"initramfs", "build the initramfs",
+		func() *cmdFlags { return initramfsFlags(new(initramfsOptions)) }, runInitramfs},
+	{"image", "make a root-filesystem image from a directory, tar or container image",
+		func() *cmdFlags { return imageFlags(new(imageOptions)) }, runImage},
+	{"menu", "validate a boot menu (YAML or pxelinux) and list its entries",
+		func() *cmdFlags { return menuCheckFlags(new(string)) }, runMenu},
+	{"serve", "serve DIR over HTTP (Range, HEAD, ETag) for labs and tests",
+		func() *cmdFlags { return serveFlags(new(serveOptions)) }, runServe},
+	{"version", "print ramboot's version and the Go version that built it",
+		versionFlags, runVersion},
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: ramboot COMMAND [ARGS]")
+	fmt.Fprintln(w, "usage: ramboot COMMAND [ARGS]   (ramboot COMMAND --help: a command's flags)")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  ramboot %s %s\n        %s\n", c.name, c.args, c.help)
+		fmt.Fprintf(w, "%s\n        %s\n", c.flags().usageLine("  "), c.help)
 	}
 }
 
+// cmdError is the error of a command, printed as "ramboot fetch: ...".
+type cmdError struct {
+	cmd string
+	err error
+}
+
+func (e *cmdError) Error() string { return e.cmd + ": " + e.err.Error() }
+func (e *cmdError) Unwrap() error { return e.err }
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		usage(stderr)
+		return fmt.Errorf("%w: want a command", errUsage)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 && args[0] == "help" {
+			for _, c := range commands {
+				if c.name == args[1] {
+					c.flags().printUsage(stdout)
+					return nil
+				}
+			}
+		}
 		usage(stdout)
 		return nil
+	case "-version", "--version":
+		return runVersion(ctx, args[1:], stdout, stderr)
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
 			if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
-				return fmt.Errorf("%s: %w", c.name, err)
+				return &cmdError{c.name, err}
 			}
 			return nil
 		}
 	}
 	usage(stderr)
-	return fmt.Errorf("unknown command %q", args[0])
+	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+}
+
+// exitCode is 0 for success and for --help, 2 for a usage error, 1 for any other.
+func exitCode(err error) int {
+	switch {
+	case err == nil, errors.Is(err, flagHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	return 1
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flagHelp) {
+	code := exitCode(err)
+	if err != nil && code != 0 {
+		if _, ok := err.(*cmdError); ok {
 			fmt.Fprintf(os.Stderr, "ramboot %v\n", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "ramboot: %v\n", err)
 		}
-		if errors.Is(err, flagHelp) {
-			os.Exit(0)
-		}
-		os.Exit(1)
 	}
+	os.Exit(code)
 }

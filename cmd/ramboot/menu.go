@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,29 +17,33 @@ import (
 	"github.com/ramboot/ramboot/bootmenu"
 )
 
+func menuCheckFlags(base *string) *cmdFlags {
+	fs := newFlags("menu check", "FILE", 1, "Validates a YAML menu or a pxelinux config and lists its entries.")
+	fs.StringVar(base, "base", "", "resolve relative URLs as if the menu were served from this `URL` (default: FILE itself)")
+	return fs
+}
+
+// runMenu runs menu's one subcommand, check.
 func runMenu(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintln(stderr, "usage: ramboot menu check [--base URL] FILE")
-		return fmt.Errorf("%w: want check", errUsage)
+	if len(args) > 0 && args[0] == "check" {
+		return runMenuCheck(ctx, args[1:], stdout, stderr)
 	}
-	return runMenuCheck(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		menuCheckFlags(new(string)).printUsage(stdout)
+		return flagHelp
+	}
+	menuCheckFlags(new(string)).printUsage(stderr)
+	if len(args) == 0 {
+		return fmt.Errorf("%w: want the subcommand check", errUsage)
+	}
+	return fmt.Errorf("%w: unknown subcommand %q (want check)", errUsage, args[0])
 }
 
 // runMenuCheck validates a menu as /init would and lists what it boots.
 func runMenuCheck(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ramboot menu check", flag.ContinueOnError)
-	base := fs.String("base", "", "resolve relative URLs as if the menu were served from this URL (default: FILE itself)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ramboot menu check [--base URL] FILE")
-		fmt.Fprintln(stderr, "Validates a YAML menu or a pxelinux config and lists its entries.")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterleaved(fs, args, stderr)
+	var base string
+	pos, err := menuCheckFlags(&base).parse(args, stdout, stderr)
 	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos, 1, "FILE"); err != nil {
-		fs.Usage()
 		return err
 	}
 	file := pos[0]
@@ -52,7 +55,7 @@ func runMenuCheck(_ context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	opt := bootmenu.Options{Base: *base, Include: localIncludes(*base, abs)}
+	opt := bootmenu.Options{Base: base, Include: localIncludes(base, abs)}
 	if opt.Base == "" {
 		opt.Base = abs
 	}

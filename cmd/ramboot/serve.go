@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -18,48 +17,51 @@ import (
 // connections are closed.
 const shutdownGrace = 5 * time.Second
 
+// serveOptions are serve's flags.
+type serveOptions struct {
+	addr, menu string
+	maxConns   int
+}
+
+func serveFlags(o *serveOptions) *cmdFlags {
+	fs := newFlags("serve", "DIR", 1,
+		"Serves the files of DIR (Range, HEAD, ETag) for labs and tests; logs requests on stderr.",
+		"Drops clients that send no request for a minute, or read nothing of a response for a minute.")
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "`HOST:PORT` to listen on (port 0: any free port)")
+	fs.IntVar(&o.maxConns, "max-conns", serve.DefaultMaxConns, "most connections open at once (more wait to be accepted)")
+	fs.StringVar(&o.menu, "menu", "", "a menu `FILE` (YAML or pxelinux) to serve at /menu.yaml (/menu.cfg for pxelinux), with http://"+serve.Placeholder+"/ and relative URLs rewritten to the address clients use")
+	return fs
+}
+
 // runServe serves DIR over HTTP until ctx ends (SIGINT or SIGTERM): a server for labs and tests.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ramboot serve", flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (port 0: any free port)")
-	maxConns := fs.Int("max-conns", serve.DefaultMaxConns, "most connections open at once (more wait to be accepted)")
-	menu := fs.String("menu", "", "a menu (YAML or pxelinux) to serve at /menu.yaml (/menu.cfg for pxelinux), with http://"+serve.Placeholder+"/ and relative URLs rewritten to the address clients use")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ramboot serve [--addr HOST:PORT] [--menu FILE] [--max-conns N] DIR")
-		fmt.Fprintln(stderr, "Serves the files of DIR (Range, HEAD, ETag) for labs and tests; logs requests on stderr.")
-		fmt.Fprintln(stderr, "Drops clients that send no request for a minute, or read nothing of a response for a minute.")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterleaved(fs, args, stderr)
+	var o serveOptions
+	pos, err := serveFlags(&o).parse(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 1, "DIR"); err != nil {
-		fs.Usage()
-		return err
-	}
-	if *maxConns < 1 {
-		return fmt.Errorf("%w: --max-conns %d: want at least 1", errUsage, *maxConns)
+	if o.maxConns < 1 {
+		return fmt.Errorf("%w: --max-conns %d: want at least 1", errUsage, o.maxConns)
 	}
 	logger := log.New(stderr, "", log.LstdFlags)
-	h, err := serve.New(pos[0], serve.Options{Menu: *menu, Logf: logger.Printf})
+	h, err := serve.New(pos[0], serve.Options{Menu: o.menu, Logf: logger.Printf})
 	if err != nil {
 		return err
 	}
 	defer h.Close()
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", *addr)
+	ln, err := lc.Listen(ctx, "tcp", o.addr)
 	if err != nil {
 		return err
 	}
 	// The timeouts (serve.DefaultTimeouts) and the cap free the connections of idle and
 	// stalled clients; a slow download that keeps reading has no time limit.
 	srv := h.Server(logger)
-	ln = serve.LimitListener(ln, *maxConns)
+	ln = serve.LimitListener(ln, o.maxConns)
 	url := "http://" + ln.Addr().String() + "/"
 	fmt.Fprintf(stdout, "serving %s at %s\n", pos[0], url)
 	if p := h.MenuPath(); p != "" {
-		fmt.Fprintf(stdout, "menu %s at %s%s\n", *menu, url, p[1:])
+		fmt.Fprintf(stdout, "menu %s at %s%s\n", o.menu, url, p[1:])
 	}
 
 	done := make(chan error, 1)

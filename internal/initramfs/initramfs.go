@@ -53,8 +53,9 @@ type Spec struct {
 type Stats struct {
 	Files        int
 	Modules      int
+	NetModules   int // of Modules, network drivers (kernel/drivers/net/)
 	Uncompressed int64
-	KernelVer    string
+	KernelVer    string // the modules' kernel release; "" when none are packed
 }
 
 // HostCA is where Debian keeps the system bundle.
@@ -174,11 +175,19 @@ func (b *builder) collect(s Spec) error {
 
 // modules packs the selected modules and a depmod index of just them (kmod builds it from the
 // modules themselves when the tree has no depmod output, as a `dpkg -x` of a kernel package
-// has not), so that /init's coldplug only ever matches modules it can load.
+// has not), so that /init's coldplug only ever matches modules it can load. They go to
+// /lib/modules/RELEASE, RELEASE read from the modules (see release), since /init looks there
+// for `uname -r`.
 func (b *builder) modules(s Spec) error {
-	ver := filepath.Base(filepath.Clean(s.Modules))
-	b.stats.KernelVer = ver
-	ix, err := kmod.LoadIndex(os.DirFS(s.Modules))
+	st, err := os.Stat(s.Modules)
+	if err != nil {
+		return fmt.Errorf("kernel modules: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("kernel modules: %s is not a directory (want a kernel's /lib/modules/RELEASE)", s.Modules)
+	}
+	fsys := os.DirFS(s.Modules)
+	ix, err := kmod.LoadIndex(fsys)
 	if err != nil {
 		return fmt.Errorf("reading module index of %s: %w", s.Modules, err)
 	}
@@ -193,8 +202,19 @@ func (b *builder) modules(s Spec) error {
 	if err != nil {
 		return err
 	}
+	if len(sel) == 0 {
+		return nil // nothing to load, no index needed
+	}
+	ver, err := release(fsys, sel)
+	if err != nil {
+		return fmt.Errorf("kernel modules in %s: %w", s.Modules, err)
+	}
+	b.stats.KernelVer = ver
 	base := path.Join(layout.ModulesRoot, ver)
 	for _, rel := range sel {
+		if strings.HasPrefix(rel, "kernel/drivers/net/") {
+			b.stats.NetModules++
+		}
 		if err := b.copyFile(path.Join(base, rel), filepath.Join(s.Modules, rel), 0o644); err != nil {
 			return fmt.Errorf("module: %w", err)
 		}
@@ -213,6 +233,30 @@ func (b *builder) modules(s Spec) error {
 		b.file(path.Join(base, n), files[n], 0o644)
 	}
 	return nil
+}
+
+// release is the kernel release the modules at paths were built for: the first word of their
+// vermagic, which the kernel checks when it loads them. The tree's name says nothing (a
+// symlink named "modules", a copy under any name). Modules of two releases are refused: the
+// running kernel would reject one of them.
+func release(fsys fs.FS, paths []string) (string, error) {
+	var rel, first string
+	for _, p := range paths {
+		v, err := kmod.Vermagic(fsys, p)
+		if err != nil {
+			return "", err
+		}
+		r, _, _ := strings.Cut(strings.TrimSpace(v), " ")
+		switch {
+		case r == "":
+			return "", fmt.Errorf("module %s: no kernel release in its vermagic %q", p, v)
+		case rel == "":
+			rel, first = r, p
+		case r != rel:
+			return "", fmt.Errorf("modules of two kernel releases: %s is for %s, %s for %s", first, rel, p, r)
+		}
+	}
+	return rel, nil
 }
 
 // tree packs a host directory under dst; perm 0 keeps the files' own modes (hooks must stay

@@ -115,6 +115,22 @@ func readModinfo(fsys fs.FS, p string) ([]string, error) {
 	return out, nil
 }
 
+// Vermagic returns the "vermagic" of the module at p in fsys (.ko, .ko.xz, .ko.zst or
+// .ko.gz), e.g. "6.1.0-31-cloud-amd64 SMP preempt mod_unload modversions": its first word is
+// the kernel release the module was built for, which the kernel checks before loading it.
+func Vermagic(fsys fs.FS, p string) (string, error) {
+	info, err := readModinfo(fsys, p)
+	if err != nil {
+		return "", err
+	}
+	for _, kv := range info {
+		if v, ok := strings.CutPrefix(kv, "vermagic="); ok {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("reading %s: no vermagic in .modinfo", p)
+}
+
 // Limits that keep a corrupt module from making modinfoSection allocate much: a read (the
 // section header table, the section names, .modinfo) is at most maxModinfo bytes.
 const (

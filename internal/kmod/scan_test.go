@@ -3,7 +3,11 @@ package kmod
 import (
 	"bytes"
 	"debug/elf"
+	"strings"
 	"testing"
+	"testing/fstest"
+
+	"github.com/ulikunitz/xz"
 )
 
 func TestModinfoSection(t *testing.T) {
@@ -55,4 +59,35 @@ func FuzzModinfoSection(f *testing.F) {
 			t.Fatalf("modinfoSection = %q, debug/elf = %q", got, want)
 		}
 	})
+}
+
+func TestVermagic(t *testing.T) {
+	const vm = "6.1.0-31-cloud-amd64 SMP preempt mod_unload modversions "
+	ko := elfModule(t, "license=GPL", "vermagic="+vm, "name=virtio_net")
+	var xzb bytes.Buffer
+	w, err := xz.WriterConfig{CheckSum: xz.CRC32}.NewWriter(&xzb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(ko)
+	w.Close()
+	fsys := fstest.MapFS{
+		"a.ko":      {Data: ko},
+		"a.ko.zst":  {Data: zstdBytes(t, ko)},
+		"a.ko.gz":   {Data: gzipBytes(t, ko)},
+		"a.ko.xz":   {Data: xzb.Bytes()},
+		"none.ko":   {Data: elfModule(t, "name=none")},
+		"broken.ko": {Data: []byte("not ELF")},
+	}
+	for _, p := range []string{"a.ko", "a.ko.zst", "a.ko.gz", "a.ko.xz"} {
+		got, err := Vermagic(fsys, p)
+		if err != nil || got != vm {
+			t.Errorf("Vermagic(%s) = %q, %v; want %q", p, got, err, vm)
+		}
+	}
+	for _, p := range []string{"none.ko", "broken.ko", "missing.ko"} {
+		if got, err := Vermagic(fsys, p); err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("Vermagic(%s) = %q, %v; want an error naming it", p, got, err)
+		}
+	}
 }
