@@ -22,7 +22,7 @@ func TestParseDetectsFormat(t *testing.T) {
 		{name: "yaml typo explained", data: "title: x\nentires: []\n",
 			wantErr: `menu:2: unknown key "entires" (want title, default, timeout, entries)`},
 		{name: "broken yaml explained", data: "entries:\n  - {name: a\n",
-			wantErr: `menu:1: invalid YAML: did not find expected ',' or '}'`},
+			wantErr: `menu:2: invalid YAML: did not find expected ',' or '}'`}, // where the brace opens
 		{name: "neither", data: "hello world\n",
 			wantErr: "menu: neither a YAML menu (a mapping with entries) nor a pxelinux config (label, default or kernel lines)"},
 		{name: "empty", data: "", wantErr: "menu: neither a YAML menu"},

@@ -49,7 +49,7 @@ func parseYAML(data []byte, source, base string) (m *Menu, err error) {
 	d := &yamlDecoder{src: source, res: newResolver(base)}
 	var doc yaml.Node
 	if err := unmarshalYAML(data, &doc); err != nil {
-		return nil, d.yamlError(err)
+		return nil, d.yamlError(data, err)
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, &Error{Source: source, Err: errors.New("empty menu")}
@@ -83,7 +83,10 @@ type yamlDecoder struct {
 }
 
 // yamlError places an error of the YAML library ("yaml: line 3: did not find expected key").
-func (d *yamlDecoder) yamlError(err error) error {
+// The library names the line where the enclosing block starts (its "context"), not the line
+// at fault: a mis-indented key on line 4 of a list starting on line 2 was reported on line 2.
+// problemLine finds the line at fault.
+func (d *yamlDecoder) yamlError(data []byte, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	msg = strings.ReplaceAll(msg, "\n", "; ")
 	line := 0
@@ -94,7 +97,79 @@ func (d *yamlDecoder) yamlError(err error) error {
 			}
 		}
 	}
+	if l := problemLine(data, line, msg); l > 0 {
+		line = l
+	}
+	for _, m := range indentationErrors {
+		if strings.HasPrefix(msg, m) {
+			msg += " (check this line's indentation against the lines above)"
+			break
+		}
+	}
 	return &Error{Source: d.src, Line: line, Err: fmt.Errorf("invalid YAML: %s", msg)}
+}
+
+// maxSearched bounds the menus problemLine searches: a real menu is a few KiB, and a huge
+// broken one (up to MaxMenuSize) would cost /init seconds of parsing on a slow machine.
+const maxSearched = 256 << 10
+
+// indentationErrors are the YAML library's messages that mostly mean a line indented wrongly.
+var indentationErrors = []string{
+	"did not find expected key",
+	"did not find expected '-' indicator",
+	"mapping values are not allowed in this context",
+	"found a tab character that violates indentation",
+	"found character that cannot start any token",
+}
+
+// problemLine returns the first line, from line from on, at which data stops parsing with the
+// error msg: the shortest prefix of whole lines that fails so. The library's line is where the
+// block holding the error starts, so the search starts there; 0 when no prefix fails so. The
+// search is a bisection (a prefix that fails keeps failing when lines are added): a few
+// parses of at most the whole menu, which is not searched beyond maxSearched bytes.
+func problemLine(data []byte, from int, msg string) int {
+	if len(data) > maxSearched {
+		return 0
+	}
+	var ends []int // ends[i]: the offset after line i+1
+	for i, b := range data {
+		if b == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		ends = append(ends, len(data))
+	}
+	fails := func(n int) bool {
+		var doc yaml.Node
+		err := unmarshalYAML(data[:ends[n-1]], &doc)
+		if err == nil {
+			return false
+		}
+		got := strings.TrimPrefix(err.Error(), "yaml: ")
+		if rest, ok := strings.CutPrefix(got, "line "); ok {
+			if _, after, ok := strings.Cut(rest, ": "); ok {
+				got = after
+			}
+		}
+		return strings.ReplaceAll(got, "\n", "; ") == msg
+	}
+	if strings.Contains(msg, "end of stream") {
+		from = 1 // an unclosed quote or bracket: where it opens, which the library does not say
+	}
+	lo, hi := max(from, 1), len(ends)
+	if lo > hi || !fails(hi) {
+		return 0
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
 }
 
 // at makes an error about node n (its line), in entry ctx, field field.
@@ -129,7 +204,7 @@ func (d *yamlDecoder) mapping(n *yaml.Node, ctx, field string, allowed []string)
 		}
 		f := join(field, k.Value)
 		if !contains(allowed, k.Value) {
-			return nil, d.errf(k, ctx, "", "unknown key %q (want %s)", f, strings.Join(allowed, ", "))
+			return nil, d.errf(k, ctx, "", "unknown key %q (want %s)%s", f, strings.Join(allowed, ", "), keyHint(n, i, allowed))
 		}
 		if _, dup := out[k.Value]; dup {
 			return nil, d.errf(k, ctx, "", "duplicate key %q", f)
@@ -140,6 +215,62 @@ func (d *yamlDecoder) mapping(n *yaml.Node, ctx, field string, allowed []string)
 		out[k.Value] = kv{k, v}
 	}
 	return out, nil
+}
+
+// nestedKeys are the keys of the mappings that are values of these keys, for keyHint.
+var nestedKeys = map[string][]string{
+	"entries": entryKeys,
+	"ramroot": append(append([]string{}, fileKeys...), ramrootKeys...),
+	"kexec":   kexecKeys,
+	"kernel":  fileKeys,
+	"initrd":  fileKeys,
+}
+
+// keyHint guesses what the unknown key n.Content[i] was meant to be: a key of an earlier
+// sibling's mapping, indented too little ("; is it meant to be under ramroot (line 4)?"), or a
+// typo of an allowed key ("; did you mean action?"); "" when nothing fits.
+func keyHint(n *yaml.Node, i int, allowed []string) string {
+	k := n.Content[i].Value
+	for j := i - 2; j >= 0; j -= 2 {
+		sib := n.Content[j]
+		if contains(nestedKeys[sib.Value], k) {
+			return fmt.Sprintf("; is it meant to be indented under %s (line %d)?", sib.Value, sib.Line)
+		}
+	}
+	best, bestDist := "", 3
+	for _, a := range allowed {
+		if dist := editDistance(strings.ToLower(k), a); dist < bestDist {
+			best, bestDist = a, dist
+		}
+	}
+	if best != "" && bestDist < len(k) {
+		return fmt.Sprintf("; did you mean %s?", best)
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes; keys are ASCII).
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64 // no typo of a schema key, and no quadratic work for a huge key
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := prev[j-1]
+			if a[i-1] != b[j-1] {
+				c++
+			}
+			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // noAlias rejects YAML aliases: a menu has no use for them, and expanding them is how a small

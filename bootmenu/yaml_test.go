@@ -207,7 +207,7 @@ entries:
 		{"comment only", "# nothing\n", "menu.yaml: empty menu"},
 		{"not a mapping", "- a\n", "menu.yaml:1: want a mapping with entries"},
 		{"invalid YAML", "entries:\n  - name: a\n    action: 'x\n", "menu.yaml:3: invalid YAML: found unexpected end of stream"},
-		{"unknown key", "titel: x\n" + one(""), `menu.yaml:1: unknown key "titel" (want title, default, timeout, entries)`},
+		{"unknown key", "titel: x\n" + one(""), `menu.yaml:1: unknown key "titel" (want title, default, timeout, entries); did you mean title?`},
 		{"duplicate key", "title: x\ntitle: y\n" + one(""), `menu.yaml:2: duplicate key "title"`},
 		{"missing entries", "title: x\n", "menu.yaml: missing entries"},
 		{"no entries", "entries: []\n", "menu.yaml:1: entries: no entries"},
@@ -219,7 +219,7 @@ entries:
 		{"bad name", "entries:\n  - name: my entry\n    action: shell\n", `menu.yaml:2: entries[0]: name: "my entry" has characters other than A-Z a-z 0-9 . _ -`},
 		{"name not a string", "entries:\n  - name: [a]\n    action: shell\n", "menu.yaml:2: entries[0]: name: want a string"},
 		{"duplicate name", "entries:\n  - {name: a, action: shell}\n  - name: a\n    action: reboot\n", `menu.yaml:3: entries[1] (a): name: duplicate name "a"`},
-		{"unknown entry key", "entries:\n  - name: a\n    actoin: shell\n", `menu.yaml:3: entries[0]: unknown key "actoin" (want name, title, ramroot, kexec, menu, action)`},
+		{"unknown entry key", "entries:\n  - name: a\n    actoin: shell\n", `menu.yaml:3: entries[0]: unknown key "actoin" (want name, title, ramroot, kexec, menu, action); did you mean action?`},
 		{"no kind", "entries:\n  - name: a\n    title: A\n", "menu.yaml:2: entries[0] (a): want one of ramroot, kexec, menu, action"},
 		{"two kinds", "entries:\n  - name: a\n    ramroot: http://h/a.tar\n    action: shell\n", "menu.yaml:4: entries[0] (a): action: only one of ramroot, kexec, menu, action per entry (also has ramroot)"},
 		{"title control", "entries:\n  - {name: a, title: \"\\e[2J\", action: shell}\n", `menu.yaml:2: entries[0] (a): title: "\x1b[2J" contains a control character`},
@@ -245,7 +245,7 @@ entries:
 		{"ramroot cmdline quote", "entries:\n  - name: a\n    ramroot: {url: http://h/a, cmdline: 'a=\"b'}\n", `menu.yaml:3: entries[0] (a): ramroot.cmdline: unterminated quote`},
 		{"kexec not a mapping", "entries:\n  - {name: k, kexec: http://h/vmlinuz}\n", "menu.yaml:2: entries[0] (k): kexec: want a mapping with kernel, initrd, cmdline, ipappend, bootif"},
 		{"kexec missing kernel", "entries:\n  - name: k\n    kexec:\n      cmdline: quiet\n", "menu.yaml:3: entries[0] (k): kexec: missing kernel"},
-		{"kexec typo", "entries:\n  - name: k\n    kexec:\n      kernal: http://h/vmlinuz\n", `menu.yaml:4: entries[0] (k): unknown key "kexec.kernal" (want kernel, initrd, cmdline, ipappend, bootif)`},
+		{"kexec typo", "entries:\n  - name: k\n    kexec:\n      kernal: http://h/vmlinuz\n", `menu.yaml:4: entries[0] (k): unknown key "kexec.kernal" (want kernel, initrd, cmdline, ipappend, bootif); did you mean kernel?`},
 		{"kernel file typo", "entries:\n  - name: k\n    kexec:\n      kernel: {url: http://h/vmlinuz, sha: x}\n", `menu.yaml:4: entries[0] (k): unknown key "kexec.kernel.sha" (want url, sha256, mirrors)`},
 		{"kernel file init", "entries:\n  - name: k\n    kexec:\n      kernel: {url: http://h/vmlinuz, init: /init}\n", `menu.yaml:4: entries[0] (k): unknown key "kexec.kernel.init" (want url, sha256, mirrors)`},
 		{"kernel url", "entries:\n  - name: k\n    kexec:\n      kernel: {url: 'gopher://h/vmlinuz'}\n", `menu.yaml:4: entries[0] (k): kexec.kernel.url: unsupported scheme in URL "gopher://h/vmlinuz" (want http, https, file or an absolute path)`},
@@ -280,6 +280,64 @@ entries:
 			var e *Error
 			if !errors.As(err, &e) {
 				t.Errorf("error %T is not an *Error", err)
+			}
+		})
+	}
+}
+
+// TestYAMLErrorLines: errors name the line at fault. The YAML library names the line where the
+// enclosing block starts: a key mis-indented on line 4 was reported on line 2, the line of
+// "entries:".
+func TestYAMLErrorLines(t *testing.T) {
+	const indent = " (check this line's indentation against the lines above)"
+	for _, tt := range []struct {
+		name, yaml, want string
+	}{
+		{"key indented too little in an entry",
+			"title: x\nentries:\n  - name: a\n   action: shell\n",
+			"menu.yaml:4: invalid YAML: did not find expected '-' indicator" + indent},
+		{"key indented too far",
+			"title: x\nentries:\n  - name: a\n     action: shell\n",
+			"menu.yaml:4: invalid YAML: mapping values are not allowed in this context" + indent},
+		{"second entry",
+			"title: x\nentries:\n  - name: a\n    action: shell\n  - name: b\n   action: reboot\n",
+			"menu.yaml:6: invalid YAML: did not find expected '-' indicator" + indent},
+		{"ramroot key indented too little",
+			"title: x\nentries:\n  - name: a\n    ramroot:\n      url: http://a/b\n     sha256: " + sumA + "\n",
+			"menu.yaml:6: invalid YAML: did not find expected key" + indent},
+		{"kexec key after a list",
+			"title: x\nentries:\n  - name: a\n    kexec:\n      kernel: http://a/k\n      initrd:\n      - http://a/i\n     cmdline: x\n",
+			"menu.yaml:8: invalid YAML: did not find expected key" + indent},
+		{"entry indented less than the first",
+			"title: x\nentries:\n- name: a\n  action: shell\n - name: b\n",
+			"menu.yaml:5: invalid YAML: did not find expected key" + indent},
+		{"menu key indented",
+			"title: x\ntimeout: 5s\n  default: a\nentries:\n  - name: a\n    action: shell\n",
+			"menu.yaml:3: invalid YAML: mapping values are not allowed in this context" + indent},
+		{"tab",
+			"title: x\nentries:\n  - name: a\n    action: shell\n\n\n\t- name: b\n",
+			"menu.yaml:7: invalid YAML: found a tab character that violates indentation" + indent},
+		{"unclosed quote", "title: \"x\nentries:\n  - name: a\n", "menu.yaml:1: invalid YAML: found unexpected end of stream"},
+		{"unclosed bracket",
+			"title: x\nentries:\n  - name: a\n    action: shell\n    title: [a, b\n",
+			"menu.yaml:5: invalid YAML: did not find expected ',' or ']'"},
+		{"file key outside ramroot",
+			"title: x\nentries:\n  - name: a\n    ramroot:\n    url: http://a/b\n",
+			`menu.yaml:5: entries[0]: unknown key "url" (want name, title, ramroot, kexec, menu, action); is it meant to be indented under ramroot (line 4)?`},
+		{"kexec key outside kexec",
+			"entries:\n  - name: k\n    kexec:\n      kernel: http://a/k\n    cmdline: quiet\n",
+			`menu.yaml:5: entries[0]: unknown key "cmdline" (want name, title, ramroot, kexec, menu, action); is it meant to be indented under kexec (line 3)?`},
+		{"typo", "entries:\n  - name: a\n    ramroot:\n      url: http://a/b\n      mirror: [http://m/b]\n",
+			`menu.yaml:5: entries[0] (a): unknown key "ramroot.mirror" (want url, sha256, mirrors, init, size, cmdline); did you mean mirrors?`},
+		{"no line ending", "entries:\n  - name: a\n   action: shell",
+			"menu.yaml:3: invalid YAML: did not find expected '-' indicator" + indent},
+		{"CRLF", "entries:\r\n  - name: a\r\n   action: shell\r\n",
+			"menu.yaml:3: invalid YAML: did not find expected '-' indicator" + indent},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseYAML([]byte(tt.yaml), "menu.yaml")
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("error\n got %v\nwant %s", err, tt.want)
 			}
 		})
 	}
