@@ -184,15 +184,20 @@ func TestInitramfsOutputMode(t *testing.T) {
 func TestImageOutputMode(t *testing.T) {
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "hostname"), []byte("ramby\n"), 0o644)
-	out := filepath.Join(t.TempDir(), "rootfs.tar.zst")
-	withUmask(t, 0o022, func() {
-		if _, stderr, err := runArgs("image", "-q", "dir:"+src, out); err != nil {
-			t.Fatalf("%v\n%s", err, stderr)
-		}
-	})
-	for _, p := range []string{out, out + ".sha256"} {
-		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
-			t.Errorf("%s: %v, %v; want mode 644", p, st.Mode(), err)
+	for _, tt := range []struct {
+		umask int
+		want  os.FileMode
+	}{{0o022, 0o644}, {0o027, 0o640}} {
+		out := filepath.Join(t.TempDir(), "rootfs.tar.zst")
+		withUmask(t, tt.umask, func() {
+			if _, stderr, err := runArgs("image", "-q", "dir:"+src, out); err != nil {
+				t.Fatalf("%v\n%s", err, stderr)
+			}
+		})
+		for _, p := range []string{out, out + ".sha256"} {
+			if st, err := os.Stat(p); err != nil || st.Mode().Perm() != tt.want {
+				t.Errorf("umask %03o: %s: %v, %v; want mode %v", tt.umask, p, st.Mode(), err, tt.want)
+			}
 		}
 	}
 }

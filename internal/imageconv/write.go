@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -191,7 +192,7 @@ func (o *output) commit(out string) error {
 	if err := o.bw.Flush(); err != nil {
 		return err
 	}
-	if err := o.f.Chmod(0o644); err != nil {
+	if err := o.f.Chmod(outputMode()); err != nil {
 		return err
 	}
 	if err := o.f.Sync(); err != nil {
@@ -226,7 +227,7 @@ func writeAtomic(p string, b []byte) error {
 	}
 	_, err = f.Write(b)
 	if err == nil {
-		err = f.Chmod(0o644)
+		err = f.Chmod(outputMode())
 	}
 	if err == nil {
 		err = f.Sync()
@@ -241,4 +242,12 @@ func writeAtomic(p string, b []byte) error {
 		os.Remove(f.Name())
 	}
 	return err
+}
+
+// outputMode is 0644 with the process's umask applied, as a file created in place would get:
+// the outputs go through a temporary file (0600) and a rename.
+func outputMode() os.FileMode {
+	old := syscall.Umask(0)
+	syscall.Umask(old)
+	return 0o644 &^ os.FileMode(old)
 }
