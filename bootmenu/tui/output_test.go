@@ -182,7 +182,7 @@ func testProgress(t *testing.T, termName string) {
 		done <- m
 	}()
 	t.Cleanup(func() {
-		p.Kill()
+		p.Quit() // not Kill: see TestOutputKeepsTheTerminal
 		<-done
 	})
 
@@ -269,8 +269,10 @@ func TestOutputKeepsTheTerminal(t *testing.T) {
 		_, err := p.Run()
 		done <- err
 	}()
+	// Quit, not Kill: Kill closes the input under bubbletea's reader (a race inside the
+	// library that /init never triggers: it quits its programs).
 	defer func() {
-		p.Kill()
+		p.Quit()
 		<-done
 	}()
 	seen := make(chan string, 1)
