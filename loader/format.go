@@ -110,17 +110,19 @@ func Decompress(br *bufio.Reader) (io.ReadCloser, Format, error) {
 	if f == FormatUnknown {
 		return nil, f, fmt.Errorf("%w: first bytes % x are not xz, zstd, gzip, bzip2 or tar", ErrFormat, head[:min(len(head), 8)])
 	}
-	rc, err := decompressor(f, br)
+	rc, err := decompressor(f, br, 0)
 	return rc, f, err
 }
 
-// decompressor returns the tar stream inside br, whose first bytes tell its format.
-func decompressor(f Format, br *bufio.Reader) (io.ReadCloser, error) {
+// decompressor returns the tar stream inside br, whose first bytes tell its format. reserve is
+// memory the caller will fill meanwhile (a tmpfs being extracted into), which the xz decoder
+// keeps out of its budget.
+func decompressor(f Format, br *bufio.Reader, reserve int64) (io.ReadCloser, error) {
 	switch f {
 	case FormatTar:
 		return io.NopCloser(br), nil
 	case FormatXZ:
-		return xzpar.NewReader(br, runtime.GOMAXPROCS(0))
+		return xzpar.NewReaderOptions(br, xzpar.Options{Workers: runtime.GOMAXPROCS(0), Reserve: reserve})
 	case FormatZstd:
 		// The default window limit (8 MiB... 128 MiB) covers zstd -19 and --long up to 27.
 		// The decoder's stages run in goroutines of their own; goReader decouples them from

@@ -206,12 +206,13 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	if format == FormatUnknown {
 		return nil, fmt.Errorf("%w: first bytes % x are not xz, zstd, gzip, bzip2 or tar", ErrFormat, head[:min(len(head), 8)])
 	}
+	need := int64(-1)
 	if !opts.SkipSpaceCheck {
-		if err := checkSpace(dir, format, head, s, logf); err != nil {
+		if need, err = checkSpace(dir, format, head, s, logf); err != nil {
 			return nil, err
 		}
 	}
-	dec, err := decompressor(format, br)
+	dec, err := decompressor(format, br, memoryReserve(dir, need))
 	if err != nil {
 		return nil, streamErr(format, ra, &StreamError{err})
 	}
@@ -394,7 +395,8 @@ func ParseSHA256Sums(b []byte, name string) (string, error) {
 
 // checkSpace refuses an image that cannot fit, when its uncompressed size can be known up front:
 // a plain tar's length, a zstd frame's content size, an xz index (read with a Range request).
-func checkSpace(dir string, f Format, head []byte, s *Stream, logf func(string, ...any)) error {
+// It returns the size it found (-1: unknown).
+func checkSpace(dir string, f Format, head []byte, s *Stream, logf func(string, ...any)) (int64, error) {
 	var need int64 = -1
 	switch f {
 	case FormatTar:
@@ -415,17 +417,32 @@ func checkSpace(dir string, f Format, head []byte, s *Stream, logf func(string, 
 		}
 	}
 	if need < 0 {
-		return nil
+		return need, nil
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("statfs %s: %w", dir, err)
+		return need, fmt.Errorf("statfs %s: %w", dir, err)
 	}
 	free := int64(st.Bavail) * int64(st.Bsize) // Bsize is int32 on 32-bit systems
 	if need > free {
-		return fmt.Errorf("%w: the image needs %s unpacked but %s has %s free", ErrNoSpace, HumanBytes(need), dir, HumanBytes(free))
+		return need, fmt.Errorf("%w: the image needs %s unpacked but %s has %s free", ErrNoSpace, HumanBytes(need), dir, HumanBytes(free))
 	}
-	return nil
+	return need, nil
+}
+
+// memoryReserve is the RAM the extraction will take besides the decoder's: when dir is on a
+// tmpfs (as /init's new root is), the image's uncompressed size, or all the free space when
+// that size is unknown; nothing on a disk. The xz decoder leaves it out of its memory budget.
+func memoryReserve(dir string, need int64) int64 {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil || (st.Type != unix.TMPFS_MAGIC && st.Type != unix.RAMFS_MAGIC) {
+		return 0
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if need >= 0 && need < free {
+		return need
+	}
+	return free
 }
 
 // HumanBytes formats n as "12.3 MiB".
