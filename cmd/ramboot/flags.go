@@ -17,7 +17,7 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-// cmdFlags is a subcommand's flag set. Its usage is derived from the flags themselves, so that
+// cmdFlags is a subcommand's flag set. Its usage is built from the flags themselves, so that
 // it lists every one of them, as operators type them: --name (one dash for one letter, -o).
 // A flag's argument is named by the first `back-quoted` word of its usage text (flag's
 // convention), else by its type.

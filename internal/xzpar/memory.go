@@ -34,7 +34,7 @@ type Options struct {
 }
 
 const (
-	// MinMemoryBudget is the least budget derived from MemAvailable: enough to stream a block
+	// MinMemoryBudget is the least budget worked out from MemAvailable: enough to stream a block
 	// written by xz -6 (8 MiB dictionary) with room for small blocks decoded ahead.
 	MinMemoryBudget = 32 << 20
 	// FallbackMemoryBudget is the budget where MemAvailable cannot be read.

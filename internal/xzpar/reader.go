@@ -239,7 +239,7 @@ func (x *reader) noteErr(err error) {
 }
 
 // NewReader is NewReaderOptions with workers goroutines (0 = runtime.GOMAXPROCS) and the
-// memory budget derived from the memory available.
+// memory budget worked out from the memory available.
 func NewReader(r io.Reader, workers int) (io.ReadCloser, error) {
 	return NewReaderOptions(r, Options{Workers: workers})
 }
