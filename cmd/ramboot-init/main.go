@@ -71,6 +71,7 @@ type state struct {
 	menuAfterFailure bool
 	ready            boot.Exec // the irreversible step of the entry the menu prepared
 	printkLevel      string    // the console log level before the menu quieted it
+	b                *boot.Booter
 }
 
 // run parses the command line and runs boot attempts until one succeeds (it then does not
@@ -122,10 +123,15 @@ func (s *state) attempt(ctx context.Context) (err error) {
 	return s.boot(ctx)
 }
 
+// booter is the one Booter of this /init (its entropy notice is said once for all attempts),
+// told of the current lease.
 func (s *state) booter() *boot.Booter {
-	b := boot.New(s.lease, hooks.Runner{Dir: layout.HooksDir, Console: "/dev/" + console.Active()[0]}, s.logf)
-	b.RetryFor = s.cfg.Retry
-	return b
+	if s.b == nil {
+		s.b = boot.New(nil, hooks.Runner{Dir: layout.HooksDir, Console: "/dev/" + console.Active()[0]}, s.logf)
+		s.b.RetryFor = s.cfg.Retry
+	}
+	s.b.Lease = s.lease
+	return s.b
 }
 
 // boot brings up what the boot needs and boots the command line's plan or the menu's choice.
