@@ -1,592 +1,410 @@
 package xzpar
 
-// The LZMA decoder below is derived from github.com/xi2/xz (dec_lzma2.go),
-// a Go translation of XZ Embedded by Lasse Collin, Igor Pavlov and Michael
-// Cross, which its authors placed in the public domain. It is copied rather
-// than imported because no maintained Go library exposes a fast raw LZMA2
-// decoder: xi2/xz only decodes whole .xz streams, and ulikunitz/xz is an
-// order of magnitude slower. The copy is restructured for speed:
-//
-//   - a whole LZMA chunk is decoded in one call from memory (the chunk's
-//     compressed bytes are always buffered, padded by rcPad bytes), so the
-//     range decoder needs no per-byte end-of-input checks and no temp buffer;
-//   - output goes to a linear buffer (never a ring), so matches are plain
-//     forward copies without wrap-around tests;
-//   - the range decoder state lives in local variables, which the Go
-//     compiler keeps in registers, instead of in a struct behind a pointer;
-//   - probability arrays are sized to powers of two and indexes are masked,
-//     which removes bounds checks in the bit-tree loops.
-
-import "encoding/binary"
-
-const (
-	rcTop       = 1 << 24
-	rcModelBits = 11
-	rcModelMax  = 1 << rcModelBits
-	rcMoveBits  = 5
-	probInit    = rcModelMax / 2
-
-	// rcPad is the number of readable bytes that must follow a chunk's
-	// compressed data. One LZMA symbol consumes at most 20 input bytes, and
-	// overrunning the chunk is only detected after the symbol, so the
-	// decoder may read that far past the end of corrupt input.
-	rcPad = 32
-
-	litStates    = 7 // states below this follow a literal
-	matchLenMin  = 2
-	distModelEnd = 14
+import (
+	"encoding/binary"
+	"fmt"
 )
 
-// lenDec holds the probabilities of a match length decoder.
-type lenDec struct {
-	choice  uint16
-	choice2 uint16
-	low     [16][8]uint16
-	mid     [16][8]uint16
-	high    [256]uint16
-}
+// The LZMA decoder of LZMA2 chunks. The model is the one the format fixes: adaptive
+// binary probabilities of 11 bits driven by a range decoder, a literal coder that
+// conditions on the previous byte's high bits (lc) and the position's low bits (lp),
+// a 12-state machine over the last few symbol kinds, four repeated distances, and
+// length and distance coders built from bit trees.
 
-func (l *lenDec) reset() {
-	l.choice, l.choice2 = probInit, probInit
-	for i := range l.low {
-		for j := range l.low[i] {
-			l.low[i][j] = probInit
-			l.mid[i][j] = probInit
-		}
-	}
-	for i := range l.high {
-		l.high[i] = probInit
-	}
-}
+const (
+	probBits  = 11
+	probInit  = 1 << (probBits - 1)
+	probShift = 5       // adaptation speed
+	rcTop     = 1 << 24 // the range is renormalised below this
 
-// lzmaDec is the LZMA state that persists between the chunks of an LZMA2
-// stream: probabilities, recent distances and the properties lc/lp/pb.
-type lzmaDec struct {
-	state                  uint32
-	rep0, rep1, rep2, rep3 uint32
-	lc, lpMask, pbMask     uint32
+	// rcPad is how many bytes past a chunk's end its buffer holds, so that the range
+	// decoder checks for running off the chunk once per symbol instead of once per
+	// byte. One symbol reads at most 48 bytes: is-match, is-rep, 10 length bits,
+	// 6 slot bits, 26 direct bits and 4 align bits.
+	rcPad = 64
 
-	// Arrays indexed by state have 16 entries (only 12 states exist) so
-	// that masking the index with 15 proves it in range.
-	isMatch     [16][16]uint16
-	isRep       [16]uint16
-	isRep0      [16]uint16
-	isRep1      [16]uint16
-	isRep2      [16]uint16
-	isRep0Long  [16][16]uint16
-	distSlot    [4][64]uint16
-	distSpecial [128]uint16
-	distAlign   [16]uint16
-	matchLen    lenDec
-	repLen      lenDec
-	// Each literal coder uses entries 0x001-0x2ff; 0x400 makes masking work.
-	literal [16][0x400]uint16
-}
+	states       = 12
+	litStates    = 7 // states below this follow a literal
+	posStatesMax = 1 << 4
+	minMatch     = 2
+	lenStates    = 4 // the length contexts of the distance slot
+	slotBits     = 6
+	alignBits    = 4
+	firstModeled = 4  // slots below this are the distance itself
+	firstDirect  = 14 // slots from this on code their middle bits directly
+	litCoderSize = 0x300
+	maxLcLp      = 4 // LZMA2's limit on lc+lp
+)
 
-// setProps decodes the lc/lp/pb properties byte and resets the state.
-func (d *lzmaDec) setProps(props byte) bool {
-	if props > (4*5+4)*9+8 {
-		return false
-	}
-	pb := uint32(props) / 45
-	props -= byte(pb * 45)
-	lp := uint32(props) / 9
-	lc := uint32(props) - lp*9
-	if lc+lp > 4 {
-		return false
-	}
-	d.lc = lc
-	d.lpMask = 1<<lp - 1
-	d.pbMask = 1<<pb - 1
-	d.reset()
-	return true
-}
+// Next states after a literal, a match, a repeated match and a one-byte repeat.
+var (
+	afterLit      = [states]uint8{0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 4, 5}
+	afterMatch    = [states]uint8{7, 7, 7, 7, 7, 7, 7, 10, 10, 10, 10, 10}
+	afterRep      = [states]uint8{8, 8, 8, 8, 8, 8, 8, 11, 11, 11, 11, 11}
+	afterShortRep = [states]uint8{9, 9, 9, 9, 9, 9, 9, 11, 11, 11, 11, 11}
+)
 
-// reset resets the probabilities and state but keeps the properties.
-func (d *lzmaDec) reset() {
-	d.state = 0
-	d.rep0, d.rep1, d.rep2, d.rep3 = 0, 0, 0, 0
-	for i := range d.isMatch {
-		for j := range d.isMatch[i] {
-			d.isMatch[i][j] = probInit
-			d.isRep0Long[i][j] = probInit
-		}
-		d.isRep[i] = probInit
-		d.isRep0[i] = probInit
-		d.isRep1[i] = probInit
-		d.isRep2[i] = probInit
-		d.distAlign[i] = probInit
-	}
-	for i := range d.distSlot {
-		for j := range d.distSlot[i] {
-			d.distSlot[i][j] = probInit
-		}
-	}
-	for i := range d.distSpecial {
-		d.distSpecial[i] = probInit
-	}
-	d.matchLen.reset()
-	d.repLen.reset()
-	// Only the literal coders selectable with the current lc+lp are used.
-	n := 1 << (d.lc + uint32(bitsOf(d.lpMask)))
-	for i := 0; i < n && i < len(d.literal); i++ {
-		lit := &d.literal[i]
-		for j := range lit[:0x300] {
-			lit[j] = probInit
-		}
-	}
-}
+// The range decoder's state is three values, rng, code and ip (the next input byte),
+// passed and returned as they are rather than in a struct: so the helpers below are
+// small enough for the compiler to inline, and the state stays in registers through
+// the decoding loop.
 
-func bitsOf(mask uint32) int {
-	n := 0
-	for mask != 0 {
-		mask >>= 1
-		n++
-	}
-	return n
-}
-
-// decode decodes one LZMA chunk. in[:n] holds the chunk's compressed bytes
-// and len(in) must be at least n+rcPad. The chunk produces exactly size
-// bytes at out[pos:]; out[dictStart:pos] is the history that matches may
-// refer to. posBase is the buffer position of the last dictionary reset,
-// from which the position contexts (lp, pb bits) are counted; it may lie
-// before the buffer once a sliding window has moved. It reports false if
-// the data is corrupt.
-func (d *lzmaDec) decode(in []byte, n int, out []byte, pos, size, dictStart, posBase int, dictSize uint32) bool {
-	if n < 5 || len(in) < n+rcPad || in[0] != 0 || pos+size > len(out) || dictStart > pos {
-		return false
-	}
-	code := binary.BigEndian.Uint32(in[1:5])
-	rng := uint32(0xffffffff)
-	ip := 5
-	end := pos + size
-	state := d.state
-	rep0, rep1, rep2, rep3 := d.rep0, d.rep1, d.rep2, d.rep3
-	lc, lpMask, pbMask := d.lc&15, d.lpMask, d.pbMask
-	posAdj := uint32(-posBase)
-	ok := false
-
-	for pos < end {
-		if ip > n {
-			goto out
-		}
-		posState := (uint32(pos) + posAdj) & pbMask
-
-		// Literal or match?
-		p := &d.isMatch[state&15][posState&15]
-		if rng < rcTop {
-			rng <<= 8
-			code = code<<8 | uint32(in[ip])
-			ip++
-		}
-		bound := (rng >> rcModelBits) * uint32(*p)
-		if code < bound {
-			rng = bound
-			*p += (rcModelMax - *p) >> rcMoveBits
-
-			prev := uint32(0)
-			if pos > dictStart {
-				prev = uint32(out[pos-1])
-			}
-			probs := &d.literal[((prev>>(8-lc))+(((uint32(pos)+posAdj)&lpMask)<<lc))&15]
-			var sym uint32
-			if state < litStates {
-				sym, rng, code, ip = decodeLiteral(probs, in, rng, code, ip)
-				if state < 4 {
-					state = 0
-				} else {
-					state -= 3
-				}
-			} else {
-				matchByte := uint32(out[pos-int(rep0)-1])
-				sym, rng, code, ip = decodeMatchedLiteral(probs, matchByte, in, rng, code, ip)
-				if state < 10 {
-					state -= 3
-				} else {
-					state -= 6
-				}
-			}
-			out[pos] = byte(sym)
-			pos++
-			continue
-		}
+// bit decodes one bit of probability *p (of being zero) and adapts *p.
+func bit(p *uint16, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+	bound := (rng >> probBits) * uint32(*p)
+	b := uint32(0)
+	if code < bound {
+		rng = bound
+		*p += (1<<probBits - *p) >> probShift
+	} else {
 		rng -= bound
 		code -= bound
-		*p -= *p >> rcMoveBits
-
-		var length uint32
-		p = &d.isRep[state&15]
-		if rng < rcTop {
-			rng <<= 8
-			code = code<<8 | uint32(in[ip])
-			ip++
-		}
-		bound = (rng >> rcModelBits) * uint32(*p)
-		if code < bound {
-			// A match with a new distance.
-			rng = bound
-			*p += (rcModelMax - *p) >> rcMoveBits
-			if state < litStates {
-				state = 7
-			} else {
-				state = 10
-			}
-			rep3, rep2, rep1 = rep2, rep1, rep0
-			length, rng, code, ip = decodeLen(&d.matchLen, posState, in, rng, code, ip)
-
-			rep0, rng, code, ip = d.decodeDist(length, in, rng, code, ip)
-		} else {
-			// A repeated match: the distance is one of rep0..rep3.
-			rng -= bound
-			code -= bound
-			*p -= *p >> rcMoveBits
-			p = &d.isRep0[state&15]
-			if rng < rcTop {
-				rng <<= 8
-				code = code<<8 | uint32(in[ip])
-				ip++
-			}
-			bound = (rng >> rcModelBits) * uint32(*p)
-			if code < bound {
-				rng = bound
-				*p += (rcModelMax - *p) >> rcMoveBits
-				p = &d.isRep0Long[state&15][posState&15]
-				if rng < rcTop {
-					rng <<= 8
-					code = code<<8 | uint32(in[ip])
-					ip++
-				}
-				bound = (rng >> rcModelBits) * uint32(*p)
-				if code < bound {
-					// Short repeat: one byte at distance rep0.
-					rng = bound
-					*p += (rcModelMax - *p) >> rcMoveBits
-					if state < litStates {
-						state = 9
-					} else {
-						state = 11
-					}
-					if int(rep0) >= pos-dictStart || rep0 >= dictSize {
-						goto out
-					}
-					out[pos] = out[pos-int(rep0)-1]
-					pos++
-					continue
-				}
-				rng -= bound
-				code -= bound
-				*p -= *p >> rcMoveBits
-			} else {
-				rng -= bound
-				code -= bound
-				*p -= *p >> rcMoveBits
-				var dist uint32
-				p = &d.isRep1[state&15]
-				if rng < rcTop {
-					rng <<= 8
-					code = code<<8 | uint32(in[ip])
-					ip++
-				}
-				bound = (rng >> rcModelBits) * uint32(*p)
-				if code < bound {
-					rng = bound
-					*p += (rcModelMax - *p) >> rcMoveBits
-					dist = rep1
-				} else {
-					rng -= bound
-					code -= bound
-					*p -= *p >> rcMoveBits
-					p = &d.isRep2[state&15]
-					if rng < rcTop {
-						rng <<= 8
-						code = code<<8 | uint32(in[ip])
-						ip++
-					}
-					bound = (rng >> rcModelBits) * uint32(*p)
-					if code < bound {
-						rng = bound
-						*p += (rcModelMax - *p) >> rcMoveBits
-						dist = rep2
-					} else {
-						rng -= bound
-						code -= bound
-						*p -= *p >> rcMoveBits
-						dist = rep3
-						rep3 = rep2
-					}
-					rep2 = rep1
-				}
-				rep1 = rep0
-				rep0 = dist
-			}
-			if state < litStates {
-				state = 8
-			} else {
-				state = 11
-			}
-			length, rng, code, ip = decodeLen(&d.repLen, posState, in, rng, code, ip)
-		}
-
-		// Copy length bytes from distance rep0+1. A match must not reach
-		// before the dictionary start nor past the end of the chunk.
-		if int(rep0) >= pos-dictStart || rep0 >= dictSize || int(length) > end-pos {
-			goto out
-		}
-		src := pos - int(rep0) - 1
-		l := int(length)
-		switch {
-		case rep0 >= 15 && pos+l+16 <= len(out):
-			// Copy sixteen bytes at a time, as below: most matches
-			// take one round.
-			for i := 0; i < l; i += 16 {
-				s := out[src+i : src+i+16]
-				d := out[pos+i : pos+i+16]
-				a, b := binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint64(s[8:])
-				binary.LittleEndian.PutUint64(d, a)
-				binary.LittleEndian.PutUint64(d[8:], b)
-			}
-		case rep0 >= 7 && pos+l+8 <= len(out):
-			// Copy eight bytes at a time, which is right even when the
-			// match overlaps its own output: every word read lies at
-			// least eight bytes back, so it was written already. The
-			// last word may write up to seven bytes past the match;
-			// they are not yet output and will be overwritten.
-			for i := 0; i < l; i += 8 {
-				binary.LittleEndian.PutUint64(out[pos+i:], binary.LittleEndian.Uint64(out[src+i:]))
-			}
-		default:
-			// Short distance: the match repeats its own output.
-			dst := out[pos : pos+l]
-			s := out[src : src+l]
-			for i := range dst {
-				dst[i] = s[i]
-			}
-		}
-		pos += l
+		*p -= *p >> probShift
+		b = 1
 	}
-	// The range decoder is normalised after the last symbol; the chunk must
-	// then be consumed exactly and the code must be zero.
 	if rng < rcTop {
-		code = code<<8 | uint32(in[ip])
+		rng, code = rng<<8, code<<8|uint32(in[ip])
 		ip++
 	}
-	ok = ip == n && code == 0
-out:
-	d.state = state
-	d.rep0, d.rep1, d.rep2, d.rep3 = rep0, rep1, rep2, rep3
-	return ok
+	return b, rng, code, ip
 }
 
-// The helpers below take and return the range decoder state (rng, code,
-// ip) by value. Keeping them out of the big loop in decode lets the
-// compiler hold that state in registers; inside the loop it spills it.
+// decide is bit without the normalisation, for loops over the bits of a symbol,
+// followed there by norm. It computes both outcomes and selects with a mask instead of
+// branching: a symbol's bits are too random for branch prediction, and the loops are
+// where a decoder spends its time.
+func decide(p *uint16, rng, code uint32) (uint32, uint32, uint32) {
+	v := uint32(*p)
+	bound := (rng >> probBits) * v
+	zero := uint32((uint64(code) - uint64(bound)) >> 63) // 1 when code < bound: a 0 bit
+	mask := -zero
+	rng = bound&mask | (rng-bound)&^mask
+	code -= bound &^ mask
+	*p = uint16(v + ((1<<probBits-v)>>probShift)&mask - (v>>probShift)&^mask)
+	return zero ^ 1, rng, code
+}
 
-// rcNorm reads the next input byte if the range has become too small.
-func rcNorm(in []byte, rng, code uint32, ip int) (uint32, uint32, int) {
+// norm shifts in a byte of input when the range has become too small.
+func norm(in []byte, rng, code uint32, ip int) (uint32, uint32, int) {
 	if rng < rcTop {
-		rng <<= 8
-		code = code<<8 | uint32(in[ip])
+		rng, code = rng<<8, code<<8|uint32(in[ip])
 		ip++
 	}
 	return rng, code, ip
 }
 
-// rcBit decodes one bit with probability *p; the range decoder must be
-// normalised. It is written for conditional moves rather than branches,
-// which pays in bit trees whose bits are hard to predict, and is small
-// enough to be inlined.
-func rcBit(p *uint16, rng, code uint32) (uint32, uint32, uint32) {
-	v := uint32(*p)
-	bound := (rng >> rcModelBits) * v
-	v0 := v + (rcModelMax-v)>>rcMoveBits
-	r1 := rng - bound
-	c1 := code - bound
-	bit := uint32(0)
-	if code >= bound {
-		bit = 1
+// tree decodes a bits-wide number, most significant bit first, with probs[1:1<<bits].
+func tree(probs []uint16, bits uint, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+	m := uint32(1)
+	for range bits {
+		var b uint32
+		b, rng, code = decide(&probs[m], rng, code)
+		rng, code, ip = norm(in, rng, code, ip)
+		m = m<<1 | b
 	}
-	if bit != 0 {
-		v0 = v - v>>rcMoveBits
-		bound = r1
-		code = c1
-	}
-	*p = uint16(v0)
-	return bit, bound, code
+	return m - 1<<bits, rng, code, ip
 }
 
-// rcTreeBit is rcBit for a node of a bit tree whose probability v was
-// loaded before, with v0 and v1 those of its two children; it returns the
-// bit, the range decoder state and the probability of the next node. Loading
-// both children before the bit is known takes the load off the chain of
-// dependent instructions from one bit to the next.
-func rcTreeBit(p *uint16, v, v0, v1, rng, code uint32) (uint32, uint32, uint32, uint32) {
-	bound := (rng >> rcModelBits) * v
-	nv := v + (rcModelMax-v)>>rcMoveBits
-	r1 := rng - bound
-	c1 := code - bound
-	bit := uint32(0)
-	if code >= bound {
-		bit = 1
+// reverse decodes a bits-wide number, least significant bit first, with probs[1:1<<bits].
+func reverse(probs []uint16, bits uint, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+	m := uint32(1)
+	var v uint32
+	for i := range bits {
+		var b uint32
+		b, rng, code = decide(&probs[m], rng, code)
+		rng, code, ip = norm(in, rng, code, ip)
+		m = m<<1 | b
+		v |= b << i
 	}
-	if bit != 0 {
-		nv = v - v>>rcMoveBits
-		bound = r1
-		code = c1
-		v0 = v1
-	}
-	*p = uint16(nv)
-	return bit, bound, code, v0
+	return v, rng, code, ip
 }
 
-// decodeLen decodes a match length. It takes and returns the range decoder
-// state by value so that it stays in registers.
-func decodeLen(l *lenDec, posState uint32, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
-	if rng < rcTop {
-		rng <<= 8
-		code = code<<8 | uint32(in[ip])
-		ip++
-	}
-	bound := (rng >> rcModelBits) * uint32(l.choice)
-	var probs []uint16
-	var base, limit uint32
-	if code < bound {
-		rng = bound
-		l.choice += (rcModelMax - l.choice) >> rcMoveBits
-		probs = l.low[posState&15][:]
-		base, limit = matchLenMin, 8
-	} else {
-		rng -= bound
-		code -= bound
-		l.choice -= l.choice >> rcMoveBits
+// direct decodes bits bits of even probability.
+func direct(bits uint32, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+	var v uint32
+	for range bits {
+		rng >>= 1
+		var b uint32
+		if code >= rng {
+			code -= rng
+			b = 1
+		}
+		v = v<<1 | b
 		if rng < rcTop {
-			rng <<= 8
-			code = code<<8 | uint32(in[ip])
+			rng, code = rng<<8, code<<8|uint32(in[ip])
 			ip++
 		}
-		bound = (rng >> rcModelBits) * uint32(l.choice2)
-		if code < bound {
-			rng = bound
-			l.choice2 += (rcModelMax - l.choice2) >> rcMoveBits
-			probs = l.mid[posState&15][:]
-			base, limit = matchLenMin+8, 8
-		} else {
-			rng -= bound
-			code -= bound
-			l.choice2 -= l.choice2 >> rcMoveBits
-			probs = l.high[:]
-			base, limit = matchLenMin+16, 256
+	}
+	return v, rng, code, ip
+}
+
+// lenCoder codes match lengths minus minMatch: 0-7 with a 3-bit tree per position
+// state, 8-15 with another, 16-271 with an 8-bit tree shared by all positions.
+type lenCoder struct {
+	choice, choice2 uint16
+	low, mid        [posStatesMax][1 << 3]uint16
+	high            [1 << 8]uint16
+}
+
+func (l *lenCoder) reset() {
+	l.choice, l.choice2 = probInit, probInit
+	for i := range l.low {
+		fill(l.low[i][:])
+		fill(l.mid[i][:])
+	}
+	fill(l.high[:])
+}
+
+// decodeLen decodes a length minus minMatch.
+func decodeLen(l *lenCoder, posState int, in []byte, rng, code uint32, ip int) (int, uint32, uint32, int) {
+	var b, v uint32
+	b, rng, code, ip = bit(&l.choice, in, rng, code, ip)
+	if b == 0 {
+		v, rng, code, ip = tree(l.low[posState][:], 3, in, rng, code, ip)
+		return int(v), rng, code, ip
+	}
+	b, rng, code, ip = bit(&l.choice2, in, rng, code, ip)
+	if b == 0 {
+		v, rng, code, ip = tree(l.mid[posState][:], 3, in, rng, code, ip)
+		return 8 + int(v), rng, code, ip
+	}
+	v, rng, code, ip = tree(l.high[:], 8, in, rng, code, ip)
+	return 16 + int(v), rng, code, ip
+}
+
+func fill(p []uint16) {
+	for i := range p {
+		p[i] = probInit
+	}
+}
+
+// lzmaDec is the LZMA state that LZMA2 carries from chunk to chunk until a chunk resets it.
+type lzmaDec struct {
+	lc, lp, pb uint
+
+	state   uint8
+	rep     [4]uint32 // the last four distances, minus one
+	pending int       // bytes of the last match that did not fit in its chunk
+
+	isMatch    [states][posStatesMax]uint16
+	isRep      [states]uint16
+	isRepG0    [states]uint16 // rep0 rather than rep1-3
+	isRepG1    [states]uint16 // rep1 rather than rep2-3
+	isRepG2    [states]uint16 // rep2 rather than rep3
+	isRep0Long [states][posStatesMax]uint16
+	slot       [lenStates][1 << slotBits]uint16
+	mid        [1 + 1<<(firstDirect/2) - firstDirect]uint16 // reverse trees of slots 4-13
+	align      [1 << alignBits]uint16
+	matchLen   lenCoder
+	repLen     lenCoder
+	lit        [litCoderSize << maxLcLp]uint16
+}
+
+// setProps sets lc, lp and pb from an LZMA2 properties byte and reports whether it is valid.
+func (d *lzmaDec) setProps(props byte) bool {
+	if props >= 9*5*5 {
+		return false
+	}
+	lc, lp, pb := uint(props%9), uint(props/9%5), uint(props/45)
+	if lc+lp > maxLcLp {
+		return false
+	}
+	d.lc, d.lp, d.pb = lc, lp, pb
+	return true
+}
+
+// reset returns the state and every probability to their initial values.
+func (d *lzmaDec) reset() {
+	d.state, d.rep, d.pending = 0, [4]uint32{}, 0
+	for s := range states {
+		fill(d.isMatch[s][:])
+		fill(d.isRep0Long[s][:])
+	}
+	fill(d.isRep[:])
+	fill(d.isRepG0[:])
+	fill(d.isRepG1[:])
+	fill(d.isRepG2[:])
+	for i := range d.slot {
+		fill(d.slot[i][:])
+	}
+	fill(d.mid[:])
+	fill(d.align[:])
+	d.matchLen.reset()
+	d.repLen.reset()
+	fill(d.lit[:litCoderSize<<(d.lc+d.lp)])
+}
+
+func corruptf(format string, a ...any) error {
+	return fmt.Errorf("%w: lzma: "+format, append([]any{ErrCorrupt}, a...)...)
+}
+
+// decode decodes one LZMA chunk of n compressed bytes, in[:n], into the size bytes of
+// w.buf at w.pos, for which the caller has made room. in holds rcPad more bytes.
+func (d *lzmaDec) decode(in []byte, n int, w *window, size int) error {
+	if n < 5 || len(in) < n+rcPad || in[0] != 0 {
+		return corruptf("bad range coder start")
+	}
+	rng, code, ip := uint32(0xffffffff), binary.BigEndian.Uint32(in[1:5]), 5
+	pos, end := w.pos, w.pos+size
+	if end > len(w.buf) {
+		return fmt.Errorf("xzpar: internal error: chunk does not fit its window")
+	}
+	buf := w.buf
+	dictStart, posBase := w.dictStart, w.posBase
+	dictSize := int64(w.dictSize)
+	lc, lpMask, pbMask := d.lc, 1<<d.lp-1, 1<<d.pb-1
+	state := d.state
+	rep0, rep1, rep2, rep3 := d.rep[0], d.rep[1], d.rep[2], d.rep[3]
+
+	if d.pending > 0 {
+		pos, d.pending = copyMatch(buf, pos, end, rep0, d.pending)
+	}
+	for pos < end {
+		if ip > n {
+			return corruptf("chunk data overrun")
 		}
-	}
-	// probs[sym-1]: the trees are stored without the unused entry 0. The
-	// children of the last level, masked, are in range but unused.
-	sym := uint32(1)
-	v := uint32(probs[0])
-	var bit uint32
-	for sym < limit {
-		rng, code, ip = rcNorm(in, rng, code, ip)
-		c := sym << 1
-		bit, rng, code, v = rcTreeBit(&probs[sym-1], v, uint32(probs[(c-1)&(limit-1)]), uint32(probs[c&(limit-1)]), rng, code)
-		sym = c | bit
-	}
-	return base + sym - limit, rng, code, ip
-}
-
-// decodeLiteral decodes a literal byte with the bit tree probs.
-func decodeLiteral(probs *[0x400]uint16, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
-	sym := uint32(1)
-	v := uint32(probs[1])
-	var bit uint32
-	for sym < 0x100 {
-		rng, code, ip = rcNorm(in, rng, code, ip)
-		// The children of the last level lie in probs[0x100:0x200],
-		// unused but in range.
-		c := sym << 1 & 0x3fe
-		bit, rng, code, v = rcTreeBit(&probs[sym&0x3ff], v, uint32(probs[c]), uint32(probs[c|1]), rng, code)
-		sym = c | bit
-	}
-	return sym & 0xff, rng, code, ip
-}
-
-// decodeMatchedLiteral decodes a literal after a match: the byte at the
-// match distance predicts the literal's bits until they first differ.
-func decodeMatchedLiteral(probs *[0x400]uint16, matchByte uint32, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
-	sym := uint32(1)
-	matchByte <<= 1
-	offset := uint32(0x100)
-	var bit uint32
-	for sym < 0x100 {
-		matchBit := matchByte & offset
-		matchByte <<= 1
-		rng, code, ip = rcNorm(in, rng, code, ip)
-		bit, rng, code = rcBit(&probs[(offset+matchBit+sym)&0x3ff], rng, code)
-		sym = sym<<1 | bit
-		// Keep offset only while the bits agree with the match byte:
-		// offset &= matchBit if bit is 1, offset &^= matchBit if 0.
-		offset &= matchBit ^ (bit - 1)
-	}
-	return sym & 0xff, rng, code, ip
-}
-
-// decodeDist decodes the distance of a match of the given length.
-func (d *lzmaDec) decodeDist(length uint32, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
-	var rep0 uint32
-	distState := length - matchLenMin
-	if distState > 3 {
-		distState = 3
-	}
-	slots := &d.distSlot[distState&3]
-	// The slot bits are hard to predict: rcBit decodes them with
-	// conditional moves instead of branches.
-	// The children of the last level, masked, are in range but unused.
-	sym := uint32(1)
-	v := uint32(slots[1])
-	var bit uint32
-	for range 6 {
-		rng, code, ip = rcNorm(in, rng, code, ip)
-		c := sym << 1
-		bit, rng, code, v = rcTreeBit(&slots[sym&63], v, uint32(slots[c&63]), uint32(slots[(c|1)&63]), rng, code)
-		sym = c | bit
-	}
-	slot := sym - 64
-	if slot < 4 {
-		rep0 = slot
-	} else {
-		limit := slot>>1 - 1
-		rep0 = 2 + slot&1
-		if slot < distModelEnd {
-			rep0 <<= limit
-			base := rep0 - slot - 1
-			sym := uint32(1)
-			for i := uint32(0); i < limit; i++ {
-				rng, code, ip = rcNorm(in, rng, code, ip)
-				bit, rng, code = rcBit(&d.distSpecial[(base+sym)&127], rng, code)
-				sym = sym<<1 | bit
-				rep0 += bit << i
+		posState := (pos - posBase) & pbMask
+		var b uint32
+		b, rng, code, ip = bit(&d.isMatch[state][posState], in, rng, code, ip)
+		if b == 0 {
+			// A literal.
+			var prev int
+			if pos > dictStart {
+				prev = int(buf[pos-1])
 			}
-		} else {
-			// Direct bits with fixed probability one half.
-			for k := limit - 4; k > 0; k-- {
-				if rng < rcTop {
-					rng <<= 8
-					code = code<<8 | uint32(in[ip])
-					ip++
+			ctx := ((pos-posBase)&lpMask)<<lc + prev>>(8-lc)
+			probs := d.lit[litCoderSize*ctx:][:litCoderSize]
+			sym := uint32(1)
+			if state < litStates {
+				for sym < 0x100 {
+					b, rng, code = decide(&probs[sym], rng, code)
+					rng, code, ip = norm(in, rng, code, ip)
+					sym = sym<<1 | b
 				}
-				rng >>= 1
-				code -= rng
-				mask := 0 - code>>31
-				code += rng & mask
-				rep0 = rep0<<1 + mask + 1
+			} else {
+				// After a match, the byte at rep0 guides the model until the
+				// first bit that differs from it.
+				if int64(rep0) >= int64(pos-dictStart) {
+					return corruptf("distance beyond the dictionary")
+				}
+				match := uint32(buf[pos-int(rep0)-1])
+				offset := uint32(0x100)
+				for sym < 0x100 {
+					match <<= 1
+					mbit := match & offset
+					b, rng, code = decide(&probs[offset+mbit+sym], rng, code)
+					rng, code, ip = norm(in, rng, code, ip)
+					sym = sym<<1 | b
+					if b != 0 {
+						offset &= mbit
+					} else {
+						offset &^= mbit
+					}
+				}
 			}
-			rep0 <<= 4
-			sym := uint32(1)
-			for i := uint32(0); i < 4; i++ {
-				rng, code, ip = rcNorm(in, rng, code, ip)
-				bit, rng, code = rcBit(&d.distAlign[sym&15], rng, code)
-				sym = sym<<1 | bit
-				rep0 += bit << i
-			}
+			buf[pos] = byte(sym)
+			pos++
+			state = afterLit[state]
+			continue
 		}
+
+		b, rng, code, ip = bit(&d.isRep[state], in, rng, code, ip)
+		var length int
+		if b == 0 {
+			// A match with a new distance.
+			length, rng, code, ip = decodeLen(&d.matchLen, posState, in, rng, code, ip)
+			ls := min(length, lenStates-1)
+			var slot uint32
+			slot, rng, code, ip = tree(d.slot[ls][:], slotBits, in, rng, code, ip)
+			dist := slot
+			if slot >= firstModeled {
+				bits := slot>>1 - 1
+				dist = (2 | slot&1) << bits
+				var v uint32
+				if slot < firstDirect {
+					v, rng, code, ip = reverse(d.mid[dist-slot:], uint(bits), in, rng, code, ip)
+					dist += v
+				} else {
+					v, rng, code, ip = direct(bits-alignBits, in, rng, code, ip)
+					dist += v << alignBits
+					v, rng, code, ip = reverse(d.align[:], alignBits, in, rng, code, ip)
+					dist += v
+				}
+			}
+			// The end marker (distance 0xffffffff) is not allowed in LZMA2, and
+			// fails this check too.
+			if int64(dist) >= int64(pos-dictStart) || int64(dist) >= dictSize {
+				return corruptf("distance beyond the dictionary")
+			}
+			rep0, rep1, rep2, rep3 = dist, rep0, rep1, rep2
+			state = afterMatch[state]
+		} else {
+			b, rng, code, ip = bit(&d.isRepG0[state], in, rng, code, ip)
+			if b == 0 {
+				if int64(rep0) >= int64(pos-dictStart) {
+					return corruptf("distance beyond the dictionary")
+				}
+				b, rng, code, ip = bit(&d.isRep0Long[state][posState], in, rng, code, ip)
+				if b == 0 {
+					// One byte from rep0.
+					state = afterShortRep[state]
+					buf[pos] = buf[pos-int(rep0)-1]
+					pos++
+					continue
+				}
+			} else {
+				var dist uint32
+				b, rng, code, ip = bit(&d.isRepG1[state], in, rng, code, ip)
+				if b == 0 {
+					dist = rep1
+				} else {
+					b, rng, code, ip = bit(&d.isRepG2[state], in, rng, code, ip)
+					if b == 0 {
+						dist = rep2
+					} else {
+						dist, rep3 = rep3, rep2
+					}
+					rep2 = rep1
+				}
+				rep0, rep1 = dist, rep0
+				if int64(rep0) >= int64(pos-dictStart) {
+					return corruptf("distance beyond the dictionary")
+				}
+			}
+			length, rng, code, ip = decodeLen(&d.repLen, posState, in, rng, code, ip)
+			state = afterRep[state]
+		}
+		pos, d.pending = copyMatch(buf, pos, end, rep0, length+minMatch)
 	}
-	return rep0, rng, code, ip
+	d.state = state
+	d.rep = [4]uint32{rep0, rep1, rep2, rep3}
+	if ip != n || code != 0 {
+		return corruptf("chunk does not end where its header says")
+	}
+	return nil
+}
+
+// copyMatch copies length bytes from dist+1 bytes back to buf[pos:], as many as fit before
+// end, and returns the new position and how many bytes did not fit. It may write up to 7
+// bytes past the match, within buf, where the decoder writes next.
+func copyMatch(buf []byte, pos, end int, dist uint32, length int) (int, int) {
+	pending := 0
+	if length > end-pos {
+		pending = length - (end - pos)
+		length = end - pos
+	}
+	from := pos - int(dist) - 1
+	if dist >= 7 && pos+length+8 <= len(buf) {
+		// Eight bytes at a time: with dist+1 >= 8, each word read was written
+		// before.
+		for i := 0; i < length; i += 8 {
+			binary.LittleEndian.PutUint64(buf[pos+i:], binary.LittleEndian.Uint64(buf[from+i:]))
+		}
+		return pos + length, pending
+	}
+	out, src := buf[pos:pos+length], buf[from:from+length]
+	for i := range out {
+		out[i] = src[i]
+	}
+	return pos + length, pending
 }
