@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,35 +15,11 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/vt"
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 
 	"github.com/ramboot/ramboot/bootmenu"
+	"github.com/ramboot/ramboot/internal/ptytest"
 	"github.com/ramboot/ramboot/loader"
 )
-
-// openPTY returns the two ends of a new pseudo-terminal: the terminal's side and the tty the
-// program reads keys from (as /init reads the console).
-func openPTY(t *testing.T) (term, tty *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return m, s
-}
 
 // farTerminal is a terminal at the end of a serial line: a VT emulator, fed through a tty
 // that turns LF into CR LF (onlcr) when mapLF is set.
@@ -154,7 +129,7 @@ func TestProgressOnEveryTerminal(t *testing.T) {
 
 func testProgress(t *testing.T, termName string) {
 	const w, h = 80, 24
-	term, tty := openPTY(t)
+	term, tty := ptytest.Open(t)
 	terms := []*farTerminal{
 		newFarTerminal(t, "LF keeps the column", false, w, h),
 		newFarTerminal(t, "LF is CR LF", true, w, h),
@@ -260,7 +235,7 @@ func TestOutputReplacesLineFeeds(t *testing.T) {
 // TestOutputKeepsTheTerminal: through Output the console is still a terminal to bubbletea,
 // which otherwise drops every style (the selected entry would not show).
 func TestOutputKeepsTheTerminal(t *testing.T) {
-	term, tty := openPTY(t)
+	term, tty := ptytest.Open(t)
 	p := tea.NewProgram(New(testMenu(-1), &fakeBackend{}, Options{}),
 		tea.WithInput(tty), tea.WithOutput(Output(tty)), tea.WithoutSignalHandler(),
 		tea.WithEnvironment([]string{"TERM=vt220"}), tea.WithWindowSize(80, 24))

@@ -13,6 +13,7 @@ import (
 var hostOnly = []string{
 	"github.com/ramboot/ramboot/internal/initramfs",
 	"github.com/ramboot/ramboot/internal/vmtest",
+	"github.com/ramboot/ramboot/internal/ptytest",
 	"github.com/ramboot/ramboot/internal/imageconv",
 	"github.com/ramboot/ramboot/internal/serve",
 	"github.com/ramboot/ramboot/cmd/ramboot",

@@ -1,43 +1,19 @@
 package console
 
 import (
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// openPTY returns the two ends of a new pseudo-terminal: the terminal's side (what a
-// terminal emulator holds) and the tty /init would open.
-func openPTY(t *testing.T) (term, tty *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return m, s
-}
+	"github.com/ramboot/ramboot/internal/ptytest"
+)
 
 // TestSizeAsksTheTerminal: a serial line has no size of its own; /init asks the terminal at the
 // far end where a far-away cursor ends up, and sets the answer on the tty.
 func TestSizeAsksTheTerminal(t *testing.T) {
-	term, tty := openPTY(t)
+	term, tty := ptytest.Open(t)
 	asked := make(chan string, 1)
 	go func() {
 		buf := make([]byte, 64)
@@ -72,7 +48,7 @@ func TestSizeAsksTheTerminal(t *testing.T) {
 
 // TestSizeSilentTerminal: a terminal that does not answer (a plain serial logger) gets 80x24.
 func TestSizeSilentTerminal(t *testing.T) {
-	term, tty := openPTY(t)
+	term, tty := ptytest.Open(t)
 	go func() { // read and drop the query
 		buf := make([]byte, 64)
 		for {
