@@ -180,6 +180,13 @@ func checkURL(raw string) error {
 }
 
 // localPath returns the file a URL names when it is file:// or a plain path.
+// IsLocal reports whether u names a local file (a path, or file://) rather than a server: the
+// rule Open follows, for callers that must know whether a fetch needs the network.
+func IsLocal(u string) bool {
+	_, ok := localPath(u)
+	return ok
+}
+
 func localPath(raw string) (string, bool) {
 	if strings.HasPrefix(raw, "file://") {
 		u, err := url.Parse(raw)

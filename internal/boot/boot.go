@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/ramboot/ramboot/internal/hooks"
@@ -110,8 +109,3 @@ func (b *Booter) logf(format string, args ...any) {
 
 // IsNoReturn reports whether err came after the point of no return.
 func IsNoReturn(err error) bool { return errors.Is(err, ErrNoReturn) }
-
-// hasScheme reports whether u is a network URL (not a path in the initramfs).
-func hasScheme(u string) bool {
-	return strings.Contains(u, "://") && !strings.HasPrefix(u, "file://")
-}

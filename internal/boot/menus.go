@@ -13,6 +13,7 @@ import (
 	"github.com/ramboot/ramboot/internal/cmdline"
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
+	"github.com/ramboot/ramboot/loader"
 )
 
 // FindMenu takes the first menu found: ramboot.menu=, the DHCP lease (pxelinux options
@@ -72,12 +73,12 @@ func LeaseMenuURL(l *netup.Lease) string {
 // refused before it is all read: a server (or a path) that sends without end must not fill
 // the RAM /init runs in.
 func (b *Booter) LoadMenu(ctx context.Context, src string) (*bootmenu.Menu, error) {
-	if hasScheme(src) && b.Entropy != nil {
+	if !loader.IsLocal(src) && b.Entropy != nil {
 		if err := b.Entropy(ctx, []string{src}); err != nil {
 			return nil, err
 		}
 	}
-	s, err := b.fetcher().Open(ctx, strings.TrimPrefix(src, "file://"))
+	s, err := b.fetcher().Open(ctx, src)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ramboot/ramboot/bootmenu"
 	"github.com/ramboot/ramboot/internal/cmdline"
+	"github.com/ramboot/ramboot/loader"
 )
 
 // Image is one file to fetch: a URL with its mirrors, and the expected checksum.
@@ -88,7 +89,7 @@ func FromEntry(e bootmenu.Entry, cmdline string) Plan {
 // initramfs boot without it.
 func NeedNetwork(c *cmdline.Config) bool {
 	for _, u := range append(append(append([]string{}, c.Ramroot...), c.Kernel), c.Initrds...) {
-		if hasScheme(u) {
+		if !loader.IsLocal(u) {
 			return true
 		}
 	}
