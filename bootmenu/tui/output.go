@@ -16,11 +16,11 @@ import (
 // TerminalRenderer.SetMapNewline), but bubbletea v2 sets it only when the input is not a
 // terminal and offers no option for it.
 //
-// Output writes CUD (ESC [ B, cursor down) for each LF instead: down one row, same column, on
-// every terminal, which is what the renderer assumes of LF when its input is a terminal (as
-// the console's is). The two differ only on the last row, where LF scrolls and CUD does not;
-// the full-screen renderer never moves below the last row. The renderer writes text and
-// escape sequences only, so a byte 0x0A is always a cursor movement.
+// Output writes IND (ESC D, index) for each LF instead: down one row in the same column, and a
+// scroll at the bottom margin, exactly what the renderer assumes of LF when its input is a
+// terminal (as the console's is) — its scroll optimisation sets a scroll region and relies on
+// that scroll. IND is a control sequence, not a character, so no tty on the way maps it. The
+// renderer writes text and escape sequences only, so a byte 0x0A is always a cursor movement.
 //
 // When w is a terminal's file, so is the result (it has w's Fd): bubbletea reads the size from
 // it, and keeps bold and reverse video only on a terminal.
@@ -47,14 +47,14 @@ func (f lfFile) Write(p []byte) (int, error) { return f.lf.Write(p) }
 
 type lfWriter struct{ w io.Writer }
 
-var cursorDown = []byte("\x1b[B")
+var index = []byte("\x1bD")
 
 func (l lfWriter) Write(p []byte) (int, error) {
 	if bytes.IndexByte(p, '\n') < 0 {
 		return l.w.Write(p)
 	}
 	// One write, as the renderer made it: a frame reaches the terminal in one piece.
-	out := bytes.ReplaceAll(p, []byte{'\n'}, cursorDown)
+	out := bytes.ReplaceAll(p, []byte{'\n'}, index)
 	if _, err := l.w.Write(out); err != nil {
 		return 0, err
 	}

@@ -227,7 +227,7 @@ func TestOutputReplacesLineFeeds(t *testing.T) {
 	if err != nil || n != 9 {
 		t.Fatalf("Write: %d, %v; want 9, nil", n, err)
 	}
-	if got, want := b.String(), "a\x1b[Bb\x1b[B\x1b[2Kc"; got != want {
+	if got, want := b.String(), "a\x1bDb\x1bD\x1b[2Kc"; got != want {
 		t.Errorf("wrote %q, want %q", got, want)
 	}
 }
@@ -270,5 +270,76 @@ func TestOutputKeepsTheTerminal(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no menu on the terminal")
+	}
+}
+
+// TestLogScrollOnEveryTerminal scrolls the log view a line and a page at a time: the renderer
+// then scrolls a region of the screen with line feeds. Through Output, a terminal that maps LF
+// to CR LF and one that does not must both show what the renderer meant (the screen of a
+// terminal fed its raw output).
+func TestLogScrollOnEveryTerminal(t *testing.T) {
+	const w, h = 80, 24
+	term, tty := ptytest.Open(t)
+	ref := newFarTerminal(t, "the renderer's own output", false, w, h)
+	terms := []*farTerminal{
+		newFarTerminal(t, "LF keeps the column", false, w, h),
+		newFarTerminal(t, "LF is CR LF", true, w, h),
+	}
+	var mu sync.Mutex
+	fan := Output(writerFunc(func(p []byte) (int, error) {
+		for _, f := range terms {
+			f.Write(p)
+		}
+		return len(p), nil
+	}))
+	out := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		ref.Write(p)
+		return fan.Write(p)
+	})
+	var logs []string
+	for i := range 120 {
+		logs = append(logs, fmt.Sprintf("[%5d.%03d] ramboot: line %d %s", i, i, i, strings.Repeat("x", i%70)))
+	}
+	p := tea.NewProgram(New(testMenu(-1), &fakeBackend{logs: logs}, Options{Width: w, Height: h}),
+		tea.WithInput(tty), tea.WithOutput(out), tea.WithoutSignalHandler(),
+		tea.WithEnvironment([]string{"TERM=vt220"}), tea.WithWindowSize(w, h))
+	done := make(chan struct{})
+	go func() {
+		p.Run()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		p.Quit()
+		<-done
+	})
+	check := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			time.Sleep(100 * time.Millisecond)
+			mu.Lock()
+			want := ref.screen()
+			diffs := ""
+			for _, f := range terms {
+				if got := f.screen(); got != want {
+					diffs += fmt.Sprintf("terminal where %s (-renderer +screen):\n%s", f.name, cmp.Diff(want, got))
+				}
+			}
+			mu.Unlock()
+			if diffs == "" && strings.Contains(want, "ramboot: line") {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s", what, diffs)
+			}
+		}
+	}
+	term.WriteString("l")
+	check("log view")
+	for i, k := range []string{"k", "k", "k", "\x1b[5~", "j", "j", "\x1b[6~", "\x1b[H", "j", "\x1b[F"} {
+		term.WriteString(k)
+		check(fmt.Sprintf("key %d %q", i, k))
 	}
 }
