@@ -42,11 +42,18 @@ func (b *builder) choose(ix *kmod.Index, s Spec) ([]string, error) {
 		}
 		groups = append(groups, group{name, set.members(ix)})
 	}
+	// A module's name resolves to one path (updates/ shadows kernel/): count that one.
 	var names []string
-	for _, g := range groups {
+	for i, g := range groups {
+		var resolved []string
 		for _, p := range g.paths {
-			names = append(names, kmod.ModuleName(p))
+			name := kmod.ModuleName(p)
+			names = append(names, name)
+			if deps, err := ix.Deps(name); err == nil && len(deps) > 0 {
+				resolved = append(resolved, deps[len(deps)-1])
+			}
 		}
+		groups[i].paths = resolved
 	}
 	// A named module is reported by the path its name resolves to; a built-in one packs
 	// nothing, an unknown one is an error (from Select).
