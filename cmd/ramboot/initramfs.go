@@ -27,7 +27,7 @@ func initramfsFlags(o *initramfsOptions) *cmdFlags {
 		"Modules are chosen by where they sit in the kernel's tree, with their dependencies;",
 		"the set "+initramfs.DefaultModuleSet+" is always packed (unless --module-dir), --modules-set adds one of:")
 	for _, set := range initramfs.ModuleSets {
-		fs.about = append(fs.about, fmt.Sprintf("  %-10s %s", set.Name, set.Doc))
+		fs.about = append(fs.about, fmt.Sprintf("  %-16s %s", set.Name, set.Doc))
 	}
 	s := &o.spec
 	fs.StringVar(&o.out, "o", "", "write the initramfs to `OUT`: .cpio, .cpio.gz, .cpio.xz or .cpio.zst (required)")
