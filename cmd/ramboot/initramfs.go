@@ -14,24 +14,32 @@ import (
 
 // initramfsOptions are initramfs's flags.
 type initramfsOptions struct {
-	spec            initramfs.Spec
-	out             string
-	prefixes, extra multiFlag
+	spec                  initramfs.Spec
+	out                   string
+	prefixes, extra, sets multiFlag
+	verbose               bool
 }
 
 func initramfsFlags(o *initramfsOptions) *cmdFlags {
 	fs := newFlags("initramfs", "", 0,
 		"Builds ramboot's initramfs; OUT's extension picks the compression.",
-		"A distribution kernel's network drivers are modules: give its tree with --modules.")
+		"A distribution kernel's network drivers are modules: give its tree with --modules.",
+		"Modules are chosen by where they sit in the kernel's tree, with their dependencies;",
+		"the set "+initramfs.DefaultModuleSet+" is always packed (unless --module-dir), --modules-set adds one of:")
+	for _, set := range initramfs.ModuleSets {
+		fs.about = append(fs.about, fmt.Sprintf("  %-16s %s", set.Name, set.Doc))
+	}
 	s := &o.spec
 	fs.StringVar(&o.out, "o", "", "write the initramfs to `OUT`: .cpio, .cpio.gz, .cpio.xz or .cpio.zst (required)")
 	fs.require("o")
 	fs.StringVar(&s.Init, "init", defaultInit(), "pack this `FILE` as /init (a static binary)")
-	fs.StringVar(&s.Modules, "modules", "", "pack the network drivers, virtio and their dependencies from this kernel's /lib/modules/RELEASE `DIR` (RELEASE is read from the modules)")
-	fs.Var(&o.prefixes, "module-dir", "pack every module under this `DIR` of the tree instead of the defaults (repeatable, e.g. kernel/drivers/net/)")
+	fs.StringVar(&s.Modules, "modules", "", "pack the wired network drivers, virtio and their dependencies from this kernel's /lib/modules/RELEASE `DIR` (RELEASE is read from the modules)")
+	fs.Var(&o.sets, "modules-set", "also pack this `SET` of modules (repeatable, or comma-separated): "+strings.Join(initramfs.ModuleSetNames(), ", "))
+	fs.Var(&o.prefixes, "module-dir", "pack every module under this `DIR` of the tree instead of the set "+initramfs.DefaultModuleSet+" (repeatable, e.g. kernel/drivers/net/)")
 	fs.Var(&o.extra, "module", "also pack the module `NAME` and its dependencies (repeatable)")
-	fs.BoolVar(&s.Storage, "storage", false, "also pack block, SCSI, ATA, NVMe, MD and file-system modules")
-	fs.StringVar(&s.Firmware, "firmware", "", "pack this /lib/firmware `DIR`")
+	fs.BoolVar(&s.Storage, "storage", false, "same as --modules-set storage")
+	fs.BoolVar(&o.verbose, "v", false, "list every packed module, by the group that chose it")
+	fs.StringVar(&s.Firmware, "firmware", "", "pack the files of this /lib/firmware `DIR` that the packed modules ask for (all of it without --modules)")
 	fs.StringVar(&s.Busybox, "busybox", "", "pack this static busybox `FILE`: the recovery shell")
 	fs.StringVar(&s.CA, "ca", "", "trust this PEM CA bundle `FILE` for https (default: "+initramfs.HostCA+" when present)")
 	fs.StringVar(&s.Hooks, "hooks", "", "pack this `DIR` of hooks: pre-network/, pre-fetch/, post-extract/")
@@ -52,6 +60,17 @@ func runInitramfs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	s := o.spec
 	s.ModulePrefixes, s.ExtraModules = o.prefixes, o.extra
+	for _, v := range o.sets {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name == "" {
+				continue
+			}
+			if _, err := initramfs.LookupModuleSet(name); err != nil {
+				return fmt.Errorf("%w: --modules-set: %v", errUsage, err)
+			}
+			s.ModuleSets = append(s.ModuleSets, name)
+		}
+	}
 	for i, p := range s.ModulePrefixes {
 		s.ModulePrefixes[i] = strings.TrimSuffix(p, "/") + "/"
 	}
@@ -86,12 +105,43 @@ func runInitramfs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if st.KernelVer != "" {
 		kernel = fmt.Sprintf(", %d modules for %s", st.Modules, st.KernelVer)
 	}
+	for _, l := range chosenLines(st, o.verbose) {
+		fmt.Fprintln(stderr, l)
+	}
 	fmt.Fprintf(stderr, "%s: %s (%s uncompressed), %d entries%s\n", o.out, loader.HumanBytes(info.Size()),
 		loader.HumanBytes(st.Uncompressed), st.Files, kernel)
 	for _, w := range moduleWarnings(s, st) {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	return nil
+}
+
+// chosenLines say where the packed modules and firmware came from, a line each:
+// "modules ethernet: 187 (38.2 MiB)", and with verbose each module below its group, and the
+// firmware files that were not found.
+func chosenLines(st *initramfs.Stats, verbose bool) []string {
+	var out []string
+	for _, g := range st.Chosen {
+		out = append(out, fmt.Sprintf("modules %s: %d (%s)", g.Name, g.Modules, loader.HumanBytes(g.Bytes)))
+		if verbose {
+			for _, p := range g.Paths {
+				out = append(out, "  "+p)
+			}
+		}
+	}
+	if st.Firmware > 0 || len(st.FirmwareMissing) > 0 {
+		l := fmt.Sprintf("firmware: %d files (%s)", st.Firmware, loader.HumanBytes(st.FirmwareBytes))
+		if n := len(st.FirmwareMissing); n > 0 {
+			l += fmt.Sprintf("; %d that modules name are not in the tree", n)
+		}
+		out = append(out, l)
+		if verbose {
+			for _, f := range st.FirmwareMissing {
+				out = append(out, "  not found: "+f)
+			}
+		}
+	}
+	return out
 }
 
 // moduleWarnings says when an initramfs will likely find no network: a distribution kernel

@@ -26,27 +26,24 @@ import (
 	"github.com/ramboot/ramboot/internal/layout"
 )
 
-// DefaultModulePrefixes are packed by default: every network driver, and virtio (its bus
-// drivers are modules on Debian's cloud kernel, and virtio_net needs them).
-var DefaultModulePrefixes = []string{"kernel/drivers/net/", "kernel/drivers/virtio/"}
-
-// StoragePrefixes are added by Spec.Storage.
-var StoragePrefixes = []string{"kernel/drivers/block/", "kernel/drivers/scsi/", "kernel/drivers/ata/",
-	"kernel/drivers/nvme/", "kernel/drivers/md/", "kernel/fs/"}
-
 // Spec says what goes into the initramfs.
 type Spec struct {
-	Init           string   // the static /init binary (required)
-	Modules        string   // a kernel's /lib/modules/<version> tree, "" for none
-	ModulePrefixes []string // directories of Modules to pack; default DefaultModulePrefixes
-	Storage        bool     // also pack StoragePrefixes
+	Init    string // the static /init binary (required)
+	Modules string // a kernel's /lib/modules/<version> tree, "" for none
+	// ModulePrefixes, when set, replace DefaultModuleSet: every module under these
+	// directories of Modules is packed.
+	ModulePrefixes []string
+	ModuleSets     []string // names of ModuleSets to pack besides
+	Storage        bool     // also pack the "storage" set
 	ExtraModules   []string // module names to pack besides (with their dependencies)
-	Firmware       string   // a /lib/firmware tree to pack, "" for none
-	Busybox        string   // a static busybox, linked as /bin/sh and its applets
-	CA             string   // PEM bundle; default: the host's, when it has one
-	Hooks          string   // a tree of hooks (pre-network/, pre-fetch/, post-extract/)
-	Menu           string   // a menu file
-	EmbedRootfs    string   // a root-filesystem image, put at /rootfs/<name>
+	// Firmware is a /lib/firmware tree, "" for none. With Modules, only the files the packed
+	// modules name (their .modinfo "firmware=") are packed; without, all of it.
+	Firmware    string
+	Busybox     string // a static busybox, linked as /bin/sh and its applets
+	CA          string // PEM bundle; default: the host's, when it has one
+	Hooks       string // a tree of hooks (pre-network/, pre-fetch/, post-extract/)
+	Menu        string // a menu file
+	EmbedRootfs string // a root-filesystem image, put at /rootfs/<name>
 }
 
 // Stats tell what was packed.
@@ -56,6 +53,23 @@ type Stats struct {
 	NetModules   int // of Modules, network drivers (kernel/drivers/net/)
 	Uncompressed int64
 	KernelVer    string // the modules' kernel release; "" when none are packed
+	// Chosen says where the packed modules came from: each set, --module-dir, --module, and
+	// the dependencies they pulled in; each module is counted once, in the first group that
+	// chose it.
+	Chosen []ModuleGroup
+	// Firmware is the number of firmware files packed (links included), FirmwareBytes their
+	// size; FirmwareMissing the files packed modules name that the firmware tree lacks.
+	Firmware        int
+	FirmwareBytes   int64
+	FirmwareMissing []string
+}
+
+// ModuleGroup is one source of packed modules.
+type ModuleGroup struct {
+	Name    string // "ethernet", "--module-dir", "--module", "dependencies"
+	Modules int
+	Bytes   int64    // their size as packed
+	Paths   []string // the modules, relative to /lib/modules/RELEASE, sorted
 }
 
 // HostCA is where Debian keeps the system bundle.
@@ -145,7 +159,7 @@ func (b *builder) collect(s Spec) error {
 			return err
 		}
 	}
-	if s.Firmware != "" {
+	if s.Firmware != "" && s.Modules == "" {
 		if err := b.tree(layout.FirmwareRoot, s.Firmware, 0o644); err != nil {
 			return fmt.Errorf("firmware: %w", err)
 		}
@@ -173,7 +187,8 @@ func (b *builder) collect(s Spec) error {
 	return nil
 }
 
-// modules packs the selected modules and a depmod index of just them (kmod builds it from the
+// modules packs the chosen modules (see choose), the firmware they name when Spec.Firmware
+// is set, and a depmod index of just them (kmod builds it from the
 // modules themselves when the tree has no depmod output, as a `dpkg -x` of a kernel package
 // has not), so that /init's coldplug only ever matches modules it can load. They go to
 // /lib/modules/RELEASE, RELEASE read from the modules (see release), since /init looks there
@@ -191,14 +206,7 @@ func (b *builder) modules(s Spec) error {
 	if err != nil {
 		return fmt.Errorf("reading module index of %s: %w", s.Modules, err)
 	}
-	prefixes := s.ModulePrefixes
-	if len(prefixes) == 0 {
-		prefixes = DefaultModulePrefixes
-	}
-	if s.Storage {
-		prefixes = append(append([]string{}, prefixes...), StoragePrefixes...)
-	}
-	sel, err := ix.Select(prefixes, s.ExtraModules)
+	sel, err := b.choose(ix, s)
 	if err != nil {
 		return err
 	}
@@ -211,12 +219,27 @@ func (b *builder) modules(s Spec) error {
 	}
 	b.stats.KernelVer = ver
 	base := path.Join(layout.ModulesRoot, ver)
+	size := map[string]int64{}
 	for _, rel := range sel {
 		if strings.HasPrefix(rel, "kernel/drivers/net/") {
 			b.stats.NetModules++
 		}
-		if err := b.copyFile(path.Join(base, rel), filepath.Join(s.Modules, rel), 0o644); err != nil {
+		data, err := os.ReadFile(filepath.Join(s.Modules, rel))
+		if err != nil {
 			return fmt.Errorf("module: %w", err)
+		}
+		size[rel] = int64(len(data))
+		b.file(path.Join(base, rel), data, 0o644)
+	}
+	for i := range b.stats.Chosen {
+		g := &b.stats.Chosen[i]
+		for _, p := range g.Paths {
+			g.Bytes += size[p]
+		}
+	}
+	if s.Firmware != "" {
+		if err := b.firmware(fsys, sel, s.Firmware); err != nil {
+			return fmt.Errorf("firmware: %w", err)
 		}
 	}
 	b.stats.Modules = len(sel)

@@ -122,7 +122,7 @@ func TestModulesRelease(t *testing.T) {
 	}{
 		{"missing tree", filepath.Join(dir, "none"), "stat " + filepath.Join(dir, "none") + ": no such file or directory"},
 		{"a file", init, init + " is not a directory"},
-		{"no vermagic", modulesTree(t, dir, "novermagic", map[string][]byte{"kernel/drivers/net/a.ko": module(t, "name=a")}), "kernel/drivers/net/a.ko: no vermagic"},
+		{"no vermagic", modulesTree(t, dir, "novermagic", map[string][]byte{"kernel/drivers/net/ethernet/a.ko": module(t, "name=a", "alias=pci:v*d*sv*sd*bc02sc00i*")}), "kernel/drivers/net/ethernet/a.ko: no vermagic"},
 	} {
 		if _, err := Write(&buf, Spec{Init: init, CA: init, Modules: tt.modules}); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error %v, want %q", tt.name, err, tt.want)

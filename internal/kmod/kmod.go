@@ -391,6 +391,32 @@ func (ix *Index) Select(prefixes []string, names []string) ([]string, error) {
 	return out, nil
 }
 
+// Paths returns the path of every loadable module of the index, sorted.
+func (ix *Index) Paths() []string {
+	out := make([]string, 0, len(ix.byPath))
+	for p := range ix.byPath {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Aliases returns the alias patterns of the loadable module at path p (modules.alias, or its
+// .modinfo), in index order: "pci:v00008086d000010D3sv*sd*bc*sc*i*", ...
+func (ix *Index) Aliases(p string) []string {
+	m := ix.byPath[p]
+	if m == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range ix.aliases {
+		if !a.builtin && a.module == m.name {
+			out = append(out, a.pattern)
+		}
+	}
+	return out
+}
+
 // DepmodFiles returns the index files for an initramfs that carries only the modules at
 // paths (as Select returns), keyed by file name: modules.dep, modules.alias and
 // modules.softdep restricted to them, modules.builtin whole, and modules.builtin.modinfo

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -401,5 +402,53 @@ func TestModuleName(t *testing.T) {
 		if got := ModuleName(p); got != want {
 			t.Errorf("ModuleName(%q) = %q, want %q", p, got, want)
 		}
+	}
+}
+
+func TestPathsAliases(t *testing.T) {
+	ix := mustLoad(t, scanTree(t))
+	paths := ix.Paths()
+	for _, p := range []string{"kernel/drivers/net/vmxnet3/vmxnet3.ko.gz", "updates/dkms/vmxnet3.ko", "kernel/drivers/net/virtio_net.ko.zst"} {
+		if !slices.Contains(paths, p) {
+			t.Errorf("Paths() lacks %s: %v", p, paths)
+		}
+	}
+	if !slices.IsSorted(paths) || slices.Contains(paths, "build/include/not-a-module.ko") {
+		t.Errorf("Paths() = %v, want sorted, without build/", paths)
+	}
+	for p, want := range map[string][]string{
+		"kernel/drivers/net/virtio_net.ko.zst": {"virtio:d00000001v*"},
+		"kernel/crypto/crc32c_generic.ko":      {"crypto-crc32c", "crc32c"},
+		"kernel/net/core/failover.ko":          nil,
+		"kernel/nowhere.ko":                    nil,
+	} {
+		if diff := cmp.Diff(want, ix.Aliases(p)); diff != "" {
+			t.Errorf("Aliases(%s) mismatch (-want +got):\n%s", p, diff)
+		}
+	}
+	// A built-in module's aliases are not a loadable module's.
+	if got := mustLoad(t, textTree).Aliases("kernel/net/unix/unix.ko"); got != nil {
+		t.Errorf("Aliases(unix) = %v, want none", got)
+	}
+}
+
+func TestFirmware(t *testing.T) {
+	fsys := fstest.MapFS{
+		"a.ko.zst": {Data: zstdBytes(t, elfModule(t, "firmware=intel/a.bin", "name=a", "firmware=rtl_nic/rtl8168*.fw", "firmware="))},
+		"b.ko":     {Data: elfModule(t, "name=b")},
+		"bad.ko":   {Data: []byte("not ELF")},
+	}
+	got, err := Firmware(fsys, "a.ko.zst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"intel/a.bin", "rtl_nic/rtl8168*.fw"}, got); diff != "" {
+		t.Errorf("Firmware(a) mismatch (-want +got):\n%s", diff)
+	}
+	if got, err := Firmware(fsys, "b.ko"); err != nil || got != nil {
+		t.Errorf("Firmware(b) = %v, %v; want none", got, err)
+	}
+	if _, err := Firmware(fsys, "bad.ko"); err == nil || !strings.Contains(err.Error(), "bad.ko") {
+		t.Errorf("Firmware(bad) error %v, want one naming bad.ko", err)
 	}
 }

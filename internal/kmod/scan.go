@@ -131,6 +131,22 @@ func Vermagic(fsys fs.FS, p string) (string, error) {
 	return "", fmt.Errorf("reading %s: no vermagic in .modinfo", p)
 }
 
+// Firmware returns the firmware files the module at p in fsys says it may request (its
+// "firmware=" .modinfo lines, paths relative to /lib/firmware), in .modinfo order.
+func Firmware(fsys fs.FS, p string) ([]string, error) {
+	info, err := readModinfo(fsys, p)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, kv := range info {
+		if v, ok := strings.CutPrefix(kv, "firmware="); ok && v != "" {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
 // Limits that keep a corrupt module from making modinfoSection allocate much: a read (the
 // section header table, the section names, .modinfo) is at most maxModinfo bytes.
 const (
