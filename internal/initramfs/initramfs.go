@@ -47,6 +47,8 @@ type Spec struct {
 	Hooks          string   // a tree of hooks (pre-network/, pre-fetch/, post-extract/)
 	Menu           string   // a menu file
 	EmbedRootfs    string   // a root-filesystem image, put at /rootfs/<name>
+	Trust          []string // minisign public key files: the trust anchors
+	PasswordHash   string   // a bcrypt or argon2id hash locking edits, shells, locked entries
 }
 
 // Stats tell what was packed.
@@ -164,6 +166,9 @@ func (b *builder) collect(s Spec) error {
 		if err := b.copyFile(layout.Menu+filepath.Ext(s.Menu), s.Menu, 0o644); err != nil {
 			return fmt.Errorf("menu: %w", err)
 		}
+	}
+	if err := b.trust(s); err != nil {
+		return err
 	}
 	if s.EmbedRootfs != "" {
 		if err := b.copyFile(path.Join(layout.RootfsDir, filepath.Base(s.EmbedRootfs)), s.EmbedRootfs, 0o644); err != nil {

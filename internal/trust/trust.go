@@ -48,24 +48,25 @@ const SigSuffix = ".minisig"
 // before anchors existed.
 type Policy struct {
 	Keys []minisign.PublicKey
+	// Broken lists anchor files that could not be read. The policy is enabled all the same
+	// (it fails closed): an anchor that cannot be read must not turn verification off.
+	Broken []error
 }
 
 // LoadPolicy reads every *.pub file in dir (minisign public keys). A missing dir is an empty
-// policy; an unreadable key is an error naming the file.
-func LoadPolicy(dir string) (*Policy, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.pub"))
-	if err != nil {
-		return nil, err
-	}
+// policy; an unreadable key is recorded in Broken.
+func LoadPolicy(dir string) *Policy {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pub"))
 	p := &Policy{}
 	for _, f := range files {
 		k, err := ReadPublicKey(f)
 		if err != nil {
-			return nil, err
+			p.Broken = append(p.Broken, err)
+			continue
 		}
 		p.Keys = append(p.Keys, k)
 	}
-	return p, nil
+	return p
 }
 
 // ReadPublicKey reads a minisign public key file.
@@ -82,7 +83,7 @@ func ReadPublicKey(file string) (minisign.PublicKey, error) {
 }
 
 // Enabled reports whether the policy has anchors: only then does it refuse anything.
-func (p *Policy) Enabled() bool { return p != nil && len(p.Keys) > 0 }
+func (p *Policy) Enabled() bool { return p != nil && (len(p.Keys) > 0 || len(p.Broken) > 0) }
 
 // KeyIDs lists the anchors' key IDs as minisign prints them.
 func (p *Policy) KeyIDs() []string {
