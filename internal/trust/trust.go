@@ -32,7 +32,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"aead.dev/minisign"
@@ -94,7 +93,7 @@ func (p *Policy) KeyIDs() []string {
 	return ids
 }
 
-func keyID(id uint64) string { return strings.ToUpper(strconv.FormatUint(id, 16)) }
+func keyID(id uint64) string { return fmt.Sprintf("%016X", id) }
 
 // Signed is a verified signature.
 type Signed struct {
