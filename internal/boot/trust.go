@@ -64,7 +64,7 @@ func (b *Booter) checkMenu(ctx context.Context, src string, data []byte) (*trust
 func (b *Booter) trustMenu(m *bootmenu.Menu, src string, data []byte, signed *trust.Signed) error {
 	trusted := signed != nil || loader.IsLocal(src)
 	if signed != nil {
-		b.logf("menu %s: signature by key %s verified; trusted comment: %s", src, signed.KeyID, signed.TrustedComment)
+		b.logf("menu %s: signature by key %s verified; trusted comment: %s", src, signed.KeyID, oneLine(signed.TrustedComment))
 		m.Signature = signed.TrustedComment
 	}
 	if trusted {
@@ -109,7 +109,7 @@ func (b *Booter) checkPlan(ctx context.Context, p Plan) (Plan, error) {
 			var v *trust.Stream
 			if v, err = b.Policy.NewStream(img.URLs, sig); err == nil {
 				in := v.Info()
-				b.logf("%s %s: checking its signature by key %s while it streams; trusted comment: %s", what, u, in.KeyID, in.TrustedComment)
+				b.logf("%s %s: checking its signature by key %s while it streams; trusted comment: %s", what, u, in.KeyID, oneLine(in.TrustedComment))
 				img.Verify = []loader.Verifier{v}
 				return img, nil
 			}
@@ -146,4 +146,10 @@ func (b *Booter) checkPlan(ctx context.Context, p Plan) (Plan, error) {
 // measure extends the TPM with what is about to be booted (nothing without a TPM).
 func (b *Booter) measure(typ, name, sum string) error {
 	return b.TPM.Measure(typ, name, sum)
+}
+
+// oneLine is a trusted comment for the log: minisign separates its fields with tabs, which the
+// kernel log shows as \x09.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
