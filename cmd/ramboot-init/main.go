@@ -137,6 +137,7 @@ func (s *state) booter() *boot.Booter {
 		s.b.RetryFor = s.cfg.Retry
 		c := trust.Load(layout.TrustDir, layout.PasswordHash, s.logf)
 		s.b.Policy, s.b.Lock, s.b.TPM = c.Policy, c.Lock, c.TPM
+		s.b.TPM.Required = s.cfg.TPMRequired
 	}
 	s.b.Lease = s.lease
 	return s.b
