@@ -342,3 +342,18 @@ func TestYAMLErrorLines(t *testing.T) {
 		})
 	}
 }
+
+// TestParseYAMLPasswordAndLocked: the chain of trust's keys.
+func TestParseYAMLPasswordAndLocked(t *testing.T) {
+	m, err := ParseYAML([]byte("password: \"$2a$04$abc\"\nentries:\n  - {name: a, action: shell, locked: true}\n  - {name: b, action: reboot, locked: false}\n"), "menu.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Password != "$2a$04$abc" || !m.Entries[0].Locked || m.Entries[1].Locked || m.Trusted || m.Entries[0].Pinned {
+		t.Errorf("parsed %+v", m)
+	}
+	_, err = ParseYAML([]byte("entries:\n  - {name: a, action: shell, locked: yes please}\n"), "menu.yaml")
+	if err == nil || err.Error() != "menu.yaml:2: entries[0] (a): locked: want true or false" {
+		t.Errorf("bad locked: %v", err)
+	}
+}
