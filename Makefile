@@ -46,6 +46,7 @@ fuzz: ## run each fuzz target for a short while
 	$(GO) test ./bootmenu -run '^$$' -fuzz FuzzParseYAML -fuzztime 30s
 	$(GO) test ./bootmenu -run '^$$' -fuzz FuzzParsePXELinux -fuzztime 30s
 	$(GO) test ./internal/cmdline -run '^$$' -fuzz FuzzParse -fuzztime 30s
+	$(GO) test ./internal/trust -run '^$$' -fuzz FuzzSignature -fuzztime 30s
 
 clean: ## remove build output
 	rm -rf bin

@@ -69,6 +69,11 @@ type Entry struct {
 	Kexec   *Kexec   // set when Kind is KindKexec
 	Menu    string   // the sub-menu's URL when Kind is KindMenu
 	Line    int      // the line of the source the entry starts at, 0 when not from a file
+	// Locked entries need the password (when one is set) to boot.
+	Locked bool
+	// Pinned is set by /init when the entry comes from a menu whose signature verified (or
+	// one inside the initramfs): its sha256s and @sha256: digests then vouch for what it boots.
+	Pinned bool
 }
 
 // Bootable reports whether choosing the entry boots something (ramroot or kexec), as opposed
@@ -98,6 +103,14 @@ type Menu struct {
 	Entries []Entry
 	Source  string // where the menu came from, as given to Parse (names it in errors)
 	Format  string // "yaml" or "pxelinux"
+	// Password is a password hash (bcrypt or argon2id) that locks editing, the shell and
+	// locked entries; /init honours it only from a trusted menu.
+	Password string
+	// Trusted is set by /init when the menu's signature verified or it came from the
+	// initramfs.
+	Trusted bool
+	// Signature is the trusted comment of the menu's verified signature, "" for none.
+	Signature string
 	// Warnings lists what an import dropped (pxelinux localboot, com32 modules, ...), each
 	// naming its line, for `ramboot menu check` and the log.
 	Warnings []string

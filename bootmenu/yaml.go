@@ -14,8 +14,8 @@ import (
 // The YAML schema. Every mapping's keys are listed: an unknown key is an error, so a typo does
 // not silently drop a setting.
 var (
-	menuKeys    = []string{"title", "default", "timeout", "entries"}
-	entryKeys   = []string{"name", "title", "ramroot", "kexec", "menu", "action"}
+	menuKeys    = []string{"title", "default", "timeout", "entries", "password"}
+	entryKeys   = []string{"name", "title", "ramroot", "kexec", "menu", "action", "locked"}
 	ramrootKeys = []string{"init", "size", "cmdline"} // besides fileKeys
 	kexecKeys   = []string{"kernel", "initrd", "cmdline", "ipappend", "bootif"}
 	fileKeys    = []string{"url", "sha256", "mirrors"}
@@ -41,6 +41,9 @@ var (
 //	      ipappend: true       # add ip= of the lease; bootif: false drops BOOTIF=
 //	  - {name: more, menu: other.yaml}
 //	  - {name: shell, action: shell}   # or reboot, poweroff
+//	    locked: true           # booting it needs the password
+//	password: HASH             # optional: bcrypt or argon2id (ramboot passwd); honoured
+//	                           # only in a signed menu or one inside the initramfs
 func ParseYAML(data []byte, source string) (*Menu, error) {
 	return parseYAML(data, source, source)
 }
@@ -394,6 +397,11 @@ func (d *yamlDecoder) menu(n *yaml.Node) (*Menu, error) {
 			return nil, err
 		}
 	}
+	if v, ok := keys["password"]; ok {
+		if m.Password, err = d.text(v.val, "", "password"); err != nil {
+			return nil, err
+		}
+	}
 	v, ok := keys["entries"]
 	if !ok {
 		return nil, &Error{Source: d.src, Err: errors.New("missing entries")}
@@ -491,6 +499,11 @@ func (d *yamlDecoder) entry(i int, n *yaml.Node) (Entry, error) {
 		}
 		if e.Title == "" {
 			e.Title = e.Name
+		}
+	}
+	if v, ok := keys["locked"]; ok {
+		if v.val.Kind != yaml.ScalarNode || v.val.Tag != "!!bool" || v.val.Decode(&e.Locked) != nil {
+			return e, d.errf(v.val, ctx, "locked", "want true or false")
 		}
 	}
 	var kind string

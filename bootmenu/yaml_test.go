@@ -207,19 +207,19 @@ entries:
 		{"comment only", "# nothing\n", "menu.yaml: empty menu"},
 		{"not a mapping", "- a\n", "menu.yaml:1: want a mapping with entries"},
 		{"invalid YAML", "entries:\n  - name: a\n    action: 'x\n", "menu.yaml:3: invalid YAML: found unexpected end of stream"},
-		{"unknown key", "titel: x\n" + one(""), `menu.yaml:1: unknown key "titel" (want title, default, timeout, entries); did you mean title?`},
+		{"unknown key", "titel: x\n" + one(""), `menu.yaml:1: unknown key "titel" (want title, default, timeout, entries, password); did you mean title?`},
 		{"duplicate key", "title: x\ntitle: y\n" + one(""), `menu.yaml:2: duplicate key "title"`},
 		{"missing entries", "title: x\n", "menu.yaml: missing entries"},
 		{"no entries", "entries: []\n", "menu.yaml:1: entries: no entries"},
 		{"null entries", "entries:\n", "menu.yaml:1: entries: no entries"},
 		{"entries not a list", "entries: shell\n", "menu.yaml:1: entries: want a list"},
-		{"entry not a mapping", "entries:\n  - shell\n", "menu.yaml:2: entries[0]: want a mapping with name, title, ramroot, kexec, menu, action"},
+		{"entry not a mapping", "entries:\n  - shell\n", "menu.yaml:2: entries[0]: want a mapping with name, title, ramroot, kexec, menu, action, locked"},
 		{"missing name", "entries:\n  - action: shell\n", "menu.yaml:2: entries[0]: missing name"},
 		{"empty name", "entries:\n  - {name: '', action: shell}\n", "menu.yaml:2: entries[0]: name: empty name"},
 		{"bad name", "entries:\n  - name: my entry\n    action: shell\n", `menu.yaml:2: entries[0]: name: "my entry" has characters other than A-Z a-z 0-9 . _ -`},
 		{"name not a string", "entries:\n  - name: [a]\n    action: shell\n", "menu.yaml:2: entries[0]: name: want a string"},
 		{"duplicate name", "entries:\n  - {name: a, action: shell}\n  - name: a\n    action: reboot\n", `menu.yaml:3: entries[1] (a): name: duplicate name "a"`},
-		{"unknown entry key", "entries:\n  - name: a\n    actoin: shell\n", `menu.yaml:3: entries[0]: unknown key "actoin" (want name, title, ramroot, kexec, menu, action); did you mean action?`},
+		{"unknown entry key", "entries:\n  - name: a\n    actoin: shell\n", `menu.yaml:3: entries[0]: unknown key "actoin" (want name, title, ramroot, kexec, menu, action, locked); did you mean action?`},
 		{"no kind", "entries:\n  - name: a\n    title: A\n", "menu.yaml:2: entries[0] (a): want one of ramroot, kexec, menu, action"},
 		{"two kinds", "entries:\n  - name: a\n    ramroot: http://h/a.tar\n    action: shell\n", "menu.yaml:4: entries[0] (a): action: only one of ramroot, kexec, menu, action per entry (also has ramroot)"},
 		{"title control", "entries:\n  - {name: a, title: \"\\e[2J\", action: shell}\n", `menu.yaml:2: entries[0] (a): title: "\x1b[2J" contains a control character`},
@@ -265,9 +265,9 @@ entries:
 		{"timeout nan", one("timeout: .nan\n"), `menu.yaml:1: timeout: ".nan" is not a duration like 10s or a number of seconds`},
 		{"timeout huge", one("timeout: 1e300\n"), "menu.yaml:1: timeout: too large"},
 		{"timeout list", one("timeout: [1]\n"), `menu.yaml:1: timeout: "" is not a duration like 10s or a number of seconds`},
-		{"alias", "x: &a {name: a, action: shell}\nentries:\n  - *a\n", `menu.yaml:1: unknown key "x" (want title, default, timeout, entries)`},
+		{"alias", "x: &a {name: a, action: shell}\nentries:\n  - *a\n", `menu.yaml:1: unknown key "x" (want title, default, timeout, entries, password)`},
 		{"alias entry", "entries:\n  - &a {name: a, action: shell}\n  - *a\n", "menu.yaml:3: entries: YAML aliases are not supported"},
-		{"merge key", "entries:\n  - &a {name: a, action: shell}\n  - {<<: *a, name: b}\n", `menu.yaml:3: entries[1]: unknown key "<<" (want name, title, ramroot, kexec, menu, action)`},
+		{"merge key", "entries:\n  - &a {name: a, action: shell}\n  - {<<: *a, name: b}\n", `menu.yaml:3: entries[1]: unknown key "<<" (want name, title, ramroot, kexec, menu, action, locked)`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := ParseYAML([]byte(tt.yaml), "menu.yaml")
@@ -323,10 +323,10 @@ func TestYAMLErrorLines(t *testing.T) {
 			"menu.yaml:5: invalid YAML: did not find expected ',' or ']'"},
 		{"file key outside ramroot",
 			"title: x\nentries:\n  - name: a\n    ramroot:\n    url: http://a/b\n",
-			`menu.yaml:5: entries[0]: unknown key "url" (want name, title, ramroot, kexec, menu, action); is it meant to be indented under ramroot (line 4)?`},
+			`menu.yaml:5: entries[0]: unknown key "url" (want name, title, ramroot, kexec, menu, action, locked); is it meant to be indented under ramroot (line 4)?`},
 		{"kexec key outside kexec",
 			"entries:\n  - name: k\n    kexec:\n      kernel: http://a/k\n    cmdline: quiet\n",
-			`menu.yaml:5: entries[0]: unknown key "cmdline" (want name, title, ramroot, kexec, menu, action); is it meant to be indented under kexec (line 3)?`},
+			`menu.yaml:5: entries[0]: unknown key "cmdline" (want name, title, ramroot, kexec, menu, action, locked); is it meant to be indented under kexec (line 3)?`},
 		{"typo", "entries:\n  - name: a\n    ramroot:\n      url: http://a/b\n      mirror: [http://m/b]\n",
 			`menu.yaml:5: entries[0] (a): unknown key "ramroot.mirror" (want url, sha256, mirrors, init, size, cmdline); did you mean mirrors?`},
 		{"no line ending", "entries:\n  - name: a\n   action: shell",
@@ -340,5 +340,20 @@ func TestYAMLErrorLines(t *testing.T) {
 				t.Errorf("error\n got %v\nwant %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseYAMLPasswordAndLocked: the chain of trust's keys.
+func TestParseYAMLPasswordAndLocked(t *testing.T) {
+	m, err := ParseYAML([]byte("password: \"$2a$04$abc\"\nentries:\n  - {name: a, action: shell, locked: true}\n  - {name: b, action: reboot, locked: false}\n"), "menu.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Password != "$2a$04$abc" || !m.Entries[0].Locked || m.Entries[1].Locked || m.Trusted || m.Entries[0].Pinned {
+		t.Errorf("parsed %+v", m)
+	}
+	_, err = ParseYAML([]byte("entries:\n  - {name: a, action: shell, locked: yes please}\n"), "menu.yaml")
+	if err == nil || err.Error() != "menu.yaml:2: entries[0] (a): locked: want true or false" {
+		t.Errorf("bad locked: %v", err)
 	}
 }

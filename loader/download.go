@@ -2,7 +2,6 @@ package loader
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,7 +39,7 @@ func download(ctx context.Context, dst string, urls []string, opts *Options) (*R
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		res, err := downloadOnce(ctx, dst, urls, want, f, m)
+		res, err := downloadOnce(ctx, dst, urls, want, f, m, opts)
 		if err == nil || !errors.Is(err, errChanged) {
 			return res, err
 		}
@@ -51,7 +50,7 @@ func download(ctx context.Context, dst string, urls []string, opts *Options) (*R
 	}
 }
 
-func downloadOnce(ctx context.Context, dst string, urls []string, want string, f *Fetcher, m *meter) (*Result, error) {
+func downloadOnce(ctx context.Context, dst string, urls []string, want string, f *Fetcher, m *meter, opts *Options) (*Result, error) {
 	s, err := f.Open(ctx, urls...)
 	if err != nil {
 		return nil, err
@@ -63,7 +62,7 @@ func downloadOnce(ctx context.Context, dst string, urls []string, want string, f
 	}
 	defer out.Close()
 	m.begin(s)
-	h := sha256.New()
+	h := opts.newHash()
 	buf := make([]byte, 1<<20)
 	for {
 		n, err := s.Read(buf)
@@ -91,6 +90,9 @@ func downloadOnce(ctx context.Context, dst string, urls []string, want string, f
 	got := hex.EncodeToString(h.Sum(nil))
 	if want != "" && got != want {
 		return nil, &ChecksumError{Want: want, Got: got}
+	}
+	if err := opts.verify(); err != nil {
+		return nil, err
 	}
 	m.setStage(StageDone, s.URL())
 	return &Result{URL: s.URL(), Size: s.Offset(), SHA256: got, Verified: want != ""}, nil

@@ -3,7 +3,6 @@ package loader
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -46,6 +45,9 @@ type Options struct {
 	// Restarts is how often a download starts over because the object changed on the server.
 	// Default 2.
 	Restarts int
+	// Verifiers check the image as it streams (signatures); see Verifier. All must pass
+	// before the root is finished or the file kept.
+	Verifiers []Verifier
 }
 
 // Result describes a completed load.
@@ -184,7 +186,7 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	}
 	defer s.Close()
 	m.begin(s)
-	h := sha256.New()
+	h := opts.newHash()
 	ra := newReadahead(s, h, m, 4, 1<<20)
 	// Closing the stream ends the goroutine's pending read; waiting for it means that nothing
 	// of this load (a Progress call) runs once Load has returned.
@@ -250,6 +252,9 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	got := hex.EncodeToString(h.Sum(nil))
 	if want != "" && got != want {
 		return nil, &ChecksumError{Want: want, Got: got}
+	}
+	if err := opts.verify(); err != nil {
+		return nil, err
 	}
 	if err := x.FinishRoot(); err != nil {
 		return nil, err

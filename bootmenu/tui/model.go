@@ -69,6 +69,7 @@ const (
 	stateLog
 	stateBooting
 	stateFailed
+	statePassword
 )
 
 // Options tune a Model.
@@ -88,6 +89,12 @@ type Options struct {
 	// Warnings are shown on the menu's status line until the first key: the kernel command
 	// line's bad parameters, which /init skipped.
 	Warnings []string
+	// Lock, when it has a password set, guards editing, shells and entries marked locked.
+	// The countdown and unlocked entries need none.
+	Lock Locker
+	// MenuError, when set, is why the menu the operator configured was refused (a bad
+	// signature): the model opens on the error screen, over the fallback menu it was given.
+	MenuError error
 }
 
 // Model is the menu's state.
@@ -125,6 +132,13 @@ type Model struct {
 	logFrom   state    // where the log view returns to
 
 	result Result
+
+	pw       textinput.Model // the password prompt
+	pending  pending         // what the password unlocks
+	from     state           // where the prompt returns to on esc
+	checking bool            // a password check is running
+	unlocked bool            // the password was given in this session
+	refused  bool            // the error screen is about a refused menu, not a boot
 }
 
 type (
@@ -173,6 +187,9 @@ func New(m *bootmenu.Menu, b Backend, o Options) Model {
 	if _, ok := m.DefaultEntry(); ok && m.Timeout > 0 {
 		mod.counting, mod.remaining = true, m.Timeout
 	}
+	if o.MenuError != nil {
+		mod.state, mod.err, mod.refused, mod.counting = stateFailed, o.MenuError, true, false
+	}
 	return mod
 }
 
@@ -212,6 +229,8 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, waitFor(m.progCh)
 	case preparedMsg:
 		return m.onPrepared(msg)
+	case unlockMsg:
+		return m.onUnlock(msg)
 	case menuMsg:
 		if msg.err != nil {
 			m.notice = fmt.Sprintf("sub-menu %s: %v", msg.url, msg.err)
@@ -305,6 +324,8 @@ func (m Model) onKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case stateFailed:
 		return m.onFailedKey(msg)
+	case statePassword:
+		return m.onPasswordKey(msg)
 	}
 	switch {
 	case key.Matches(msg, keys.Up):
@@ -317,18 +338,18 @@ func (m Model) onKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		}
 	case key.Matches(msg, keys.Boot):
 		if e, ok := m.selected(); ok {
+			if m.entryLocked(e) {
+				return m.ask(pending{what: "boot " + e.Name, entry: e, shell: e.Kind == bootmenu.KindShell})
+			}
 			return m.choose(e, "")
 		}
 	case key.Matches(msg, keys.Edit):
 		if e, ok := m.selected(); ok {
-			if line, editable := cmdlineOf(e); editable {
-				m.state = stateEdit
-				m.edit.SetValue(line)
-				m.edit.CursorEnd()
-				return m, m.edit.Focus()
+			if _, editable := cmdlineOf(e); editable && m.locked() {
+				return m.ask(pending{what: "edit the command line of " + e.Name, edit: true, entry: e})
 			}
-			m.notice = fmt.Sprintf("%s has no command line to edit", e.Name)
 		}
+		return m.startEdit()
 	case key.Matches(msg, keys.Filter):
 		m.state = stateFilter
 		return m, m.filter.Focus()
@@ -347,6 +368,20 @@ func (m Model) onKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 			m.cursor = 0
 			m.refilter()
 		}
+	}
+	return m, nil
+}
+
+// startEdit opens the command line editor on the selected entry.
+func (m Model) startEdit() (tea.Model, tea.Cmd) {
+	if e, ok := m.selected(); ok {
+		if line, editable := cmdlineOf(e); editable {
+			m.state = stateEdit
+			m.edit.SetValue(line)
+			m.edit.CursorEnd()
+			return m, m.edit.Focus()
+		}
+		m.notice = fmt.Sprintf("%s has no command line to edit", e.Name)
 	}
 	return m, nil
 }
@@ -392,13 +427,19 @@ func (m Model) onEditKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 func (m Model) onFailedKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	switch {
 	case key.Matches(msg, keys.Retry):
+		if m.refused {
+			return m, nil // nothing to retry: the menu shown instead is the way on
+		}
 		return m.startBoot(m.booting, m.cmdline)
 	case key.Matches(msg, keys.Menu):
-		m.state, m.err = stateMenu, nil
+		m.state, m.err, m.refused = stateMenu, nil, false
 		return m, m.restartClock()
 	case key.Matches(msg, keys.Log):
 		return m.openLog()
 	case key.Matches(msg, keys.Shell):
+		if m.locked() {
+			return m.ask(pending{what: "start a shell", shell: true})
+		}
 		m.result = Result{Action: ActionShell}
 		return m, tea.Quit
 	case key.Matches(msg, keys.Reboot):

@@ -26,6 +26,8 @@ func (m Model) View() tea.View {
 		body = m.bootView()
 	case stateFailed:
 		body = m.failedView()
+	case statePassword:
+		body = m.passwordView()
 	default:
 		body = m.menuView()
 	}
@@ -78,7 +80,12 @@ func (m Model) hints() string {
 	case stateBooting:
 		return "esc cancel"
 	case stateFailed:
+		if m.refused {
+			return "m menu  s shell  b reboot  l log"
+		}
 		return "r retry  m menu  s shell  b reboot  l log"
+	case statePassword:
+		return "enter unlock  esc cancel"
 	}
 	back := ""
 	if len(m.menus) > 1 {
@@ -264,7 +271,11 @@ func (m Model) stageText(s loader.Stage, file int) string {
 }
 
 func (m Model) failedView() []string {
-	out := []string{errorStyle.Render("Boot of " + m.booting.Name + " failed:"), ""}
+	head := "Boot of " + m.booting.Name + " failed:"
+	if m.refused {
+		head = "Menu refused (m opens the fallback menu):"
+	}
+	out := []string{errorStyle.Render(head), ""}
 	// Wrap the error to the screen. The keys are in the hints below.
 	for _, l := range strings.Split(ansi.Wordwrap(plain(m.err.Error()), m.opts.Width-4, " /"), "\n") {
 		out = append(out, "  "+l)

@@ -28,6 +28,7 @@ import (
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
 	"github.com/ramboot/ramboot/internal/sysinit"
+	"github.com/ramboot/ramboot/internal/trust"
 )
 
 func main() {
@@ -101,6 +102,11 @@ func run(ctx context.Context, rawCmdline string, logger *sysinit.Logger) error {
 		case nextMenu:
 			s.menuAfterFailure = true
 		case nextShell:
+			if s.booter().Lock.Set() {
+				logf("the shell is locked by a password: showing the menu")
+				s.menuAfterFailure = true
+				continue
+			}
 			logf("starting a shell; exit it to try again")
 			if err := console.Shell(""); err != nil {
 				logf("%v", err)
@@ -129,6 +135,9 @@ func (s *state) booter() *boot.Booter {
 	if s.b == nil {
 		s.b = boot.New(nil, hooks.Runner{Dir: layout.HooksDir, Console: "/dev/" + console.Active()[0]}, s.logf)
 		s.b.RetryFor = s.cfg.Retry
+		c := trust.Load(layout.TrustDir, layout.PasswordHash, s.logf)
+		s.b.Policy, s.b.Lock, s.b.TPM = c.Policy, c.Lock, c.TPM
+		s.b.TPM.Required = s.cfg.TPMRequired
 	}
 	s.b.Lease = s.lease
 	return s.b

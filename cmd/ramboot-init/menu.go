@@ -20,10 +20,11 @@ import (
 // carries out the choice. It returns only when a boot failed or the menu closed.
 func (s *state) menu(ctx context.Context) error {
 	m := s.booter().FindMenu(ctx, s.cfg, console.HasShell())
+	refused := s.booter().Refused // a menu the chain of trust refused: its error screen first
 	if err := m.Override(s.cfg.Default, s.cfg.Timeout); err != nil {
 		s.logf("%v", err)
 	}
-	if m.Timeout == 0 && !s.menuAfterFailure {
+	if m.Timeout == 0 && !s.menuAfterFailure && refused == nil {
 		// Unattended: no UI blocks the boot.
 		e, ok := m.DefaultEntry()
 		if !ok {
@@ -31,17 +32,18 @@ func (s *state) menu(ctx context.Context) error {
 		}
 		return s.act(ctx, *e, e.Cmdline())
 	}
-	if s.menuAfterFailure {
+	if s.menuAfterFailure || refused != nil {
 		m.Timeout = -1 // the operator decides after a failure
 	}
 	for {
 		s.ready = nil
 		res, tty := console.Menu{
 			Menu: m, Backend: &backend{s: s, ctx: ctx},
-			Options: tui.Options{Idle: s.cfg.Idle, Logf: s.logf, Warnings: s.warnings},
+			Options: tui.Options{Idle: s.cfg.Idle, Logf: s.logf, Warnings: s.warnings, Lock: s.booter().Lock, MenuError: refused},
 			Logf:    s.logf,
 			Quiet:   s.quiet,
 		}.Show()
+		refused = nil
 		switch res.Action {
 		case tui.ActionBoot:
 			if s.ready == nil {
@@ -85,6 +87,9 @@ func (s *state) quiet(on bool) {
 func (s *state) act(ctx context.Context, e bootmenu.Entry, cmdline string) error {
 	switch e.Kind {
 	case bootmenu.KindShell:
+		if s.booter().Lock.Set() {
+			return fmt.Errorf("%s: the shell is locked by a password: it cannot be the unattended default", e.Name)
+		}
 		if err := console.Shell(""); err != nil {
 			return err
 		}

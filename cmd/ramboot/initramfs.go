@@ -17,6 +17,7 @@ type initramfsOptions struct {
 	spec                  initramfs.Spec
 	out                   string
 	prefixes, extra, sets multiFlag
+	trust                 multiFlag
 	verbose               bool
 }
 
@@ -45,6 +46,8 @@ func initramfsFlags(o *initramfsOptions) *cmdFlags {
 	fs.StringVar(&s.Hooks, "hooks", "", "pack this `DIR` of hooks: pre-network/, pre-fetch/, post-extract/")
 	fs.StringVar(&s.Menu, "menu", "", "embed this menu `FILE`")
 	fs.StringVar(&s.EmbedRootfs, "embed-rootfs", "", "embed this root-filesystem image `FILE` (boot it with ramroot=/rootfs/NAME)")
+	fs.Var(&o.trust, "trust", "trust this minisign public key `PUBKEY`: menus and images must then be signed by an anchor (repeatable)")
+	fs.StringVar(&s.PasswordHash, "password-hash", "", "lock e (edit), the shell and locked entries with this `HASH` (ramboot passwd)")
 	return fs
 }
 
@@ -59,7 +62,7 @@ func runInitramfs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("%w: -o OUT is required", errUsage)
 	}
 	s := o.spec
-	s.ModulePrefixes, s.ExtraModules = o.prefixes, o.extra
+	s.ModulePrefixes, s.ExtraModules, s.Trust = o.prefixes, o.extra, o.trust
 	for _, v := range o.sets {
 		for _, name := range strings.Split(v, ",") {
 			if name = strings.TrimSpace(name); name == "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
 	"github.com/ramboot/ramboot/internal/switchroot"
+	"github.com/ramboot/ramboot/internal/trust"
 	"github.com/ramboot/ramboot/loader"
 )
 
@@ -51,6 +52,16 @@ type Booter struct {
 	// Entropy is called before a plan's fetches with its URLs: WaitEntropy waits for the
 	// kernel's random pool when TLS will need it, saying so on the console. Nil: no wait.
 	Entropy func(ctx context.Context, urls []string) error
+	// Policy is the chain of trust's anchors: with keys, menus and files must be signed or
+	// pinned (internal/trust). Nil: nothing is refused.
+	Policy *trust.Policy
+	// Lock takes the password of trusted menus. Nil: menus' passwords are ignored.
+	Lock *trust.Lock
+	// TPM measures what is booted. Nil: nothing is measured.
+	TPM *trust.Measurer
+	// Refused is the last menu FindMenu refused because of the chain of trust (for the menu's
+	// error screen); nil when none was.
+	Refused error
 }
 
 // New returns a Booter for /init.
@@ -91,6 +102,9 @@ func (b *Booter) Prepare(ctx context.Context, p Plan, progress func(loader.Progr
 		if err := b.Entropy(ctx, p.URLs()); err != nil {
 			return nil, err
 		}
+	}
+	if p, err = b.checkPlan(ctx, p); err != nil {
+		return nil, err
 	}
 	switch {
 	case p.Ramroot != nil:

@@ -23,16 +23,24 @@ func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(l
 	opts := loader.Options{Fetcher: b.fetcher(), Logf: b.logf, Progress: progress}
 	img := kexec.Image{Kernel: filepath.Join(dir, "kernel")}
 	b.logf("fetching kernel %s", k.Kernel.URLs[0])
-	opts.SHA256 = k.Kernel.SHA256
-	if _, err := loader.Download(ctx, img.Kernel, k.Kernel.URLs, opts); err != nil {
+	opts.SHA256, opts.Verifiers = k.Kernel.SHA256, k.Kernel.Verify
+	res, err := loader.Download(ctx, img.Kernel, k.Kernel.URLs, opts)
+	if err != nil {
 		return nil, fmt.Errorf("fetching kernel: %w", err)
+	}
+	if err := b.measure("kernel", res.URL, res.SHA256); err != nil {
+		return nil, err
 	}
 	for i, f := range k.Initrds {
 		p := filepath.Join(dir, fmt.Sprintf("initrd%d", i))
 		b.logf("fetching initrd %s", f.URLs[0])
-		opts.SHA256 = f.SHA256
-		if _, err := loader.Download(ctx, p, f.URLs, opts); err != nil {
+		opts.SHA256, opts.Verifiers = f.SHA256, f.Verify
+		res, err := loader.Download(ctx, p, f.URLs, opts)
+		if err != nil {
 			return nil, fmt.Errorf("fetching initrd: %w", err)
+		}
+		if err := b.measure("initrd", res.URL, res.SHA256); err != nil {
+			return nil, err
 		}
 		img.Initrds = append(img.Initrds, p)
 	}
@@ -45,6 +53,9 @@ func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(l
 		}
 	}
 	img.Cmdline = kexec.ComposeCmdline(k.Cmdline, mac, extra...)
+	if err := b.TPM.MeasureData("cmdline", img.Cmdline, []byte(img.Cmdline)); err != nil {
+		return nil, err
+	}
 	b.logf("kexec: loading with command line: %s", img.Cmdline)
 	if err := kexec.Load(img, dir, b.logf); err != nil {
 		return nil, err

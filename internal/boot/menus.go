@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"github.com/ramboot/ramboot/internal/cmdline"
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
+	"github.com/ramboot/ramboot/internal/trust"
 	"github.com/ramboot/ramboot/loader"
 )
 
@@ -32,6 +34,7 @@ func (b *Booter) FindMenu(ctx context.Context, c *cmdline.Config, hasShell bool)
 			sources = append(sources, layout.Menu+ext)
 		}
 	}
+	b.Refused = nil
 	for _, src := range sources {
 		m, err := b.LoadMenu(ctx, src)
 		if err == nil {
@@ -39,6 +42,9 @@ func (b *Booter) FindMenu(ctx context.Context, c *cmdline.Config, hasShell bool)
 			return m
 		}
 		b.logf("menu %s: %v", src, err)
+		if errors.Is(err, trust.ErrUntrusted) && b.Refused == nil {
+			b.Refused = err
+		}
 	}
 	return bootmenu.Builtin(bootmenu.BuiltinConfig{Ramroot: c.Ramroot, SHA256: c.SHA256, Size: c.Size, Init: c.Init, HasShell: hasShell})
 }
@@ -90,5 +96,17 @@ func (b *Booter) LoadMenu(ctx context.Context, src string) (*bootmenu.Menu, erro
 	if len(data) > bootmenu.MaxMenuSize {
 		return nil, fmt.Errorf("%s: larger than the %d KiB a menu may have", src, bootmenu.MaxMenuSize>>10)
 	}
-	return bootmenu.Parse(data, src)
+	// Verified before it is parsed: nothing of an untrusted menu is acted on.
+	signed, err := b.checkMenu(ctx, src, data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	m, err := bootmenu.Parse(data, src)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.trustMenu(m, src, data, signed); err != nil {
+		return nil, err
+	}
+	return m, nil
 }

@@ -12,6 +12,9 @@ import (
 type Image struct {
 	URLs   []string
 	SHA256 string
+	// Verify are the signatures checked while it streams (set by Prepare from the chain of
+	// trust).
+	Verify []loader.Verifier
 }
 
 // Plan is what to boot, from the kernel command line or a menu entry: exactly one of Ramroot
@@ -20,6 +23,9 @@ type Plan struct {
 	Name    string
 	Ramroot *RamrootPlan
 	Kexec   *KexecPlan
+	// Pinned: the plan comes from a trusted (signed) menu, whose sha256s and @sha256: digests
+	// vouch for its files.
+	Pinned bool
 }
 
 // RamrootPlan streams an image into a tmpfs and switches into it.
@@ -69,7 +75,7 @@ func FromCmdline(c *cmdline.Config) (Plan, bool) {
 
 // FromEntry turns a menu entry (with its possibly edited command line) into a plan.
 func FromEntry(e bootmenu.Entry, cmdline string) Plan {
-	p := Plan{Name: e.Name}
+	p := Plan{Name: e.Name, Pinned: e.Pinned}
 	switch {
 	case e.Ramroot != nil:
 		r := e.Ramroot

@@ -47,10 +47,11 @@ func (b *Booter) prepareRamroot(ctx context.Context, r *RamrootPlan, progress fu
 	}
 	b.logf("fetching %s into a %s tmpfs", r.Image.URLs[0], size)
 	res, err := loader.Load(ctx, b.Root, r.Image.URLs, loader.Options{
-		SHA256:   r.Image.SHA256,
-		Fetcher:  b.fetcher(),
-		Logf:     b.logf,
-		Progress: progress,
+		SHA256:    r.Image.SHA256,
+		Fetcher:   b.fetcher(),
+		Logf:      b.logf,
+		Progress:  progress,
+		Verifiers: r.Image.Verify,
 	})
 	if errors.Is(err, loader.ErrNoSpace) {
 		return nil, fmt.Errorf("%w (the tmpfs is %s: set ramroot.size= or a menu entry's size: larger, or give the machine more RAM)", err, size)
@@ -62,8 +63,14 @@ func (b *Booter) prepareRamroot(ctx context.Context, r *RamrootPlan, progress fu
 	if res.Verified {
 		verified = "sha256 " + res.SHA256[:16] + "… verified"
 	}
+	if len(r.Image.Verify) > 0 {
+		verified += ", signature verified"
+	}
 	b.logf("extracted %d entries, %s from %s of %s in %.1fs (%s)", res.Entries, loader.HumanBytes(res.Uncompressed),
 		loader.HumanBytes(res.Size), res.Format, res.Duration.Seconds(), verified)
+	if err := b.measure("image", res.URL, res.SHA256); err != nil {
+		return nil, err
+	}
 	// The image must be bootable before anything is added to it.
 	init := r.Init
 	if init == "" {
@@ -83,6 +90,10 @@ func (b *Booter) prepareRamroot(ctx context.Context, r *RamrootPlan, progress fu
 		b.logf("network config for %s: %s", b.Lease.MAC, strings.Join(files, " "))
 	}
 	if err := b.RunHooks(ctx, hooks.PostExtract); err != nil {
+		return nil, err
+	}
+	line := strings.Join(append([]string{init}, r.Args...), " ")
+	if err := b.TPM.MeasureData("cmdline", line, []byte(line)); err != nil {
 		return nil, err
 	}
 	return func() error {

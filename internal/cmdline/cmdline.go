@@ -58,6 +58,9 @@ type Config struct {
 	// negative for ramboot.retry=0 (no time budget: each URL a few attempts, then fail).
 	Retry   time.Duration
 	OnError OnError
+	// TPMRequired is ramboot.tpm=required: a boot that cannot be measured (no TPM, or one
+	// that fails) fails instead of going on unmeasured.
+	TPMRequired bool
 	// Kernel, Initrds, Append: ramboot.kernel=, ramboot.initrd= (repeatable),
 	// ramboot.append=: an unattended kexec into a fetched kernel.
 	Kernel  string
@@ -210,6 +213,15 @@ func (c *Config) set(p Param) error {
 			d = -1
 		}
 		c.Retry = d
+	case "ramboot.tpm":
+		switch v {
+		case "required":
+			c.TPMRequired = true
+		case "optional":
+			c.TPMRequired = false
+		default:
+			return errors.New("want required or optional")
+		}
 	case "ramboot.onerror":
 		switch o := OnError(v); o {
 		case OnErrorMenu, OnErrorShell, OnErrorReboot, OnErrorPoweroff:

@@ -111,6 +111,19 @@ func TestParseDurations(t *testing.T) {
 	}
 }
 
+// TestParseTPM: ramboot.tpm=required makes an unmeasured boot fail; a bad value is skipped.
+func TestParseTPM(t *testing.T) {
+	if c, errs := Parse("ramboot.tpm=required"); len(errs) != 0 || !c.TPMRequired {
+		t.Errorf("required: %v %v", c.TPMRequired, errs)
+	}
+	if c, errs := Parse("ramboot.tpm=required ramboot.tpm=optional"); len(errs) != 0 || c.TPMRequired {
+		t.Errorf("optional: %v %v", c.TPMRequired, errs)
+	}
+	if c, errs := Parse("ramboot.tpm=yes"); len(errs) != 1 || c.TPMRequired {
+		t.Errorf("bad value: %v %v", c.TPMRequired, errs)
+	}
+}
+
 func timeout(c *Config) time.Duration  { return c.Timeout }
 func idle(c *Config) time.Duration     { return c.Idle }
 func deadline(c *Config) time.Duration { return c.Deadline }

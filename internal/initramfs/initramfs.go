@@ -38,12 +38,14 @@ type Spec struct {
 	ExtraModules   []string // module names to pack besides (with their dependencies)
 	// Firmware is a /lib/firmware tree, "" for none. With Modules, only the files the packed
 	// modules name (their .modinfo "firmware=") are packed; without, all of it.
-	Firmware    string
-	Busybox     string // a static busybox, linked as /bin/sh and its applets
-	CA          string // PEM bundle; default: the host's, when it has one
-	Hooks       string // a tree of hooks (pre-network/, pre-fetch/, post-extract/)
-	Menu        string // a menu file
-	EmbedRootfs string // a root-filesystem image, put at /rootfs/<name>
+	Firmware     string
+	Busybox      string   // a static busybox, linked as /bin/sh and its applets
+	CA           string   // PEM bundle; default: the host's, when it has one
+	Hooks        string   // a tree of hooks (pre-network/, pre-fetch/, post-extract/)
+	Menu         string   // a menu file
+	EmbedRootfs  string   // a root-filesystem image, put at /rootfs/<name>
+	Trust        []string // minisign public key files: the trust anchors
+	PasswordHash string   // a bcrypt or argon2id hash locking edits, shells, locked entries
 }
 
 // Stats tell what was packed.
@@ -178,6 +180,9 @@ func (b *builder) collect(s Spec) error {
 		if err := b.copyFile(layout.Menu+filepath.Ext(s.Menu), s.Menu, 0o644); err != nil {
 			return fmt.Errorf("menu: %w", err)
 		}
+	}
+	if err := b.trust(s); err != nil {
+		return err
 	}
 	if s.EmbedRootfs != "" {
 		if err := b.copyFile(path.Join(layout.RootfsDir, filepath.Base(s.EmbedRootfs)), s.EmbedRootfs, 0o644); err != nil {

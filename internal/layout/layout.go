@@ -8,6 +8,8 @@ const (
 	CA           = "/etc/ssl/certs/ca-certificates.crt"
 	HooksDir     = "/etc/ramboot/hooks"
 	Menu         = "/etc/ramboot/menu"
+	TrustDir     = "/etc/ramboot/trust" // minisign public keys (*.pub): the trust anchors
+	PasswordHash = "/etc/ramboot/password-hash"
 	RootfsDir    = "/rootfs"
 	ModulesRoot  = "/lib/modules"
 	FirmwareRoot = "/lib/firmware"

@@ -86,6 +86,8 @@ type Options struct {
 	// default model (qemu64: no RDRAND, so the kernel's random pool fills slowly, as on older
 	// servers and many VMs).
 	CPU string
+	// Extra are more QEMU arguments (a TPM: -chardev, -tpmdev, -device).
+	Extra []string
 }
 
 // appendLine adds the serial console unless the test chose its consoles, and panic=-1 so a
@@ -162,6 +164,7 @@ func Start(t testing.TB, o Options) *VM {
 		}
 		args = append(args, "-netdev", netdev, "-device", dev)
 	}
+	args = append(args, o.Extra...)
 	vm := &VM{t: t, started: time.Now(), term: vt.NewSafeEmulator(TermWidth, TermHeight)}
 	vm.cond = sync.NewCond(&vm.mu)
 	vm.cmd = exec.Command("qemu-system-x86_64", args...)

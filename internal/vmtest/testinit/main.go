@@ -4,6 +4,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,6 +50,7 @@ func main() {
 	for _, m := range mods {
 		fmt.Printf("TESTINIT-MODULES %s\n", m.Name())
 	}
+	tpm()
 	kmsg()
 	fmt.Println("TESTINIT-DONE")
 	unix.Sync()
@@ -84,6 +87,20 @@ func kmsg() {
 		msg, _, _ = strings.Cut(msg, "\n")
 		if strings.HasPrefix(msg, "ramboot: ") || strings.Contains(msg, "suppressed due to ratelimiting") {
 			fmt.Printf("TESTINIT-KMSG %s\n", msg)
+		}
+	}
+}
+
+// tpm prints PCR 12 as the kernel reads it from the TPM, and ramboot's event log of it, when
+// there are (the measured-boot test recomputes the one from the other).
+func tpm() {
+	if v, err := os.ReadFile("/sys/class/tpm/tpm0/pcr-sha256/12"); err == nil {
+		fmt.Printf("TESTINIT-PCR12 %s\n", strings.ToLower(strings.TrimSpace(string(v))))
+	}
+	if b, err := os.ReadFile("/run/ramboot/tpm-events.json"); err == nil {
+		var c bytes.Buffer
+		if json.Compact(&c, b) == nil {
+			fmt.Printf("TESTINIT-TPMLOG %s\n", c.String())
 		}
 	}
 }

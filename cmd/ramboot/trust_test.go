@@ -1,0 +1,81 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/ramboot/ramboot/internal/trust"
+	"github.com/ramboot/ramboot/internal/vmtest"
+)
+
+// TestSignInterop: ramboot keygen and sign make what minisign -V accepts (and refuses once the
+// file changed), and what /init's policy accepts.
+func TestSignInterop(t *testing.T) {
+	if _, err := exec.LookPath("minisign"); err != nil {
+		vmtest.Missing(t, "minisign")
+	}
+	dir := t.TempDir()
+	pub, key, file := filepath.Join(dir, "lab.pub"), filepath.Join(dir, "lab.key"), filepath.Join(dir, "rescue.tar.zst")
+	if _, stderr, err := runArgs("keygen", "--no-password", "-p", pub, "-s", key); err != nil {
+		t.Fatalf("keygen: %v: %s", err, stderr)
+	}
+	if _, _, err := runArgs("keygen", "--no-password", "-p", pub, "-s", key); err == nil {
+		t.Error("keygen overwrote existing keys without --force")
+	}
+	os.WriteFile(file, []byte(strings.Repeat("image ", 100000)), 0o644)
+	if _, stderr, err := runArgs("sign", "-s", key, "--comment", "build 42", file); err != nil {
+		t.Fatalf("sign: %v: %s", err, stderr)
+	}
+	out, err := exec.Command("minisign", "-V", "-p", pub, "-m", file).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "file:rescue.tar.zst") || !strings.Contains(string(out), "build 42") {
+		t.Fatalf("minisign -V: %v\n%s", err, out)
+	}
+	data, _ := os.ReadFile(file)
+	sig, _ := os.ReadFile(file + ".minisig")
+	k, err := trust.ReadPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&trust.Policy{Keys: []minisign.PublicKey{k}}).Verify("rescue.tar.zst", data, sig); err != nil {
+		t.Errorf("ramboot's policy: %v", err)
+	}
+	os.WriteFile(file, append(data, '!'), 0o644)
+	if out, err := exec.Command("minisign", "-V", "-p", pub, "-m", file).CombinedOutput(); err == nil {
+		t.Errorf("minisign -V accepted a changed file:\n%s", out)
+	}
+}
+
+func TestPasswdAndInitramfsTrust(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("hunter2\n"), 0o600)
+	out, stderr, err := runArgs("passwd", "--cost", "4", "--password-file", pw)
+	if err != nil {
+		t.Fatalf("passwd: %v: %s", err, stderr)
+	}
+	h := strings.TrimSpace(out)
+	l := &trust.Lock{Sleep: func(d time.Duration) {}}
+	if err := l.Add(h); err != nil || l.Check("hunter2") != nil {
+		t.Fatalf("hash %q: %v", h, err)
+	}
+	bad := filepath.Join(dir, "bad.pub")
+	os.WriteFile(bad, []byte("not a key\n"), 0o644)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--trust", bad}, "trust anchor: " + bad},
+		{[]string{"--password-hash", "hunter2"}, "password hash: not a bcrypt"},
+	} {
+		args := append([]string{"initramfs", "--init", pw, "-o", filepath.Join(dir, "x.cpio")}, tt.args...)
+		if _, _, err := runArgs(args...); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: %v, want %q", tt.args, err, tt.want)
+		}
+	}
+}
