@@ -377,17 +377,33 @@ func copyMatch(buf []byte, pos, end int, dist uint32, length int) (int, int) {
 		length = end - pos
 	}
 	from := pos - int(dist) - 1
-	if dist >= 7 && pos+length+8 <= len(buf) {
-		// Eight bytes at a time: with dist+1 >= 8, each word read was written
-		// before.
-		for i := 0; i < length; i += 8 {
-			binary.LittleEndian.PutUint64(buf[pos+i:], binary.LittleEndian.Uint64(buf[from+i:]))
+	if pos+length+8 > len(buf) || from < 0 {
+		out, src := buf[pos:pos+length], buf[from:from+length]
+		for i := range out {
+			out[i] = src[i]
 		}
 		return pos + length, pending
 	}
-	out, src := buf[pos:pos+length], buf[from:from+length]
-	for i := range out {
-		out[i] = src[i]
+	period := int(dist) + 1
+	if period >= length && length > 32 {
+		copy(buf[pos:pos+length], buf[from:])
+		return pos + length, pending
+	}
+	i := 0
+	if period < 8 {
+		// A short period: the first eight bytes one by one, then words from a
+		// multiple of the period at least eight back, which repeats the same bytes.
+		out, src := buf[pos:pos+8], buf[from:from+8]
+		for j := range out {
+			out[j] = src[j]
+		}
+		i = 8
+		period *= (7 + period) / period
+		from = pos - period
+	}
+	// Eight bytes at a time: with period >= 8, each word read was written before.
+	for ; i < length; i += 8 {
+		binary.LittleEndian.PutUint64(buf[pos+i:], binary.LittleEndian.Uint64(buf[from+i:]))
 	}
 	return pos + length, pending
 }
