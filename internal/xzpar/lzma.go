@@ -93,16 +93,29 @@ func norm(in []byte, rng, code uint32, ip int) (uint32, uint32, int) {
 	return rng, code, ip
 }
 
-// tree decodes a bits-wide number, most significant bit first, with probs[1:1<<bits].
+// tree decodes a bits-wide number, most significant bit first, with probs[1:1<<bits],
+// len(probs) == 1<<bits. Like litPlain, it loads both children's probabilities before
+// a bit is known.
 func tree(probs []uint16, bits uint, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+	top := uint32(1) << bits
+	last := uint32(len(probs) - 1)
 	m := uint32(1)
-	for range bits {
-		var b uint32
-		b, rng, code = decide(&probs[m], rng, code)
-		rng, code, ip = norm(in, rng, code, ip)
-		m = m<<1 | b
+	v := uint32(probs[1&last])
+	for m < top {
+		c0, c1 := uint32(probs[(2*m)&last]), uint32(probs[(2*m+1)&last])
+		bound := (rng >> probBits) * v
+		mask := uint32(int64(uint64(code)-uint64(bound)) >> 63) // all ones for a 0 bit
+		rng = (rng-bound)&^mask | bound&mask
+		code -= bound &^ mask
+		probs[m&last] = uint16(v - uint32(int32(v-(1<<probBits-(1<<probShift-1))&mask)>>probShift))
+		m = m<<1 + 1 + mask
+		v = c1&^mask | c0&mask
+		if rng < rcTop {
+			rng, code = rng<<8, code<<8|uint32(in[ip])
+			ip++
+		}
 	}
-	return m - 1<<bits, rng, code, ip
+	return m - top, rng, code, ip
 }
 
 // reverse decodes a bits-wide number, least significant bit first, with probs[1:1<<bits].
@@ -368,7 +381,7 @@ func (d *lzmaDec) decode(in []byte, n int, w *window, size int) error {
 }
 
 // copyMatch copies length bytes from dist+1 bytes back to buf[pos:], as many as fit before
-// end, and returns the new position and how many bytes did not fit. It may write up to 7
+// end, and returns the new position and how many bytes did not fit. It may write up to 15
 // bytes past the match, within buf, where the decoder writes next.
 func copyMatch(buf []byte, pos, end int, dist uint32, length int) (int, int) {
 	pending := 0
@@ -400,6 +413,13 @@ func copyMatch(buf []byte, pos, end int, dist uint32, length int) (int, int) {
 		i = 8
 		period *= (7 + period) / period
 		from = pos - period
+	}
+	if period >= 16 && pos+length+16 <= len(buf) {
+		// Sixteen bytes at a time, as long as each read was written before.
+		for ; i < length; i += 16 {
+			*(*[16]byte)(buf[pos+i:]) = *(*[16]byte)(buf[from+i:])
+		}
+		return pos + length, pending
 	}
 	// Eight bytes at a time: with period >= 8, each word read was written before.
 	for ; i < length; i += 8 {
