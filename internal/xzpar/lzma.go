@@ -93,16 +93,29 @@ func norm(in []byte, rng, code uint32, ip int) (uint32, uint32, int) {
 	return rng, code, ip
 }
 
-// tree decodes a bits-wide number, most significant bit first, with probs[1:1<<bits].
+// tree decodes a bits-wide number, most significant bit first, with probs[1:1<<bits],
+// len(probs) == 1<<bits. Like litPlain, it loads both children's probabilities before
+// a bit is known.
 func tree(probs []uint16, bits uint, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+	top := uint32(1) << bits
+	last := uint32(len(probs) - 1)
 	m := uint32(1)
-	for range bits {
-		var b uint32
-		b, rng, code = decide(&probs[m], rng, code)
-		rng, code, ip = norm(in, rng, code, ip)
-		m = m<<1 | b
+	v := uint32(probs[1&last])
+	for m < top {
+		c0, c1 := uint32(probs[(2*m)&last]), uint32(probs[(2*m+1)&last])
+		bound := (rng >> probBits) * v
+		mask := uint32(int64(uint64(code)-uint64(bound)) >> 63) // all ones for a 0 bit
+		rng = (rng-bound)&^mask | bound&mask
+		code -= bound &^ mask
+		probs[m&last] = uint16(v - uint32(int32(v-(1<<probBits-(1<<probShift-1))&mask)>>probShift))
+		m = m<<1 + 1 + mask
+		v = c1&^mask | c0&mask
+		if rng < rcTop {
+			rng, code = rng<<8, code<<8|uint32(in[ip])
+			ip++
+		}
 	}
-	return m - 1<<bits, rng, code, ip
+	return m - top, rng, code, ip
 }
 
 // reverse decodes a bits-wide number, least significant bit first, with probs[1:1<<bits].
@@ -274,33 +287,16 @@ func (d *lzmaDec) decode(in []byte, n int, w *window, size int) error {
 			}
 			ctx := ((pos-posBase)&lpMask)<<lc + prev>>(8-lc)
 			probs := d.lit[litCoderSize*ctx:][:litCoderSize]
-			sym := uint32(1)
+			var sym uint32
 			if state < litStates {
-				for sym < 0x100 {
-					b, rng, code = decide(&probs[sym], rng, code)
-					rng, code, ip = norm(in, rng, code, ip)
-					sym = sym<<1 | b
-				}
+				sym, rng, code, ip = litPlain((*[litCoderSize]uint16)(probs), in, rng, code, ip)
 			} else {
 				// After a match, the byte at rep0 guides the model until the
 				// first bit that differs from it.
 				if int64(rep0) >= int64(pos-dictStart) {
 					return corruptf("distance beyond the dictionary")
 				}
-				match := uint32(buf[pos-int(rep0)-1])
-				offset := uint32(0x100)
-				for sym < 0x100 {
-					match <<= 1
-					mbit := match & offset
-					b, rng, code = decide(&probs[offset+mbit+sym], rng, code)
-					rng, code, ip = norm(in, rng, code, ip)
-					sym = sym<<1 | b
-					if b != 0 {
-						offset &= mbit
-					} else {
-						offset &^= mbit
-					}
-				}
+				sym, rng, code, ip = litMatched((*[litCoderSize]uint16)(probs), uint32(buf[pos-int(rep0)-1]), in, rng, code, ip)
 			}
 			buf[pos] = byte(sym)
 			pos++
@@ -385,7 +381,7 @@ func (d *lzmaDec) decode(in []byte, n int, w *window, size int) error {
 }
 
 // copyMatch copies length bytes from dist+1 bytes back to buf[pos:], as many as fit before
-// end, and returns the new position and how many bytes did not fit. It may write up to 7
+// end, and returns the new position and how many bytes did not fit. It may write up to 15
 // bytes past the match, within buf, where the decoder writes next.
 func copyMatch(buf []byte, pos, end int, dist uint32, length int) (int, int) {
 	pending := 0
@@ -394,17 +390,91 @@ func copyMatch(buf []byte, pos, end int, dist uint32, length int) (int, int) {
 		length = end - pos
 	}
 	from := pos - int(dist) - 1
-	if dist >= 7 && pos+length+8 <= len(buf) {
-		// Eight bytes at a time: with dist+1 >= 8, each word read was written
-		// before.
-		for i := 0; i < length; i += 8 {
-			binary.LittleEndian.PutUint64(buf[pos+i:], binary.LittleEndian.Uint64(buf[from+i:]))
+	if pos+length+8 > len(buf) || from < 0 {
+		out, src := buf[pos:pos+length], buf[from:from+length]
+		for i := range out {
+			out[i] = src[i]
 		}
 		return pos + length, pending
 	}
-	out, src := buf[pos:pos+length], buf[from:from+length]
-	for i := range out {
-		out[i] = src[i]
+	period := int(dist) + 1
+	if period >= length && length > 32 {
+		copy(buf[pos:pos+length], buf[from:])
+		return pos + length, pending
+	}
+	i := 0
+	if period < 8 {
+		// A short period: the first eight bytes one by one, then words from a
+		// multiple of the period at least eight back, which repeats the same bytes.
+		out, src := buf[pos:pos+8], buf[from:from+8]
+		for j := range out {
+			out[j] = src[j]
+		}
+		i = 8
+		period *= (7 + period) / period
+		from = pos - period
+	}
+	if period >= 16 && pos+length+16 <= len(buf) {
+		// Sixteen bytes at a time, as long as each read was written before.
+		for ; i < length; i += 16 {
+			*(*[16]byte)(buf[pos+i:]) = *(*[16]byte)(buf[from+i:])
+		}
+		return pos + length, pending
+	}
+	// Eight bytes at a time: with period >= 8, each word read was written before.
+	for ; i < length; i += 8 {
+		binary.LittleEndian.PutUint64(buf[pos+i:], binary.LittleEndian.Uint64(buf[from+i:]))
 	}
 	return pos + length, pending
+}
+
+// litPlain decodes a literal's eight bits, most significant first, with the bit tree
+// probs[1:0x100]. The probabilities of both children of a node are loaded before its
+// bit is known, so that the next bit's multiplication need not wait for a load.
+func litPlain(probs *[litCoderSize]uint16, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+	sym := uint32(1)
+	v := uint32(probs[1])
+	for sym < 0x100 {
+		c0, c1 := uint32(probs[(2*sym)&0x1ff]), uint32(probs[(2*sym+1)&0x1ff])
+		bound := (rng >> probBits) * v
+		mask := uint32(int64(uint64(code)-uint64(bound)) >> 63) // all ones for a 0 bit
+		rng = (rng-bound)&^mask | bound&mask
+		code -= bound &^ mask
+		probs[sym&0xff] = uint16(v - uint32(int32(v-(1<<probBits-(1<<probShift-1))&mask)>>probShift))
+		sym = sym<<1 + 1 + mask
+		v = c1&^mask | c0&mask
+		if rng < rcTop {
+			rng, code = rng<<8, code<<8|uint32(in[ip])
+			ip++
+		}
+	}
+	return sym, rng, code, ip
+}
+
+// litMatched decodes a literal that follows a match, whose model is guided by the
+// byte match at the match distance as long as the bits decoded equal its bits: while
+// they do, a bit's probability is in probs[0x100+m<<8+sym] where m is the match
+// byte's bit; after the first difference, in probs[sym].
+func litMatched(probs *[litCoderSize]uint16, match uint32, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+	sym := uint32(1)
+	offset := uint32(0x100)
+	for sym < 0x100 {
+		match <<= 1
+		mbit := match & offset
+		i := offset + mbit + sym
+		v := uint32(probs[i])
+		bound := (rng >> probBits) * v
+		mask := uint32(int64(uint64(code)-uint64(bound)) >> 63) // all ones for a 0 bit
+		rng = (rng-bound)&^mask | bound&mask
+		code -= bound &^ mask
+		probs[i] = uint16(v - uint32(int32(v-(1<<probBits-(1<<probShift-1))&mask)>>probShift))
+		sym = sym<<1 + 1 + mask
+		// offset stays while the bit equals the match bit: mbit is offset or 0.
+		offset &= ^(mbit ^ ^mask&offset)
+		if rng < rcTop {
+			rng, code = rng<<8, code<<8|uint32(in[ip])
+			ip++
+		}
+	}
+	return sym, rng, code, ip
 }
