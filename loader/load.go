@@ -46,6 +46,9 @@ type Options struct {
 	// Restarts is how often a download starts over because the object changed on the server.
 	// Default 2.
 	Restarts int
+	// Registry configures docker:// URLs: mirrors, plain-HTTP registries, credentials. For a
+	// docker:// URL, SHA256 is the digest its reference must resolve to.
+	Registry Registry
 }
 
 // Result describes a completed load.
@@ -124,6 +127,9 @@ func (opts *Options) expectedSum(ctx context.Context, f *Fetcher, urls []string,
 }
 
 func load(ctx context.Context, dir string, urls []string, opts *Options) (*Result, error) {
+	if IsRegistry(urls[0]) {
+		return loadRegistry(ctx, dir, urls, opts)
+	}
 	f, want, logf, err := opts.setup(urls)
 	if err != nil {
 		return nil, err
