@@ -129,6 +129,7 @@ func (s *state) booter() *boot.Booter {
 	if s.b == nil {
 		s.b = boot.New(nil, hooks.Runner{Dir: layout.HooksDir, Console: "/dev/" + console.Active()[0]}, s.logf)
 		s.b.RetryFor = s.cfg.Retry
+		s.b.Registry.Mirrors, s.b.Registry.Insecure = s.cfg.RegistryMirrors, s.cfg.InsecureRegistries
 	}
 	s.b.Lease = s.lease
 	return s.b

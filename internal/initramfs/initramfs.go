@@ -47,6 +47,7 @@ type Spec struct {
 	Hooks          string   // a tree of hooks (pre-network/, pre-fetch/, post-extract/)
 	Menu           string   // a menu file
 	EmbedRootfs    string   // a root-filesystem image, put at /rootfs/<name>
+	RegistryAuth   string   // a docker config.json with registry credentials (docker:// images)
 }
 
 // Stats tell what was packed.
@@ -138,6 +139,11 @@ func (b *builder) collect(s Spec) error {
 	if ca != "" {
 		if err := b.copyFile(layout.CA, ca, 0o644); err != nil {
 			return fmt.Errorf("reading CA bundle: %w", err)
+		}
+	}
+	if s.RegistryAuth != "" {
+		if err := b.registryAuth(s.RegistryAuth); err != nil {
+			return err
 		}
 	}
 	if s.Modules != "" {
