@@ -26,7 +26,7 @@ func imageFlags(o *imageOptions) *cmdFlags {
 		"OUT: .tar.zst (recommended), .tar.xz, .tar.gz or .tar; OUT.sha256 is written beside it;",
 		"or docker://HOST[:PORT]/REPO:TAG: pushed as a one-layer image (ramroot=docker://...)")
 	fs.BoolVar(&o.force, "force", false, "replace OUT if it exists")
-	fs.StringVar(&o.format, "format", "zstd", "the layer's compression when OUT is docker://: `zstd` or gzip")
+	fs.StringVar(&o.format, "format", "zstd", "compress the layer with `FORMAT` (zstd or gzip) when OUT is docker://")
 	fs.StringVar(&o.platform, "platform", "linux/amd64", "`OS/ARCH` to pick from a multi-platform image")
 	fs.StringVar(&o.clamp, "mtime-clamp", os.Getenv("SOURCE_DATE_EPOCH"), "cap every mtime at this Unix time, in `SECONDS` (default: $SOURCE_DATE_EPOCH)")
 	fs.BoolVar(&o.drop, "drop-modules", false, "leave /lib/modules empty (the initramfs brings the running kernel's)")
