@@ -66,7 +66,9 @@ type Result struct {
 
 // Load streams the image at urls[0] (the rest are mirrors of it) into dir, which is created if
 // missing and must be empty. It verifies the checksum when one is known, and returns only once
-// the whole image was extracted and verified.
+// the whole image was extracted and verified. A docker:// urls[0] is an image in an OCI
+// registry (see Registry): its digests verify it, and the other URLs are registry mirrors
+// (http(s)://HOST[:PORT]) or other docker:// references of the same image.
 //
 // On any failure Load removes everything it extracted, leaving dir empty: a partial or
 // unverified tree is never left behind. Errors wrap ErrChecksum, ErrChecksumFile,

@@ -403,3 +403,26 @@ func TestParseMirror(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRegistryManifest: whatever a registry answers, reading it as a manifest or index and
+// picking a platform neither panics nor accepts what is not schema 2.
+func FuzzRegistryManifest(f *testing.F) {
+	f.Add([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1,"platform":{"os":"linux","architecture":"amd64"}}]}`))
+	f.Add([]byte(`{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json"},"layers":[]}`))
+	f.Add([]byte(`{"schemaVersion":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := parseDoc(b)
+		if err != nil {
+			return
+		}
+		if d.SchemaVersion != 2 {
+			t.Fatalf("schema %d accepted", d.SchemaVersion)
+		}
+		if d.isIndex() {
+			pickPlatform(d.Manifests)
+		}
+		for _, l := range d.Layers {
+			layerCompression(l.MediaType)
+		}
+	})
+}
