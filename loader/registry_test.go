@@ -426,3 +426,33 @@ func FuzzRegistryManifest(f *testing.F) {
 		}
 	})
 }
+
+// TestRegistryCancel: ctx ending while a blob trickles ends the load promptly, the directory
+// empty.
+func TestRegistryCancel(t *testing.T) {
+	tr := newTestRegistry(t)
+	u := pushImage(t, tr.host, "lab/layered:v1", "linux", runtime.GOARCH, layeredImage(t)...)
+	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.Contains(r.URL.Path, "/blobs/") || r.Method != http.MethodGet {
+			return false
+		}
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(200)
+		w.Write([]byte{0x1f})
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return true
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	dir := filepath.Join(t.TempDir(), "root")
+	start := time.Now()
+	_, err := Load(ctx, dir, []string{u}, Options{Fetcher: quickFetcher(t.Logf)})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v after the cancel", d)
+	}
+	assertEmpty(t, dir)
+}
