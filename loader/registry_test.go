@@ -215,6 +215,7 @@ func TestRegistryErrors(t *testing.T) {
 	tr := newTestRegistry(t)
 	u := pushImage(t, tr.host, "lab/arm:v1", "linux", "s390x", layerOf(t, "gzip", []entry{fileEntry("a", "a")}))
 	ok := pushImage(t, tr.host, "lab/ok:v1", "linux", runtime.GOARCH, layerOf(t, "gzip", []entry{fileEntry("a", "a")}))
+	bz := pushImage(t, tr.host, "lab/bzip:v1", "linux", runtime.GOARCH, static.NewLayer([]byte("BZh9"), "application/vnd.oci.image.layer.v1.tar+bzip2"))
 	zero := strings.Repeat("0", 64)
 	for _, c := range []struct {
 		name, url, sha string
@@ -225,6 +226,7 @@ func TestRegistryErrors(t *testing.T) {
 		{name: "unknown repo digest", url: RegistryScheme + tr.host + "/lab/ok@sha256:" + zero, want: ErrNoManifest, msg: "digest"},
 		{name: "other platform", url: u, want: ErrPlatform, msg: "linux/s390x"},
 		{name: "pinned digest differs", url: ok, sha: zero, want: ErrChecksum},
+		{name: "unsupported layer", url: bz, want: ErrMediaType, msg: "tar+bzip2"},
 		{name: "bad reference", url: "docker://UPPER/x:y", msg: "invalid registry reference"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -453,6 +455,54 @@ func TestRegistryCancel(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("took %v after the cancel", d)
+	}
+	assertEmpty(t, dir)
+}
+
+// TestRegistryIndex: from a multi-platform index the image of this machine's platform is
+// taken; an index without it names the platforms it has.
+func TestRegistryIndex(t *testing.T) {
+	tr := newTestRegistry(t)
+	image := func(arch string, layers ...v1.Layer) v1.Image {
+		u := pushImage(t, tr.host, "lab/single:"+arch, "linux", arch, layers...)
+		ref, _ := name.ParseReference(strings.TrimPrefix(u, RegistryScheme))
+		img, err := remote.Image(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	other := image("s390x", layerOf(t, "gzip", []entry{fileEntry("wrong", "s390x")}))
+	arm := image("arm64", layerOf(t, "gzip", []entry{fileEntry("wrong", "arm64")}))
+	native := image(runtime.GOARCH, layeredImage(t)...)
+	push := func(tag string, imgs map[string]v1.Image) string {
+		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+		for arch, img := range imgs {
+			idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+				MediaType: types.OCIManifestSchema1, Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+		}
+		ref, _ := name.ParseReference(tr.host + "/lab/multi:" + tag)
+		if err := remote.WriteIndex(ref, idx); err != nil {
+			t.Fatal(err)
+		}
+		return RegistryScheme + tr.host + "/lab/multi:" + tag
+	}
+	u := push("all", map[string]v1.Image{"s390x": other, runtime.GOARCH: native, "arm64": arm})
+	lines, logf := loadLog(t)
+	dir := filepath.Join(t.TempDir(), "root")
+	if _, err := Load(context.Background(), dir, []string{u}, Options{Logf: logf, Fetcher: quickFetcher(logf)}); err != nil {
+		t.Fatal(err)
+	}
+	checkLayered(t, dir)
+	d, _ := native.Digest()
+	if !strings.Contains(strings.Join(*lines, "\n"), "linux/"+runtime.GOARCH+" image "+d.String()) {
+		t.Errorf("the platform's image is not logged: %q", *lines)
+	}
+	u = push("foreign", map[string]v1.Image{"s390x": other, "arm64": arm})
+	dir = filepath.Join(t.TempDir(), "root")
+	_, err := Load(context.Background(), dir, []string{u}, Options{Fetcher: quickFetcher(t.Logf)})
+	if !errors.Is(err, ErrPlatform) || !strings.Contains(err.Error(), "linux/s390x") || !strings.Contains(err.Error(), "linux/arm64") {
+		t.Errorf("got %v, want ErrPlatform naming the platforms", err)
 	}
 	assertEmpty(t, dir)
 }
