@@ -67,7 +67,10 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if !o.quiet {
 		v := "no checksum to verify against"
-		if res.Verified {
+		switch {
+		case loader.IsRegistry(pos[0]):
+			v = "every blob verified, " + res.URL
+		case res.Verified:
 			v = "sha256 verified"
 		}
 		fmt.Fprintf(stderr, "%s: %d entries, %s (%s %s) in %.1fs, %s\n", pos[1], res.Entries,
