@@ -112,7 +112,11 @@ func (e *Entry) validate() *fieldError {
 }
 
 func (r *Ramroot) validate() *fieldError {
-	if err := r.File.validate("ramroot"); err != nil {
+	if strings.HasPrefix(r.URL, registryScheme) {
+		if err := r.validateRegistry(); err != nil {
+			return err
+		}
+	} else if err := r.File.validate("ramroot"); err != nil {
 		return err
 	}
 	if r.Init != "" {
@@ -149,6 +153,11 @@ func (k *Kexec) validate() *fieldError {
 func (f *File) validate(field string) *fieldError {
 	if f.URL == "" {
 		return ferr(field, errors.New("missing url"))
+	}
+	for _, u := range f.URLs() {
+		if strings.HasPrefix(u, registryScheme) {
+			return ferr(field, errRegistryKexec)
+		}
 	}
 	if err := checkURL(f.URL); err != nil {
 		return ferr(field, err)
@@ -237,6 +246,8 @@ func checkURL(s string) error {
 		}
 	case "":
 		return fmt.Errorf("relative URL %q and no base URL to resolve it against", s)
+	case "docker":
+		return checkRegistryRef(s)
 	default:
 		return fmt.Errorf("unsupported scheme in URL %q (want http, https, file or an absolute path)", s)
 	}

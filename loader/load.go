@@ -48,6 +48,9 @@ type Options struct {
 	// Verifiers check the image as it streams (signatures); see Verifier. All must pass
 	// before the root is finished or the file kept.
 	Verifiers []Verifier
+	// Registry configures docker:// URLs: mirrors, plain-HTTP registries, credentials. For a
+	// docker:// URL, SHA256 is the digest its reference must resolve to.
+	Registry Registry
 }
 
 // Result describes a completed load.
@@ -65,7 +68,9 @@ type Result struct {
 
 // Load streams the image at urls[0] (the rest are mirrors of it) into dir, which is created if
 // missing and must be empty. It verifies the checksum when one is known, and returns only once
-// the whole image was extracted and verified.
+// the whole image was extracted and verified. A docker:// urls[0] is an image in an OCI
+// registry (see Registry): its digests verify it, and the other URLs are registry mirrors
+// (http(s)://HOST[:PORT]) or other docker:// references of the same image.
 //
 // On any failure Load removes everything it extracted, leaving dir empty: a partial or
 // unverified tree is never left behind. Errors wrap ErrChecksum, ErrChecksumFile,
@@ -126,6 +131,9 @@ func (opts *Options) expectedSum(ctx context.Context, f *Fetcher, urls []string,
 }
 
 func load(ctx context.Context, dir string, urls []string, opts *Options) (*Result, error) {
+	if IsRegistry(urls[0]) {
+		return loadRegistry(ctx, dir, urls, opts)
+	}
 	f, want, logf, err := opts.setup(urls)
 	if err != nil {
 		return nil, err

@@ -138,6 +138,7 @@ func (s *state) booter() *boot.Booter {
 		c := trust.Load(layout.TrustDir, layout.PasswordHash, s.logf)
 		s.b.Policy, s.b.Lock, s.b.TPM = c.Policy, c.Lock, c.TPM
 		s.b.TPM.Required = s.cfg.TPMRequired
+		s.b.Registry.Mirrors, s.b.Registry.Insecure = s.cfg.RegistryMirrors, s.cfg.InsecureRegistries
 	}
 	s.b.Lease = s.lease
 	return s.b

@@ -14,6 +14,8 @@ import (
 type fetchOptions struct {
 	sha256, ca  string
 	mirrors     multiFlag
+	insecure    multiFlag
+	auth        string
 	idle, retry time.Duration
 	attempts    int
 	quiet       bool
@@ -23,7 +25,9 @@ func fetchFlags(o *fetchOptions) *cmdFlags {
 	fs := newFlags("fetch", "URL DIR", 2, "Streams URL into DIR (created if missing, must be empty), verifying, decompressing and",
 		"extracting in one pass; on failure DIR is left empty.")
 	fs.StringVar(&o.sha256, "sha256", "", "expected SHA-256 of the image, 64 `HEX` digits (default: URL.sha256 when the server has it)")
-	fs.Var(&o.mirrors, "mirror", "a mirror's `URL` of the image, tried in order when URL fails (repeatable)")
+	fs.Var(&o.mirrors, "mirror", "a mirror's `URL` of the image, tried in order when URL fails (repeatable); for docker:// a registry mirror, tried first")
+	fs.Var(&o.insecure, "insecure-registry", "speak plain HTTP to this registry `HOST:PORT` (repeatable)")
+	fs.StringVar(&o.auth, "registry-auth", "", "registry credentials: a docker config.json `FILE`")
 	fs.StringVar(&o.ca, "ca", "", "PEM `FILE` of CA certificates to trust besides the system's")
 	fs.DurationVar(&o.idle, "idle-timeout", 30*time.Second, "resume a connection that delivers nothing for this long")
 	fs.IntVar(&o.attempts, "attempts", 4, "failed attempts in a row on one URL before the next mirror")
@@ -51,7 +55,8 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: --retry %v: want a duration of 0 or more", errUsage, o.retry)
 	}
 	f := &loader.Fetcher{Client: client, IdleTimeout: o.idle, Attempts: o.attempts, RetryFor: retryFor(o.retry), Logf: logf}
-	opts := loader.Options{SHA256: o.sha256, Fetcher: f, Logf: logf}
+	opts := loader.Options{SHA256: o.sha256, Fetcher: f, Logf: logf,
+		Registry: loader.Registry{Insecure: o.insecure, AuthFile: o.auth}}
 	if !o.quiet {
 		opts.Progress = bar.update
 	}
@@ -62,7 +67,10 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if !o.quiet {
 		v := "no checksum to verify against"
-		if res.Verified {
+		switch {
+		case loader.IsRegistry(pos[0]):
+			v = "every blob verified, " + res.URL
+		case res.Verified:
 			v = "sha256 verified"
 		}
 		fmt.Fprintf(stderr, "%s: %d entries, %s (%s %s) in %.1fs, %s\n", pos[1], res.Entries,

@@ -16,15 +16,17 @@ import (
 // imageOptions are image's flags.
 type imageOptions struct {
 	force, drop, emptyPW, quiet bool
-	platform, clamp             string
+	platform, clamp, format     string
 	keys                        multiFlag
 }
 
 func imageFlags(o *imageOptions) *cmdFlags {
 	fs := newFlags("image", "SOURCE OUT", 2,
 		"SOURCE: dir:PATH, tar:PATH, docker-archive:PATH[:TAG], oci:DIR[:TAG] or docker://REF",
-		"OUT: .tar.zst (recommended), .tar.xz, .tar.gz or .tar; OUT.sha256 is written beside it")
+		"OUT: .tar.zst (recommended), .tar.xz, .tar.gz or .tar; OUT.sha256 is written beside it;",
+		"or docker://HOST[:PORT]/REPO:TAG: pushed as a one-layer image (ramroot=docker://...)")
 	fs.BoolVar(&o.force, "force", false, "replace OUT if it exists")
+	fs.StringVar(&o.format, "format", "zstd", "compress the layer with `FORMAT` (zstd or gzip) when OUT is docker://")
 	fs.StringVar(&o.platform, "platform", "linux/amd64", "`OS/ARCH` to pick from a multi-platform image")
 	fs.StringVar(&o.clamp, "mtime-clamp", os.Getenv("SOURCE_DATE_EPOCH"), "cap every mtime at this Unix time, in `SECONDS` (default: $SOURCE_DATE_EPOCH)")
 	fs.BoolVar(&o.drop, "drop-modules", false, "leave /lib/modules empty (the initramfs brings the running kernel's)")
@@ -65,6 +67,9 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !o.quiet {
 		opts.Progress = bar.update
 		opts.Logf = bar.logf
+	}
+	if strings.HasPrefix(pos[1], loader.RegistryScheme) {
+		return pushImage(ctx, src, pos[1], o.format, opts, bar, stdout, stderr, o.quiet)
 	}
 	res, err := imageconv.Convert(ctx, src, pos[1], opts)
 	bar.finish()
@@ -152,4 +157,24 @@ func imageLine(name string, p imageconv.Progress, elapsed time.Duration, width i
 func fitImageLine(name string, p imageconv.Progress, elapsed time.Duration, cols int) string {
 	must, frac, opt, stage := imageParts(p, elapsed)
 	return fitLine(name, frac, must, opt, stage, cols)
+}
+
+// pushImage is image with a docker:// OUT: the converted tree pushed as a one-layer image.
+func pushImage(ctx context.Context, src imageconv.Source, ref, format string, opts imageconv.Options, bar *imageBar, stdout, stderr io.Writer, quiet bool) error {
+	comp := map[string]imageconv.Compression{"zstd": imageconv.Zstd, "gzip": imageconv.Gzip}
+	c, ok := comp[format]
+	if !ok {
+		return fmt.Errorf("%w: --format %q: want zstd or gzip", errUsage, format)
+	}
+	res, err := imageconv.Push(ctx, src, ref, c, opts)
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	if !quiet {
+		fmt.Fprintf(stderr, "%s: %d entries, %s of tar → one %s layer of %s in %.1fs\n", res.Ref, res.Entries,
+			loader.HumanBytes(res.TarSize), res.Compression, loader.HumanBytes(res.Size), res.Duration.Seconds())
+	}
+	fmt.Fprintf(stdout, "%s  %s\n", res.Digest, res.Ref)
+	return nil
 }

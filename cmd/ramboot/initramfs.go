@@ -43,6 +43,7 @@ func initramfsFlags(o *initramfsOptions) *cmdFlags {
 	fs.StringVar(&s.Firmware, "firmware", "", "pack the files of this /lib/firmware `DIR` that the packed modules ask for (all of it without --modules)")
 	fs.StringVar(&s.Busybox, "busybox", "", "pack this static busybox `FILE`: the recovery shell")
 	fs.StringVar(&s.CA, "ca", "", "trust this PEM CA bundle `FILE` for https (default: "+initramfs.HostCA+" when present)")
+	fs.StringVar(&s.RegistryAuth, "registry-auth", "", "embed this docker config.json `FILE`: credentials for docker:// images (its \"auths\")")
 	fs.StringVar(&s.Hooks, "hooks", "", "pack this `DIR` of hooks: pre-network/, pre-fetch/, post-extract/")
 	fs.StringVar(&s.Menu, "menu", "", "embed this menu `FILE`")
 	fs.StringVar(&s.EmbedRootfs, "embed-rootfs", "", "embed this root-filesystem image `FILE` (boot it with ramroot=/rootfs/NAME)")

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
 	"time"
 
@@ -62,12 +63,19 @@ type Booter struct {
 	// Refused is the last menu FindMenu refused because of the chain of trust (for the menu's
 	// error screen); nil when none was.
 	Refused error
+	// Registry is how docker:// images are fetched: mirrors, plain-HTTP registries,
+	// credentials (New: layout.RegistryAuth when the initramfs has one).
+	Registry loader.Registry
 }
 
 // New returns a Booter for /init.
 func New(lease *netup.Lease, h hooks.Runner, logf func(string, ...any)) *Booter {
-	return &Booter{Lease: lease, Hooks: h, Logf: logf, SwitchRoot: switchroot.SwitchRoot,
+	b := &Booter{Lease: lease, Hooks: h, Logf: logf, SwitchRoot: switchroot.SwitchRoot,
 		Root: layout.NewRoot, MountRoot: true, KernelFiles: "/", Entropy: WaitEntropy(logf)}
+	if _, err := os.Stat(layout.RegistryAuth); err == nil {
+		b.Registry.AuthFile = layout.RegistryAuth
+	}
+	return b
 }
 
 // Env is the hooks' environment: PATH, the new root, the boot NIC.

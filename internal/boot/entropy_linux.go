@@ -28,7 +28,8 @@ func WaitEntropy(logf func(string, ...any)) func(ctx context.Context, urls []str
 	return func(ctx context.Context, urls []string) error {
 		tls := false
 		for _, u := range urls {
-			tls = tls || strings.HasPrefix(strings.ToLower(u), "https://")
+			// A registry is asked over HTTPS first, whatever its address.
+			tls = tls || strings.HasPrefix(strings.ToLower(u), "https://") || strings.HasPrefix(u, "docker://")
 		}
 		if !tls || crngReady() {
 			return nil

@@ -52,6 +52,7 @@ func (b *Booter) prepareRamroot(ctx context.Context, r *RamrootPlan, progress fu
 		Logf:      b.logf,
 		Progress:  progress,
 		Verifiers: r.Image.Verify,
+		Registry:  b.Registry,
 	})
 	if errors.Is(err, loader.ErrNoSpace) {
 		return nil, fmt.Errorf("%w (the tmpfs is %s: set ramroot.size= or a menu entry's size: larger, or give the machine more RAM)", err, size)

@@ -68,6 +68,11 @@ type Config struct {
 	Append  string
 	// Boot is boot= (the seed's "ramdisk"), kept for the record.
 	Boot string
+	// RegistryMirrors are ramboot.registry-mirror= (repeatable): registries tried before the
+	// one a docker:// ramroot names. InsecureRegistries are ramboot.insecure-registry=
+	// (repeatable, HOST:PORT): registries spoken to over plain HTTP.
+	RegistryMirrors    []string
+	InsecureRegistries []string
 	// Raw holds every parameter in order, including ones ramboot does not know and ones it
 	// skipped as invalid.
 	Raw []Param
@@ -164,6 +169,16 @@ func (c *Config) set(p Param) error {
 		c.IP = ip
 	case "boot":
 		c.Boot = v
+	case "ramboot.registry-mirror":
+		if err := checkRegistryMirror(v); err != nil {
+			return err
+		}
+		c.RegistryMirrors = append(c.RegistryMirrors, v)
+	case "ramboot.insecure-registry":
+		if v == "" || strings.ContainsAny(v, "/ @") {
+			return errors.New("want HOST:PORT")
+		}
+		c.InsecureRegistries = append(c.InsecureRegistries, v)
 	case "ramboot.menu":
 		if v == "" {
 			return errors.New("empty URL")
@@ -231,6 +246,23 @@ func (c *Config) set(p Param) error {
 		default:
 			return errors.New("want menu, shell, reboot or poweroff")
 		}
+	}
+	return nil
+}
+
+// checkRegistryMirror accepts http://HOST[:PORT], https://HOST[:PORT] (a trailing /v2 or /
+// allowed) and HOST[:PORT].
+func checkRegistryMirror(v string) error {
+	bad := errors.New("want http://HOST[:PORT], https://HOST[:PORT] or HOST[:PORT]")
+	host := v
+	if scheme, rest, ok := strings.Cut(v, "://"); ok {
+		if scheme != "http" && scheme != "https" {
+			return bad
+		}
+		host = strings.TrimSuffix(strings.TrimSuffix(rest, "/"), "/v2")
+	}
+	if host == "" || strings.ContainsAny(host, "/ @?#") {
+		return bad
 	}
 	return nil
 }

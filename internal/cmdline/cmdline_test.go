@@ -2,6 +2,7 @@ package cmdline
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -316,4 +317,22 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("timeout %v deadline %v idle %v over the bound", c.Timeout, c.Deadline, c.Idle)
 		}
 	})
+}
+
+func TestRegistryParams(t *testing.T) {
+	c, errs := Parse("ramroot=docker://10.0.2.2:5000/lab/rescue:v1 ramboot.registry-mirror=http://cache:5000 " +
+		"ramboot.registry-mirror=mirror.example ramboot.registry-mirror=ftp://x ramboot.insecure-registry=10.0.2.2:5000 " +
+		"ramboot.insecure-registry=http://x/")
+	if got, want := fmt.Sprint(c.RegistryMirrors), "[http://cache:5000 mirror.example]"; got != want {
+		t.Errorf("mirrors: got %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprint(c.InsecureRegistries), "[10.0.2.2:5000]"; got != want {
+		t.Errorf("insecure: got %s, want %s", got, want)
+	}
+	if len(errs) != 2 || !strings.Contains(fmt.Sprint(errs), "ftp://x") || !strings.Contains(fmt.Sprint(errs), "http://x/") {
+		t.Errorf("errors: got %v, want the ftp mirror and the URL as insecure registry", errs)
+	}
+	if fmt.Sprint(c.Ramroot) != "[docker://10.0.2.2:5000/lab/rescue:v1]" {
+		t.Errorf("ramroot: %v", c.Ramroot)
+	}
 }

@@ -46,6 +46,7 @@ type Spec struct {
 	EmbedRootfs  string   // a root-filesystem image, put at /rootfs/<name>
 	Trust        []string // minisign public key files: the trust anchors
 	PasswordHash string   // a bcrypt or argon2id hash locking edits, shells, locked entries
+	RegistryAuth string   // a docker config.json with registry credentials (docker:// images)
 }
 
 // Stats tell what was packed.
@@ -154,6 +155,11 @@ func (b *builder) collect(s Spec) error {
 	if ca != "" {
 		if err := b.copyFile(layout.CA, ca, 0o644); err != nil {
 			return fmt.Errorf("reading CA bundle: %w", err)
+		}
+	}
+	if s.RegistryAuth != "" {
+		if err := b.registryAuth(s.RegistryAuth); err != nil {
+			return err
 		}
 	}
 	if s.Modules != "" {

@@ -15,4 +15,6 @@ const (
 	FirmwareRoot = "/lib/firmware"
 	Busybox      = "/bin/busybox"
 	NewRoot      = "/newroot"
+	// RegistryAuth is the docker config.json of `ramboot initramfs --registry-auth`.
+	RegistryAuth = "/etc/ramboot/registry-auth.json"
 )

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ramboot/ramboot/internal/vmtest"
+)
+
+// TestVMRegistry boots the stock kernel with ramroot=docker://10.0.2.2:PORT/...: an image
+// pushed by `ramboot image` to Debian's docker-registry on the host, pulled by /init over the
+// registry protocol (plain HTTP after HTTPS failed: 10.0.2.2 is a private address), to the
+// image's init.
+func TestVMRegistry(t *testing.T) {
+	setup(t)
+	regBin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		vmtest.Missing(t, "docker-registry")
+	}
+	tools := t.TempDir()
+	rb := filepath.Join(tools, "ramboot")
+	if err := goBuild(rb, "github.com/ramboot/ramboot/cmd/ramboot"); err != nil {
+		t.Fatal(err)
+	}
+	// The registry, on the host's loopback: QEMU's user network reaches it as 10.0.2.2.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	cfg := filepath.Join(tools, "registry.yml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n",
+		filepath.Join(tools, "data"), addr)), 0o644)
+	reg := exec.Command(regBin, "serve", cfg)
+	var regLog strings.Builder
+	reg.Stdout, reg.Stderr = &regLog, &regLog
+	if err := reg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		reg.Process.Kill()
+		reg.Wait()
+	}()
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("docker-registry did not come up:\n%s", regLog.String())
+		}
+	}
+
+	root := filepath.Join(tools, "root")
+	for _, d := range []string{"sbin", "lib", "etc/systemd/network", "proc", "sys", "dev", "run", "tmp"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	bin, err := os.ReadFile(filepath.Join(built.dir, "testinit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "lib/testinit"), bin, 0o755)
+	os.Symlink("/lib/testinit", filepath.Join(root, "sbin/init"))
+	os.WriteFile(filepath.Join(root, "etc/marker"), []byte("registry-ok\n"), 0o644)
+	out, err := exec.Command(rb, "image", "-q", "dir:"+root, "docker://"+addr+"/lab/vm:v1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ramboot image: %v: %s", err, out)
+	}
+	digest, _, _ := strings.Cut(string(out), " ")
+
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: built.initrd,
+		Append: fmt.Sprintf("ramroot=docker://10.0.2.2:%s/lab/vm:v1 BOOTIF=%s ramboot.onerror=poweroff", port, bootif(mac1)),
+		NICs:   []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1}},
+	})
+	vm.Expect(`lab/vm:v1 is `+digest, bootTimeout) // the tag resolved once, its digest logged
+	vm.Expect(`TESTINIT-MARKER registry-ok`, bootTimeout)
+	vm.Expect(`TESTINIT-DONE`, time.Minute)
+}

@@ -1,0 +1,515 @@
+package loader
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// registryRun is one Load of a docker:// URL.
+type registryRun struct {
+	plan       *registryPlan
+	docFetcher *Fetcher // manifests and configs: a failing mirror hands over at once
+	blobs      *Fetcher // layers
+	logf       func(string, ...any)
+
+	mu   sync.Mutex
+	live []registrySource // sources not (yet) found failing
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// newRegistryRun sets up the requests of a registry load.
+func newRegistryRun(urls []string, opts *Options, f *Fetcher, logf func(string, ...any)) (*registryRun, error) {
+	plan, err := planRegistry(urls, opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := loadKeychain(opts.Registry.AuthFile)
+	if err != nil {
+		return nil, err
+	}
+	rt := &registryTransport{base: f.client().Transport, regs: map[string]name.Registry{}, creds: kc, rts: map[string]http.RoundTripper{}}
+	if rt.base == nil {
+		rt.base = http.DefaultTransport
+	}
+	for _, s := range plan.sources {
+		rt.regs[s.reg.RegistryStr()] = s.reg
+	}
+	client := &http.Client{Transport: rt}
+	blobs := *f
+	blobs.Client = client
+	docs := blobs
+	docs.Attempts = 1
+	return &registryRun{plan: plan, docFetcher: &docs, blobs: &blobs, logf: logf, live: plan.sources}, nil
+}
+
+// loadRegistry is Load for a docker:// URL: resolve the reference to this platform's image,
+// then stream its layers, in order, into dir.
+func loadRegistry(ctx context.Context, dir string, urls []string, opts *Options) (*Result, error) {
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	f := opts.Fetcher
+	if f == nil {
+		f = &Fetcher{Logf: logf}
+	}
+	pin := strings.ToLower(strings.TrimSpace(opts.SHA256))
+	if pin != "" && !isSHA256(pin) {
+		return nil, fmt.Errorf("bad sha256 %q: want 64 hex digits", opts.SHA256)
+	}
+	r, err := newRegistryRun(urls, opts, f, logf)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if names, err := readNames(dir); err != nil {
+		return nil, err
+	} else if len(names) > 0 {
+		return nil, fmt.Errorf("%w: %s holds %s", ErrNotEmpty, dir, strings.Join(names[:min(3, len(names))], ", "))
+	}
+	state, err := saveDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := newMeter(opts.Progress)
+	defer m.close()
+	src := &blobsSource{total: -1, url: urls[0]}
+	m.follow(src)
+	img, err := r.resolve(ctx, pin)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.failure(); err != nil {
+		return nil, err
+	}
+	owners := os.Geteuid() == 0 && !opts.NoOwners
+	for {
+		res, err := protect(func() (*Result, error) { return r.loadOnce(ctx, dir, img, m, src, owners) })
+		if err == nil {
+			res.URL = RegistryScheme + img.from.reg.RegistryStr() + "/" + img.from.repo + "@" + img.digest.String()
+			res.SHA256, res.Verified = img.digest.Hex, true
+			return res, nil
+		}
+		if rerr := emptyDir(dir); rerr != nil {
+			logf("cleaning %s after failure: %v", dir, rerr)
+		}
+		if rerr := state.restore(); rerr != nil {
+			logf("after failure: %v", rerr)
+		}
+		var bad *badBlobError
+		if !errors.As(err, &bad) || !bad.src.mirror {
+			return nil, err
+		}
+		r.dropMirror(bad.src, bad.err)
+		logf("starting over without mirror %s", bad.src.reg.RegistryStr())
+	}
+}
+
+// badBlobError: a source served a blob whose digest is not the one asked for.
+type badBlobError struct {
+	src registrySource
+	err error
+}
+
+func (e *badBlobError) Error() string { return e.err.Error() }
+func (e *badBlobError) Unwrap() error { return e.err }
+
+func (r *registryRun) sources() []registrySource {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live
+}
+
+// loadOnce downloads and applies every layer; the next layer downloads while the current one
+// is applied (blobQueue).
+func (r *registryRun) loadOnce(ctx context.Context, dir string, img *registryImage, m *meter, src *blobsSource, owners bool) (*Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var total int64
+	for _, l := range img.layers {
+		total += l.Size
+	}
+	src.reset(total)
+	m.follow(src)
+	q := r.startBlobs(ctx, img.layers, m, src)
+	defer q.stop()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	a := newLayerApplier(root, owners, r.logf)
+	res := &Result{}
+	for i, l := range img.layers {
+		n, format, err := r.applyLayer(ctx, q, a, m, i > 0)
+		if err != nil {
+			var bad *badBlobError
+			if errors.As(err, &bad) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("layer %d of %d (%s): %w", i+1, len(img.layers), l.Digest, err)
+		}
+		res.Uncompressed += n
+		if i == 0 {
+			res.Format = format
+		}
+	}
+	if err := m.failure(); err != nil {
+		return nil, err
+	}
+	if err := a.FinishRoot(); err != nil {
+		return nil, err
+	}
+	m.setStage(StageDone, src.URL())
+	res.Size, res.Files, res.Entries = total, a.Bytes, a.Entries
+	return res, nil
+}
+
+// applyLayer reads one layer from q (to the end of its blob, so that its digest is checked)
+// and applies it.
+func (r *registryRun) applyLayer(ctx context.Context, q *blobQueue, a *layerApplier, m *meter, lower bool) (int64, Format, error) {
+	blob := q.next()
+	br := bufio.NewReaderSize(blob, 64<<10)
+	head, err := br.Peek(sniffLen)
+	if err != nil && err != io.EOF {
+		return 0, FormatUnknown, blob.explain(&StreamError{err})
+	}
+	format := Sniff(head)
+	if format == FormatUnknown && (len(head) == 0 || (len(head) == sniffLen && allZero(head))) {
+		format = FormatTar
+	}
+	if format == FormatUnknown {
+		return 0, format, fmt.Errorf("%w: first bytes % x are not gzip, zstd or tar", ErrFormat, head[:min(len(head), 8)])
+	}
+	dec, err := decompressor(format, br, 0)
+	if err != nil {
+		return 0, format, blob.explain(&StreamError{err})
+	}
+	defer dec.Close()
+	tail := &tailReader{r: dec, m: m, done: ctx.Done(), stopped: func() error {
+		return fmt.Errorf("%w, while extracting", ctx.Err())
+	}}
+	if err := a.Layer(tail, lower); err != nil {
+		return 0, format, blob.explain(err)
+	}
+	// The compressed stream's own checks, and the blob's digest, cover every byte.
+	if _, err := io.Copy(io.Discard, tail); err != nil {
+		return 0, format, blob.explain(&StreamError{err})
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return 0, format, blob.explain(&StreamError{err})
+	}
+	return tail.n, format, nil
+}
+
+// blobsSource is what the meter shows of a registry load: the blob being downloaded, and the
+// size of all layers.
+type blobsSource struct {
+	mu    sync.Mutex
+	s     *Stream
+	url   string
+	total int64
+}
+
+func (b *blobsSource) reset(total int64) {
+	b.mu.Lock()
+	b.total = total
+	b.mu.Unlock()
+}
+
+func (b *blobsSource) set(s *Stream) {
+	b.mu.Lock()
+	b.s = s
+	b.mu.Unlock()
+}
+
+func (b *blobsSource) URL() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.s != nil {
+		return b.s.URL()
+	}
+	return b.url
+}
+
+func (b *blobsSource) Size() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.total
+}
+
+func (b *blobsSource) retrying() retryStatus {
+	b.mu.Lock()
+	s := b.s
+	b.mu.Unlock()
+	if s == nil {
+		return retryStatus{}
+	}
+	return s.retrying()
+}
+
+// follow points the meter at a registry load's source, from the connecting stage on.
+func (m *meter) follow(src source) {
+	if m.fn == nil {
+		return
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.src, m.stage = src, StageConnecting
+	m.read.Store(0)
+	m.ext.Store(0)
+	m.last, m.lastRead, m.rate = time.Time{}, 0, 0
+	m.lastNano.Store(0)
+	if m.beat == nil {
+		m.beat = time.AfterFunc(heartbeat, m.pulse)
+	}
+	m.mu.Unlock()
+	m.tick(true)
+}
+
+// blobQueue downloads an image's layers one after the other, in a goroutine, into a bounded
+// queue of buffers: the download runs ahead of the extraction by at most blobBuffers
+// megabytes, across layer boundaries, so that the next layer is downloading while the current
+// one is still being applied. Each blob's size and digest are checked as it ends; the reader of
+// a blob sees io.EOF only for a verified blob.
+type blobQueue struct {
+	full   chan blobChunk
+	free   chan []byte
+	done   chan struct{}
+	exited chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	cur    *Stream
+}
+
+// blobChunk is data of the current blob, or (b nil) its end: err nil when it was verified.
+type blobChunk struct {
+	b   []byte
+	err error
+}
+
+const (
+	blobBuffers    = 8
+	blobBufferSize = 1 << 20
+)
+
+func (r *registryRun) startBlobs(ctx context.Context, layers []v1.Descriptor, m *meter, src *blobsSource) *blobQueue {
+	q := &blobQueue{
+		full: make(chan blobChunk, blobBuffers+1), free: make(chan []byte, blobBuffers),
+		done: make(chan struct{}), exited: make(chan struct{}),
+	}
+	for range blobBuffers {
+		q.free <- make([]byte, blobBufferSize)
+	}
+	go func() {
+		defer close(q.exited)
+		for i, l := range layers {
+			var err error
+			if perr := catch(func() { err = r.download(ctx, q, l, m, src) }); perr != nil {
+				err = perr
+			}
+			if err != nil {
+				err = fmt.Errorf("layer %d of %d (%s): %w", i+1, len(layers), l.Digest, err)
+			}
+			if !q.send(blobChunk{err: err}) || err != nil {
+				return
+			}
+		}
+	}()
+	return q
+}
+
+func (q *blobQueue) send(c blobChunk) bool {
+	select {
+	case q.full <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+// stop ends the download and waits for its goroutine.
+func (q *blobQueue) stop() {
+	q.once.Do(func() { close(q.done) })
+	q.mu.Lock()
+	if q.cur != nil {
+		q.cur.Close()
+	}
+	q.mu.Unlock()
+	<-q.exited
+}
+
+// download streams one blob into the queue and checks it; the end marker is the caller's.
+func (r *registryRun) download(ctx context.Context, q *blobQueue, l v1.Descriptor, m *meter, src *blobsSource) error {
+	live := r.sources()
+	urls := make([]string, len(live))
+	for i, s := range live {
+		urls[i] = s.url("blobs", l.Digest.String())
+	}
+	s, err := r.blobs.Open(ctx, urls...)
+	if err != nil {
+		return err
+	}
+	if m.fn != nil {
+		s.notify = func() { m.tick(true) }
+	}
+	q.mu.Lock()
+	q.cur = s
+	stopped := false
+	select {
+	case <-q.done:
+		stopped = true
+	default:
+	}
+	q.mu.Unlock()
+	defer s.Close()
+	if stopped {
+		return errStopped
+	}
+	src.set(s)
+	h := sha256.New()
+	var n int64
+	for {
+		var b []byte
+		select {
+		case b = <-q.free:
+		case <-q.done:
+			return errStopped
+		}
+		k := 0
+		var err error
+		for k < len(b)/2 && err == nil {
+			var c int
+			c, err = s.Read(b[k:])
+			if c > 0 {
+				h.Write(b[k : k+c])
+				m.arrived(c)
+			}
+			k += c
+		}
+		n += int64(k)
+		if k > 0 && !q.send(blobChunk{b: b[:k]}) {
+			return errStopped
+		}
+		if k == 0 {
+			q.free <- b
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			for i, e := range s.lastErr {
+				if e != nil && live[i].mirror && i != s.cur {
+					r.dropMirror(live[i], e)
+				}
+			}
+			return err
+		}
+	}
+	for i, e := range s.lastErr {
+		if e != nil && live[i].mirror && i != s.cur {
+			r.dropMirror(live[i], e)
+		}
+	}
+	from := live[min(s.cur, len(live)-1)]
+	got := hex.EncodeToString(h.Sum(nil))
+	switch {
+	case got != l.Digest.Hex:
+		return &badBlobError{src: from, err: fmt.Errorf("blob from %s: %w", from, &ChecksumError{Want: l.Digest.Hex, Got: got})}
+	case l.Size > 0 && n != l.Size:
+		return &badBlobError{src: from, err: fmt.Errorf("blob from %s: %w: %d bytes, the manifest says %d", from, ErrChecksum, n, l.Size)}
+	}
+	return nil
+}
+
+// blobReader reads one blob of the queue.
+type blobReader struct {
+	q   *blobQueue
+	buf []byte
+	off int
+	mu  sync.Mutex
+	err error // sticky: io.EOF for a verified blob, else why it failed
+}
+
+func (b *blobReader) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// next returns the reader of the next blob; the previous one must have been read to its end.
+func (q *blobQueue) next() *blobReader { return &blobReader{q: q} }
+
+func (b *blobReader) Read(p []byte) (int, error) {
+	for b.off >= len(b.buf) {
+		if b.buf != nil {
+			b.q.free <- b.buf[:cap(b.buf)]
+			b.buf = nil
+		}
+		if err := b.failure(); err != nil {
+			return 0, err
+		}
+		var c blobChunk
+		select {
+		case c = <-b.q.full:
+		case <-b.q.exited:
+			select {
+			case c = <-b.q.full:
+			default:
+				c = blobChunk{err: errStopped}
+			}
+		}
+		if c.b == nil {
+			err := c.err
+			if err == nil {
+				err = io.EOF
+			}
+			b.mu.Lock()
+			b.err = err
+			b.mu.Unlock()
+			return 0, err
+		}
+		b.buf, b.off = c.b, 0
+	}
+	n := copy(p, b.buf[b.off:])
+	b.off += n
+	return n, nil
+}
+
+// explain prefers the download's own failure to what it caused downstream (a corrupt gzip
+// stream, a cut tar archive).
+func (b *blobReader) explain(err error) error {
+	if berr := b.failure(); berr != nil && berr != io.EOF {
+		return berr
+	}
+	var se *StreamError
+	if errors.As(err, &se) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrPanic) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrFormat, se.Err)
+	}
+	return err
+}

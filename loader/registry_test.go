@@ -1,0 +1,508 @@
+package loader
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// testRegistry is go-containerregistry's in-memory registry on loopback, behind a handler
+// that tests can make misbehave.
+type testRegistry struct {
+	srv   *httptest.Server
+	reg   http.Handler // the registry, without faults
+	host  string
+	mu    sync.Mutex
+	fault func(w http.ResponseWriter, r *http.Request) bool // true: handled
+	blobs atomic.Int64                                      // blob GETs served
+}
+
+func newTestRegistry(t *testing.T) *testRegistry {
+	t.Helper()
+	tr := &testRegistry{}
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	tr.reg = reg
+	tr.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tr.mu.Lock()
+		f := tr.fault
+		tr.mu.Unlock()
+		if f != nil && f(w, r) {
+			return
+		}
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			tr.blobs.Add(1)
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(tr.srv.Close)
+	tr.host = strings.TrimPrefix(tr.srv.URL, "http://")
+	return tr
+}
+
+func (tr *testRegistry) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
+	tr.mu.Lock()
+	tr.fault = f
+	tr.mu.Unlock()
+}
+
+// layerOf is a layer of tar entries, compressed as comp says ("gzip", "zstd", "").
+func layerOf(t *testing.T, comp string, es []entry) v1.Layer {
+	b := tarOf(t, es)
+	switch comp {
+	case "gzip":
+		return static.NewLayer(gzipOf(t, b), types.OCILayer)
+	case "zstd":
+		return static.NewLayer(zstdOf(t, b), types.OCILayerZStd)
+	}
+	return static.NewLayer(b, types.OCIUncompressedLayer)
+}
+
+// pushImage pushes an OCI image of layers for os/arch and returns its docker:// URL.
+func pushImage(t *testing.T, host, repoTag, osName, arch string, layers ...v1.Layer) string {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.MediaType(img, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf.OS, cf.Architecture = osName, arch
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(host + "/" + repoTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	return RegistryScheme + host + "/" + repoTag
+}
+
+func dirEntry(n string, mode int64) entry {
+	return entry{hdr: tar.Header{Name: n, Typeflag: tar.TypeDir, Mode: mode, ModTime: epoch}}
+}
+
+func fileEntry(n, data string) entry {
+	return entry{hdr: tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, ModTime: epoch}, data: []byte(data)}
+}
+
+// layeredImage has whiteouts, an opaque directory, a directory replaced by a file, and one
+// layer of each compression.
+func layeredImage(t *testing.T) []v1.Layer {
+	return []v1.Layer{
+		layerOf(t, "gzip", []entry{
+			dirEntry("etc/", 0o755), fileEntry("etc/keep", "keep"), fileEntry("etc/gone", "gone"),
+			dirEntry("var/", 0o755), dirEntry("var/lib/", 0o755), fileEntry("var/lib/old", "old"),
+			dirEntry("var/lib/sub/", 0o700), fileEntry("var/lib/sub/deep", "deep"),
+			dirEntry("opt/", 0o755), dirEntry("opt/tree/", 0o755), fileEntry("opt/tree/a", "a"),
+			{hdr: tar.Header{Name: "etc/link", Typeflag: tar.TypeSymlink, Linkname: "keep", ModTime: epoch}},
+		}),
+		layerOf(t, "zstd", []entry{
+			dirEntry("etc/", 0o755), fileEntry("etc/.wh.gone", ""), fileEntry("etc/new", "new"),
+			dirEntry("var/lib/", 0o755), fileEntry("var/lib/.wh..wh..opq", ""), fileEntry("var/lib/fresh", "fresh"),
+			fileEntry("opt/tree", "now a file"),
+		}),
+		layerOf(t, "", []entry{
+			fileEntry("etc/.wh.link", ""), fileEntry("etc/keep", "kept, changed"),
+		}),
+	}
+}
+
+func checkLayered(t *testing.T, dir string) {
+	t.Helper()
+	want := map[string]string{
+		"etc/keep": "kept, changed", "etc/new": "new", "var/lib/fresh": "fresh", "opt/tree": "now a file",
+	}
+	got := map[string]string{}
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		switch {
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			got[rel] = string(b)
+		case fi.IsDir():
+		default:
+			got[rel] = fi.Mode().String()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("tree:\n got %v\nwant %v", got, want)
+	}
+}
+
+func loadLog(t *testing.T) (*[]string, func(string, ...any)) {
+	var mu sync.Mutex
+	var lines []string
+	return &lines, func(f string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, fmt.Sprintf(f, a...))
+		t.Logf(f, a...)
+	}
+}
+
+func quickFetcher(logf func(string, ...any)) *Fetcher {
+	return &Fetcher{Backoff: 10e6, MaxBackoff: 50e6, RetryFor: 3e9, Logf: logf}
+}
+
+func TestRegistryLayers(t *testing.T) {
+	tr := newTestRegistry(t)
+	u := pushImage(t, tr.host, "lab/layered:v1", "linux", runtime.GOARCH, layeredImage(t)...)
+	dir := filepath.Join(t.TempDir(), "root")
+	lines, logf := loadLog(t)
+	res, err := Load(context.Background(), dir, []string{u}, Options{Logf: logf, Fetcher: quickFetcher(logf)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLayered(t, dir)
+	if !res.Verified || !strings.Contains(res.URL, "@sha256:"+res.SHA256) {
+		t.Errorf("result %+v: want the verified digest", res)
+	}
+	if !strings.Contains(strings.Join(*lines, "\n"), "lab/layered:v1 is sha256:"+res.SHA256) {
+		t.Errorf("the tag's digest is not logged: %q", *lines)
+	}
+	// By digest, pinned with SHA256: the same tree.
+	dir2 := filepath.Join(t.TempDir(), "root")
+	byDigest := RegistryScheme + tr.host + "/lab/layered@sha256:" + res.SHA256
+	if _, err := Load(context.Background(), dir2, []string{byDigest}, Options{SHA256: res.SHA256, Fetcher: quickFetcher(t.Logf)}); err != nil {
+		t.Fatal(err)
+	}
+	checkLayered(t, dir2)
+}
+
+func TestRegistryErrors(t *testing.T) {
+	tr := newTestRegistry(t)
+	u := pushImage(t, tr.host, "lab/arm:v1", "linux", "s390x", layerOf(t, "gzip", []entry{fileEntry("a", "a")}))
+	ok := pushImage(t, tr.host, "lab/ok:v1", "linux", runtime.GOARCH, layerOf(t, "gzip", []entry{fileEntry("a", "a")}))
+	bz := pushImage(t, tr.host, "lab/bzip:v1", "linux", runtime.GOARCH, static.NewLayer([]byte("BZh9"), "application/vnd.oci.image.layer.v1.tar+bzip2"))
+	zero := strings.Repeat("0", 64)
+	for _, c := range []struct {
+		name, url, sha string
+		want           error
+		msg            string
+	}{
+		{name: "unknown tag", url: RegistryScheme + tr.host + "/lab/ok:nope", want: ErrNoManifest, msg: "tag nope"},
+		{name: "unknown repo digest", url: RegistryScheme + tr.host + "/lab/ok@sha256:" + zero, want: ErrNoManifest, msg: "digest"},
+		{name: "other platform", url: u, want: ErrPlatform, msg: "linux/s390x"},
+		{name: "pinned digest differs", url: ok, sha: zero, want: ErrChecksum},
+		{name: "unsupported layer", url: bz, want: ErrMediaType, msg: "tar+bzip2"},
+		{name: "bad reference", url: "docker://UPPER/x:y", msg: "invalid registry reference"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "root")
+			_, err := Load(context.Background(), dir, []string{c.url}, Options{SHA256: c.sha, Fetcher: quickFetcher(t.Logf)})
+			if err == nil || (c.want != nil && !errors.Is(err, c.want)) || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v, want %v (%q)", err, c.want, c.msg)
+			}
+			if strings.Count(err.Error(), "\n") > 0 {
+				t.Errorf("error is not one line: %q", err)
+			}
+			if _, err := os.Stat(dir); err == nil {
+				assertEmpty(t, dir)
+			}
+		})
+	}
+}
+
+// TestRegistryFaults: a cut blob resumes with Range, a 429 is waited out, a wrong blob from
+// the origin fails, from a mirror it is skipped.
+func TestRegistryFaults(t *testing.T) {
+	tr := newTestRegistry(t)
+	u := pushImage(t, tr.host, "lab/layered:v1", "linux", runtime.GOARCH, layeredImage(t)...)
+	var cuts, throttled atomic.Int64
+	t.Run("cut", func(t *testing.T) {
+		tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+			if !strings.Contains(r.URL.Path, "/blobs/") || r.Method != http.MethodGet {
+				return false
+			}
+			rec := httptest.NewRecorder()
+			whole := r.Clone(r.Context())
+			whole.Header.Del("Range")
+			tr.reg.ServeHTTP(rec, whole)
+			b := rec.Body.Bytes()
+			w.Header().Set("ETag", `"`+path.Base(r.URL.Path)+`"`)
+			if r.Header.Get("Range") != "" || cuts.Add(1) > 3 {
+				http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+				return true
+			}
+			// Half the blob, then the connection ends.
+			w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+			w.WriteHeader(200)
+			w.Write(b[:len(b)/2])
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		})
+		lines, logf := loadLog(t)
+		dir := filepath.Join(t.TempDir(), "root")
+		if _, err := Load(context.Background(), dir, []string{u}, Options{Logf: logf, Fetcher: quickFetcher(logf)}); err != nil {
+			t.Fatal(err)
+		}
+		checkLayered(t, dir)
+		if !strings.Contains(strings.Join(*lines, "\n"), "resumed at byte") {
+			t.Errorf("no resume logged: %q", *lines)
+		}
+	})
+	t.Run("429", func(t *testing.T) {
+		tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+			if throttled.Add(1) > 2 {
+				return false
+			}
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"errors":[{"code":"TOOMANYREQUESTS"}]}`, http.StatusTooManyRequests)
+			return true
+		})
+		lines, logf := loadLog(t)
+		dir := filepath.Join(t.TempDir(), "root")
+		if _, err := Load(context.Background(), dir, []string{u}, Options{Logf: logf, Fetcher: quickFetcher(logf)}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(*lines, "\n"), "429") {
+			t.Errorf("no 429 logged: %q", *lines)
+		}
+		// Always throttled: one line naming it, nothing left behind.
+		tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return true
+		})
+		dir = filepath.Join(t.TempDir(), "root")
+		f := quickFetcher(t.Logf)
+		f.RetryFor = 1e9
+		_, err := Load(context.Background(), dir, []string{u}, Options{Fetcher: f})
+		if err == nil || !strings.Contains(err.Error(), "429") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("always 429: got %v", err)
+		}
+		assertEmpty(t, dir)
+	})
+	t.Run("wrong blob", func(t *testing.T) {
+		mirror := newTestRegistry(t)
+		pushImage(t, mirror.host, "lab/layered:v1", "linux", runtime.GOARCH, layeredImage(t)...)
+		// evil serves blobs of the same size and other content.
+		evil := func(reg http.Handler) func(w http.ResponseWriter, r *http.Request) bool {
+			return func(w http.ResponseWriter, r *http.Request) bool {
+				if !strings.Contains(r.URL.Path, "/blobs/") {
+					return false
+				}
+				rec := httptest.NewRecorder()
+				reg.ServeHTTP(rec, r)
+				b := rec.Body.Bytes()
+				if len(b) > 100 {
+					b[len(b)-20] ^= 0xff
+				}
+				w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+				w.WriteHeader(rec.Code)
+				w.Write(b)
+				return true
+			}
+		}
+		tr.setFault(nil)
+		mirror.setFault(evil(mirror.reg))
+		lines, logf := loadLog(t)
+		dir := filepath.Join(t.TempDir(), "root")
+		opts := Options{Logf: logf, Fetcher: quickFetcher(logf), Registry: Registry{Mirrors: []string{"http://" + mirror.host}}}
+		if _, err := Load(context.Background(), dir, []string{u}, opts); err != nil {
+			t.Fatal(err)
+		}
+		checkLayered(t, dir)
+		log := strings.Join(*lines, "\n")
+		if !strings.Contains(log, "mirror "+mirror.host) || !strings.Contains(log, "checksum mismatch") {
+			t.Errorf("the bad mirror is not named: %q", log)
+		}
+		// The origin itself serving a wrong blob: a checksum error, an empty directory.
+		tr.setFault(evil(tr.reg))
+		dir = filepath.Join(t.TempDir(), "root")
+		_, err := Load(context.Background(), dir, []string{u}, Options{Fetcher: quickFetcher(t.Logf)})
+		if !errors.Is(err, ErrChecksum) {
+			t.Errorf("wrong blob from the origin: got %v, want ErrChecksum", err)
+		}
+		assertEmpty(t, dir)
+	})
+}
+
+// TestRegistryAuth: basic credentials from a docker config.json.
+func TestRegistryAuth(t *testing.T) {
+	tr := newTestRegistry(t)
+	u := pushImage(t, tr.host, "lab/layered:v1", "linux", runtime.GOARCH, layeredImage(t)...)
+	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if user, pw, ok := r.BasicAuth(); ok && user == "fleet" && pw == "s3cret" {
+			return false
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="lab"`)
+		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+		return true
+	})
+	dir := filepath.Join(t.TempDir(), "root")
+	_, err := Load(context.Background(), dir, []string{u}, Options{Fetcher: quickFetcher(t.Logf)})
+	if !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("anonymous: got %v, want ErrUnauthorized", err)
+	}
+	auth := filepath.Join(t.TempDir(), "config.json")
+	cfg := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, tr.host, base64.StdEncoding.EncodeToString([]byte("fleet:s3cret")))
+	if err := os.WriteFile(auth, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(context.Background(), dir, []string{u}, Options{Fetcher: quickFetcher(t.Logf), Registry: Registry{AuthFile: auth}}); err != nil {
+		t.Fatal(err)
+	}
+	checkLayered(t, dir)
+}
+
+func TestParseMirror(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://cache:5000": "http", "https://mirror.example/v2/": "https", "mirror.example": "https",
+		"10.0.0.1:5000": "http", "ftp://x": "", "http://x/path": "", "http://": "",
+	} {
+		reg, err := parseMirror(in, nil)
+		if want == "" {
+			if err == nil {
+				t.Errorf("%s: no error", in)
+			}
+			continue
+		}
+		if err != nil || reg.Scheme() != want {
+			t.Errorf("%s: got %v %v, want scheme %s", in, reg.Scheme(), err, want)
+		}
+	}
+}
+
+// FuzzRegistryManifest: whatever a registry answers, reading it as a manifest or index and
+// picking a platform neither panics nor accepts what is not schema 2.
+func FuzzRegistryManifest(f *testing.F) {
+	f.Add([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1,"platform":{"os":"linux","architecture":"amd64"}}]}`))
+	f.Add([]byte(`{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json"},"layers":[]}`))
+	f.Add([]byte(`{"schemaVersion":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := parseDoc(b)
+		if err != nil {
+			return
+		}
+		if d.SchemaVersion != 2 {
+			t.Fatalf("schema %d accepted", d.SchemaVersion)
+		}
+		if d.isIndex() {
+			pickPlatform(d.Manifests)
+		}
+		for _, l := range d.Layers {
+			layerCompression(l.MediaType)
+		}
+	})
+}
+
+// TestRegistryCancel: ctx ending while a blob trickles ends the load promptly, the directory
+// empty.
+func TestRegistryCancel(t *testing.T) {
+	tr := newTestRegistry(t)
+	u := pushImage(t, tr.host, "lab/layered:v1", "linux", runtime.GOARCH, layeredImage(t)...)
+	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.Contains(r.URL.Path, "/blobs/") || r.Method != http.MethodGet {
+			return false
+		}
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(200)
+		w.Write([]byte{0x1f})
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return true
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	dir := filepath.Join(t.TempDir(), "root")
+	start := time.Now()
+	_, err := Load(ctx, dir, []string{u}, Options{Fetcher: quickFetcher(t.Logf)})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v after the cancel", d)
+	}
+	assertEmpty(t, dir)
+}
+
+// TestRegistryIndex: from a multi-platform index the image of this machine's platform is
+// taken; an index without it names the platforms it has.
+func TestRegistryIndex(t *testing.T) {
+	tr := newTestRegistry(t)
+	image := func(arch string, layers ...v1.Layer) v1.Image {
+		u := pushImage(t, tr.host, "lab/single:"+arch, "linux", arch, layers...)
+		ref, _ := name.ParseReference(strings.TrimPrefix(u, RegistryScheme))
+		img, err := remote.Image(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	other := image("s390x", layerOf(t, "gzip", []entry{fileEntry("wrong", "s390x")}))
+	arm := image("arm64", layerOf(t, "gzip", []entry{fileEntry("wrong", "arm64")}))
+	native := image(runtime.GOARCH, layeredImage(t)...)
+	push := func(tag string, imgs map[string]v1.Image) string {
+		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+		for arch, img := range imgs {
+			idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+				MediaType: types.OCIManifestSchema1, Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+		}
+		ref, _ := name.ParseReference(tr.host + "/lab/multi:" + tag)
+		if err := remote.WriteIndex(ref, idx); err != nil {
+			t.Fatal(err)
+		}
+		return RegistryScheme + tr.host + "/lab/multi:" + tag
+	}
+	u := push("all", map[string]v1.Image{"s390x": other, runtime.GOARCH: native, "arm64": arm})
+	lines, logf := loadLog(t)
+	dir := filepath.Join(t.TempDir(), "root")
+	if _, err := Load(context.Background(), dir, []string{u}, Options{Logf: logf, Fetcher: quickFetcher(logf)}); err != nil {
+		t.Fatal(err)
+	}
+	checkLayered(t, dir)
+	d, _ := native.Digest()
+	if !strings.Contains(strings.Join(*lines, "\n"), "linux/"+runtime.GOARCH+" image "+d.String()) {
+		t.Errorf("the platform's image is not logged: %q", *lines)
+	}
+	u = push("foreign", map[string]v1.Image{"s390x": other, "arm64": arm})
+	dir = filepath.Join(t.TempDir(), "root")
+	_, err := Load(context.Background(), dir, []string{u}, Options{Fetcher: quickFetcher(t.Logf)})
+	if !errors.Is(err, ErrPlatform) || !strings.Contains(err.Error(), "linux/s390x") || !strings.Contains(err.Error(), "linux/arm64") {
+		t.Errorf("got %v, want ErrPlatform naming the platforms", err)
+	}
+	assertEmpty(t, dir)
+}
