@@ -97,6 +97,9 @@ type Menu struct {
 	Timeout time.Duration
 	Entries []Entry
 	Source  string // where the menu came from, as given to Parse (names it in errors)
+	// Report is the http(s) URL /init POSTs its boot events to (YAML `report:`, resolved
+	// against the menu's URL); ramboot.report= on the command line takes precedence.
+	Report string
 	Format  string // "yaml" or "pxelinux"
 	// Warnings lists what an import dropped (pxelinux localboot, com32 modules, ...), each
 	// naming its line, for `ramboot menu check` and the log.
