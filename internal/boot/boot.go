@@ -15,6 +15,7 @@ import (
 	"github.com/ramboot/ramboot/internal/hooks"
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/internal/switchroot"
 	"github.com/ramboot/ramboot/loader"
 )
@@ -51,6 +52,8 @@ type Booter struct {
 	// Entropy is called before a plan's fetches with its URLs: WaitEntropy waits for the
 	// kernel's random pool when TLS will need it, saying so on the console. Nil: no wait.
 	Entropy func(ctx context.Context, urls []string) error
+	// Report receives the boot's events (fetches, extraction, the final step); nil: none.
+	Report *report.Reporter
 }
 
 // New returns a Booter for /init.

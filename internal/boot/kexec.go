@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/internal/sysinit"
 	"github.com/ramboot/ramboot/kexec"
 	"github.com/ramboot/ramboot/loader"
@@ -24,16 +25,22 @@ func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(l
 	img := kexec.Image{Kernel: filepath.Join(dir, "kernel")}
 	b.logf("fetching kernel %s", k.Kernel.URLs[0])
 	opts.SHA256 = k.Kernel.SHA256
-	if _, err := loader.Download(ctx, img.Kernel, k.Kernel.URLs, opts); err != nil {
+	opts.Progress = b.reportFetch(k.Kernel.URLs[0], progress)
+	res, err := loader.Download(ctx, img.Kernel, k.Kernel.URLs, opts)
+	if err != nil {
 		return nil, fmt.Errorf("fetching kernel: %w", err)
 	}
+	b.reportDone(res)
 	for i, f := range k.Initrds {
 		p := filepath.Join(dir, fmt.Sprintf("initrd%d", i))
 		b.logf("fetching initrd %s", f.URLs[0])
 		opts.SHA256 = f.SHA256
-		if _, err := loader.Download(ctx, p, f.URLs, opts); err != nil {
+		opts.Progress = b.reportFetch(f.URLs[0], progress)
+		res, err := loader.Download(ctx, p, f.URLs, opts)
+		if err != nil {
 			return nil, fmt.Errorf("fetching initrd: %w", err)
 		}
+		b.reportDone(res)
 		img.Initrds = append(img.Initrds, p)
 	}
 	var mac []byte
@@ -51,6 +58,7 @@ func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(l
 	}
 	return func() error {
 		b.logf("kexec: booting")
+		b.reportFinal(report.Kexec)
 		sysinit.Drain()
 		return kexec.Exec()
 	}, nil
