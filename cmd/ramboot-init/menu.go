@@ -20,6 +20,7 @@ import (
 // carries out the choice. It returns only when a boot failed or the menu closed.
 func (s *state) menu(ctx context.Context) error {
 	m := s.booter().FindMenu(ctx, s.cfg, console.HasShell())
+	s.reportMenu(m)
 	if err := m.Override(s.cfg.Default, s.cfg.Timeout); err != nil {
 		s.logf("%v", err)
 	}
@@ -38,7 +39,8 @@ func (s *state) menu(ctx context.Context) error {
 		s.ready = nil
 		res, tty := console.Menu{
 			Menu: m, Backend: &backend{s: s, ctx: ctx},
-			Options: tui.Options{Idle: s.cfg.Idle, Logf: s.logf, Warnings: s.warnings},
+			Options: tui.Options{Idle: s.cfg.Idle, Logf: s.logf, Warnings: s.warnings,
+				Chosen: func(e bootmenu.Entry, by string) { s.reportChosen(e.Name, by) }},
 			Logf:    s.logf,
 			Quiet:   s.quiet,
 		}.Show()
@@ -97,6 +99,7 @@ func (s *state) act(ctx context.Context, e bootmenu.Entry, cmdline string) error
 		return fmt.Errorf("%s: a sub-menu cannot be the unattended default", e.Name)
 	}
 	s.logf("booting %s", e.Name)
+	s.reportChosen(e.Name, "default")
 	exec, err := s.booter().Prepare(ctx, boot.FromEntry(e, cmdline), boot.ConsoleProgress(s.logf))
 	if err != nil {
 		return err
