@@ -100,7 +100,7 @@ type Menu struct {
 	// Report is the http(s) URL /init POSTs its boot events to (YAML `report:`, resolved
 	// against the menu's URL); ramboot.report= on the command line takes precedence.
 	Report string
-	Format  string // "yaml" or "pxelinux"
+	Format string // "yaml" or "pxelinux"
 	// Warnings lists what an import dropped (pxelinux localboot, com32 modules, ...), each
 	// naming its line, for `ramboot menu check` and the log.
 	Warnings []string

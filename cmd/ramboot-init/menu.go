@@ -41,8 +41,8 @@ func (s *state) menu(ctx context.Context) error {
 			Menu: m, Backend: &backend{s: s, ctx: ctx},
 			Options: tui.Options{Idle: s.cfg.Idle, Logf: s.logf, Warnings: s.warnings,
 				Chosen: func(e bootmenu.Entry, by string) { s.reportChosen(e.Name, by) }},
-			Logf:    s.logf,
-			Quiet:   s.quiet,
+			Logf:  s.logf,
+			Quiet: s.quiet,
 		}.Show()
 		switch res.Action {
 		case tui.ActionBoot:

@@ -19,7 +19,7 @@ type sink struct {
 	events []Event
 	posts  int
 	stall  atomic.Bool // each POST waits until the client gives up, and is not recorded
-	status int           // when set, answered instead of 204
+	status int         // when set, answered instead of 204
 }
 
 func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
