@@ -124,6 +124,13 @@ func OpenFleet(path string, rollbackAfter int, logf func(string, ...any)) (*Flee
 		f.Close()
 		return nil, fmt.Errorf("reports: reading %s: %w", path, err)
 	}
+	// A line cut by a crash is ended, so that the next event starts a line of its own.
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			f.Write([]byte("\n"))
+		}
+	}
 	return fl, nil
 }
 
