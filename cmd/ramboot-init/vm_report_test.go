@@ -131,3 +131,37 @@ func TestVMReport(t *testing.T) {
 	}
 	t.Logf("boot %s: %d events, %s", bootID, len(evs), strings.Join(types, " "))
 }
+
+// TestVMReportFailure: a boot that fails reports the failure (the step it reached, the error,
+// the attempt) before the machine powers off.
+func TestVMReportFailure(t *testing.T) {
+	setup(t)
+	port, h := fleetServer(t)
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: built.initrd,
+		Append: fmt.Sprintf("ramroot=http://10.0.2.2:%s/missing.tar.zst ramboot.report=http://10.0.2.2:%s%s BOOTIF=%s ramboot.onerror=poweroff ramboot.retry=0",
+			port, port, serve.EventsPath, bootif(mac1)),
+		NICs: []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1}},
+	})
+	vm.Expect(`powering off`, bootTimeout)
+	vm.Wait(time.Minute)
+	evs, _ := h.Fleet().Events(mac1)
+	var types []string
+	for _, e := range evs {
+		types = append(types, e.Type)
+	}
+	want := []string{report.Started, report.NetworkUp, report.EntryChosen, report.FetchStart, report.Failure}
+	if strings.Join(types, " ") != strings.Join(want, " ") {
+		t.Fatalf("events:\n got %v\nwant %v", types, want)
+	}
+	f := evs[len(evs)-1]
+	if f.Step != report.FetchStart || f.Attempt != 1 || !strings.Contains(f.Error, "404") || !strings.Contains(f.Error, "missing.tar.zst") {
+		t.Errorf("failure event %+v", f.Event)
+	}
+	if c := evs[2]; c.Entry != "ramroot" || c.By != "cmdline" {
+		t.Errorf("chosen %+v", c.Event)
+	}
+	if m := h.Fleet().Machines(); len(m) != 1 || m[0].State != serve.StateFailed || !strings.Contains(m[0].LastError, "404") {
+		t.Errorf("fleet: %+v", m)
+	}
+}
