@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,58 +14,6 @@ import (
 	"github.com/ramboot/ramboot/internal/vmtest"
 )
 
-// chromium starts Debian's headless chromium for a test and returns a browser context. The
-// flags keep it off the network (this machine's and CI's is closed) and out of a sandbox it
-// cannot have as root.
-func chromium(t *testing.T) context.Context {
-	t.Helper()
-	bin := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		vmtest.Missing(t, "chromium")
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1500, 640),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	return ctx
-}
-
-// artifact returns where a test saves a file for people to look at: $RAMBOOT_ARTIFACTS, else
-// ramboot-artifacts in the temporary directory ($TMPDIR).
-func artifact(t *testing.T, name string) string {
-	dir := os.Getenv("RAMBOOT_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "ramboot-artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dir, name)
-}
-
 // TestVMFleetDashboard opens the fleet dashboard in headless chromium, then boots a VM that
 // reports to the same `ramboot serve --reports`: the machine's row appears and goes through
 // its states live (server-sent events; the page is never reloaded) until it reads "booted",
@@ -75,7 +21,7 @@ func artifact(t *testing.T, name string) string {
 // POST then turns the row "healthy".
 func TestVMFleetDashboard(t *testing.T) {
 	setup(t)
-	ctx := chromium(t)
+	ctx := vmtest.Chromium(t)
 	port, h := fleetServer(t)
 	base := "http://127.0.0.1:" + port
 
@@ -146,7 +92,7 @@ func TestVMFleetDashboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shot := artifact(t, "fleet-dashboard.png")
+	shot := vmtest.Artifact(t, "fleet-dashboard.png")
 	if err := os.WriteFile(shot, png, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -100,6 +100,7 @@ type Fleet struct {
 	path          string
 	rollbackAfter int
 	subs          map[chan []byte]struct{}
+	closed        bool // streams end, new ones end at once
 	now           func() time.Time
 	logf          func(string, ...any)
 }
@@ -141,6 +142,7 @@ func (f *Fleet) Path() string { return f.path }
 func (f *Fleet) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.closed = true
 	for c := range f.subs {
 		close(c)
 		delete(f.subs, c)
@@ -405,7 +407,11 @@ func (m *Machine) snapshot() Machine {
 func (f *Fleet) subscribe() (chan []byte, func()) {
 	c := make(chan []byte, 256)
 	f.mu.Lock()
-	f.subs[c] = struct{}{}
+	if f.closed {
+		close(c)
+	} else {
+		f.subs[c] = struct{}{}
+	}
 	f.mu.Unlock()
 	return c, func() {
 		f.mu.Lock()

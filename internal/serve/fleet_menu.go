@@ -78,7 +78,7 @@ func (f *Fleet) serveMenu(w http.ResponseWriter, r *http.Request, m *menu) {
 			}
 		}
 		if to, rb := f.Default(mac, r.Header.Get("X-Ramboot-Boot-Id"), def, names); rb != nil {
-			b, err := setDefault(body, to, fmt.Sprintf("rolled back to %s: %s failed %d times", rb.To, rb.From, rb.Failures))
+			b, err := setDefault(body, to, fmt.Sprintf("rolled back to %s: %s failed %s in a row", rb.To, rb.From, boots(rb.Failures)))
 			if err != nil {
 				f.logf("menu for %s: %v", mac, err)
 			} else {
@@ -129,4 +129,12 @@ func setDefault(menu []byte, name, note string) ([]byte, error) {
 	}
 	enc.Close()
 	return buf.Bytes(), nil
+}
+
+// boots says "1 boot", "2 boots".
+func boots(n int) string {
+	if n == 1 {
+		return "1 boot"
+	}
+	return fmt.Sprintf("%d boots", n)
 }

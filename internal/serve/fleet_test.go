@@ -272,7 +272,7 @@ func TestRollback(t *testing.T) {
 	postJSON(t, srv.URL+EventsPath, bootEvents(macA, "b3", "new", report.Failure))
 	// Boot 4: new failed twice: rolled back to old, and the title says why.
 	m := menuFor(macA, "b4")
-	if m.Default != "old" || !strings.Contains(m.Title, "rolled back to old: new failed 2 times") {
+	if m.Default != "old" || !strings.Contains(m.Title, "rolled back to old: new failed 2 boots in a row") {
 		t.Fatalf("boot 4: default %q title %q, want old and the reason", m.Default, m.Title)
 	}
 	// The same menu request again (a retry of boot 4) counts nothing more.
