@@ -30,9 +30,14 @@ entries:
 // fleetServer is `ramboot serve --reports --menu` in the test: the VM tests' directory, a menu
 // and the boot reports. It returns the server's port and its handler.
 func fleetServer(t *testing.T) (string, *serve.Handler) {
+	return fleetServerMenu(t, fmt.Sprintf(reportMenu, built.sums["rootfs.tar.zst"]))
+}
+
+// fleetServerMenu is fleetServer with the menu given.
+func fleetServerMenu(t *testing.T, text string) (string, *serve.Handler) {
 	t.Helper()
 	menu := filepath.Join(t.TempDir(), "menu.yaml")
-	if err := os.WriteFile(menu, []byte(fmt.Sprintf(reportMenu, built.sums["rootfs.tar.zst"])), 0o644); err != nil {
+	if err := os.WriteFile(menu, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h, err := serve.New(built.dir, serve.Options{Menu: menu, Reports: t.TempDir(), RollbackAfter: 2, Logf: t.Logf})
@@ -164,4 +169,68 @@ func TestVMReportFailure(t *testing.T) {
 	if m := h.Fleet().Machines(); len(m) != 1 || m[0].State != serve.StateFailed || !strings.Contains(m[0].LastError, "404") {
 		t.Errorf("fleet: %+v", m)
 	}
+}
+
+// rollbackMenu's default, new, is broken (its image is missing); old boots. No countdown: a
+// failed boot goes to ramboot.onerror= instead of back to the menu.
+const rollbackMenu = `title: Fleet
+default: new
+timeout: 0
+entries:
+  - name: new
+    ramroot: http://SERVER/missing.tar.zst
+  - name: old
+    ramroot: http://SERVER/rootfs.tar.zst
+`
+
+// TestVMRollback boots one machine four times against `ramboot serve --menu --reports
+// --rollback-after 2`: old is booted and confirmed healthy, the menu's new default fails
+// twice, and the third boot gets old as its default from the server, and boots it.
+func TestVMRollback(t *testing.T) {
+	setup(t)
+	port, h := fleetServerMenu(t, rollbackMenu)
+	boot := func(extra string) *vmtest.VM {
+		return vmtest.Start(t, vmtest.Options{
+			Kernel: built.kernel, Initrd: built.initrd,
+			Append: fmt.Sprintf("ramboot.menu=http://10.0.2.2:%s/menu.yaml ramboot.report=http://10.0.2.2:%s%s BOOTIF=%s ramboot.onerror=poweroff ramboot.retry=0 %s",
+				port, port, serve.EventsPath, bootif(mac1), extra),
+			NICs: []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1}},
+		})
+	}
+	machine := func() serve.Machine {
+		ms := h.Fleet().Machines()
+		if len(ms) != 1 {
+			t.Fatalf("fleet: %+v", ms)
+		}
+		return ms[0]
+	}
+	// Boot 1: the operator boots old, which comes up and confirms.
+	vm := boot("ramboot.default=old")
+	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	vm.Wait(time.Minute)
+	resp, err := http.Post("http://127.0.0.1:"+port+serve.MachinesPath+"/"+mac1+"/healthy", "", nil)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST healthy: %v %v", err, resp)
+	}
+	// Boots 2 and 3: the default, new, fails.
+	for i := 2; i <= 3; i++ {
+		vm := boot("")
+		vm.Expect(`menu from http://10\.0\.2\.2:`+port+`/menu\.yaml`, bootTimeout)
+		vm.Expect(`booting new`, time.Minute)
+		vm.Expect(`powering off`, bootTimeout)
+		vm.Wait(time.Minute)
+		if m := machine(); m.State != serve.StateFailed || m.Entry != "new" || m.Rollback != nil {
+			t.Fatalf("after boot %d: %+v", i, m)
+		}
+	}
+	// Boot 4: rolled back to old by the server.
+	vm = boot("")
+	vm.Expect(`booting old`, bootTimeout)
+	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	vm.Wait(time.Minute)
+	m := machine()
+	if m.Rollback == nil || *m.Rollback != (serve.Rollback{From: "new", To: "old", Failures: 2}) || m.Entry != "old" || m.Boots != 4 {
+		t.Errorf("after the rollback: %+v (rollback %+v)", m, m.Rollback)
+	}
+	t.Logf("boot 4 took %v; machine %s: %d boots, rollback %+v", vm.Elapsed().Round(time.Second), m.MAC, m.Boots, *m.Rollback)
 }
