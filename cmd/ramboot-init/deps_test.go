@@ -18,6 +18,7 @@ var hostOnly = []string{
 	"github.com/ramboot/ramboot/internal/serve",
 	"github.com/ramboot/ramboot/cmd/ramboot",
 	"github.com/google/go-containerregistry",
+	"github.com/chromedp",
 	"net/http/httptest",
 	"testing",
 }

@@ -279,7 +279,7 @@ func (r *Reporter) run() {
 		}
 		u := r.url
 		r.mu.Unlock()
-		err := r.post(u, batch)
+		err := r.safePost(u, batch)
 		r.mu.Lock()
 		r.pending -= len(batch)
 		if err != nil {
@@ -291,6 +291,17 @@ func (r *Reporter) run() {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// safePost is post with a panic made its error: this goroutine runs in PID 1, where a panic
+// is a kernel panic.
+func (r *Reporter) safePost(u string, batch []Event) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("internal error: %v", v)
+		}
+	}()
+	return r.post(u, batch)
 }
 
 // post sends a batch as a JSON array; any answer but 2xx is a failure.

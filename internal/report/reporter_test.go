@@ -2,11 +2,13 @@ package report
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -254,5 +256,34 @@ func TestReadDMI(t *testing.T) {
 	s, u := ReadDMI(dir)
 	if s != "" || u != "4c4c4544-0042-3510-8052-b4c04f4e4d32" {
 		t.Errorf("ReadDMI = %q, %q", s, u)
+	}
+}
+
+// panicky is a RoundTripper that panics: the sender survives it, counting the batch lost.
+type panicky struct{}
+
+func (panicky) RoundTrip(*http.Request) (*http.Response, error) { panic("transport bug") }
+
+func TestSenderSurvivesPanic(t *testing.T) {
+	var logged []string
+	var mu sync.Mutex
+	r := New(Options{Client: &http.Client{Transport: panicky{}}, Logf: func(f string, a ...any) {
+		mu.Lock()
+		logged = append(logged, fmt.Sprintf(f, a...))
+		mu.Unlock()
+	}})
+	r.Start("http://127.0.0.1:1/")
+	r.Send(Event{Type: Started})
+	if !r.Flush(5*time.Second) || r.Dropped() != 1 {
+		t.Fatalf("dropped %d", r.Dropped())
+	}
+	r.Send(Event{Type: NetworkUp})
+	if !r.Flush(5*time.Second) || r.Dropped() != 2 {
+		t.Fatalf("the sender did not go on: dropped %d", r.Dropped())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(logged) != 1 || !strings.Contains(logged[0], "internal error: transport bug") {
+		t.Errorf("logged %q", logged)
 	}
 }
