@@ -102,7 +102,10 @@ type Menu struct {
 	Timeout time.Duration
 	Entries []Entry
 	Source  string // where the menu came from, as given to Parse (names it in errors)
-	Format  string // "yaml" or "pxelinux"
+	// Report is the http(s) URL /init POSTs its boot events to (YAML `report:`, resolved
+	// against the menu's URL); ramboot.report= on the command line takes precedence.
+	Report string
+	Format string // "yaml" or "pxelinux"
 	// Password is a password hash (bcrypt or argon2id) that locks editing, the shell and
 	// locked entries; /init honours it only from a trusted menu.
 	Password string

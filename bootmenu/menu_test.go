@@ -20,7 +20,7 @@ func TestParseDetectsFormat(t *testing.T) {
 		{name: "pxelinux label only", data: "  label a\n\tkernel /k\n", want: "pxelinux"},
 		{name: "pxelinux named like yaml", data: "# menu.yaml\nlabel a\n kernel /k\n", want: "pxelinux"},
 		{name: "yaml typo explained", data: "title: x\nentires: []\n",
-			wantErr: `menu:2: unknown key "entires" (want title, default, timeout, entries, password)`},
+			wantErr: `menu:2: unknown key "entires" (want title, default, timeout, entries, password, report)`},
 		{name: "broken yaml explained", data: "entries:\n  - {name: a\n",
 			wantErr: `menu:2: invalid YAML: did not find expected ',' or '}'`}, // where the brace opens
 		{name: "neither", data: "hello world\n",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +15,7 @@ import (
 // The YAML schema. Every mapping's keys are listed: an unknown key is an error, so a typo does
 // not silently drop a setting.
 var (
-	menuKeys    = []string{"title", "default", "timeout", "entries", "password"}
+	menuKeys    = []string{"title", "default", "timeout", "entries", "password", "report"}
 	entryKeys   = []string{"name", "title", "ramroot", "kexec", "menu", "action", "locked"}
 	ramrootKeys = []string{"init", "size", "cmdline"} // besides fileKeys
 	kexecKeys   = []string{"kernel", "initrd", "cmdline", "ipappend", "bootif"}
@@ -402,6 +403,11 @@ func (d *yamlDecoder) menu(n *yaml.Node) (*Menu, error) {
 			return nil, err
 		}
 	}
+	if v, ok := keys["report"]; ok {
+		if m.Report, err = d.reportURL(v.val); err != nil {
+			return nil, err
+		}
+	}
 	v, ok := keys["entries"]
 	if !ok {
 		return nil, &Error{Source: d.src, Err: errors.New("missing entries")}
@@ -691,4 +697,16 @@ func (d *yamlDecoder) kexec(at, n *yaml.Node, ctx string) (*Kexec, error) {
 		}
 	}
 	return k, nil
+}
+
+// reportURL is the menu's report: an http(s) URL, relative ones resolved against the menu's.
+func (d *yamlDecoder) reportURL(n *yaml.Node) (string, error) {
+	s, err := d.url(n, "", "report")
+	if err != nil {
+		return "", err
+	}
+	if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", d.errf(n, "", "report", "%q is not an http:// or https:// URL", s)
+	}
+	return s, nil
 }

@@ -207,7 +207,7 @@ entries:
 		{"comment only", "# nothing\n", "menu.yaml: empty menu"},
 		{"not a mapping", "- a\n", "menu.yaml:1: want a mapping with entries"},
 		{"invalid YAML", "entries:\n  - name: a\n    action: 'x\n", "menu.yaml:3: invalid YAML: found unexpected end of stream"},
-		{"unknown key", "titel: x\n" + one(""), `menu.yaml:1: unknown key "titel" (want title, default, timeout, entries, password); did you mean title?`},
+		{"unknown key", "titel: x\n" + one(""), `menu.yaml:1: unknown key "titel" (want title, default, timeout, entries, password, report); did you mean title?`},
 		{"duplicate key", "title: x\ntitle: y\n" + one(""), `menu.yaml:2: duplicate key "title"`},
 		{"missing entries", "title: x\n", "menu.yaml: missing entries"},
 		{"no entries", "entries: []\n", "menu.yaml:1: entries: no entries"},
@@ -265,7 +265,7 @@ entries:
 		{"timeout nan", one("timeout: .nan\n"), `menu.yaml:1: timeout: ".nan" is not a duration like 10s or a number of seconds`},
 		{"timeout huge", one("timeout: 1e300\n"), "menu.yaml:1: timeout: too large"},
 		{"timeout list", one("timeout: [1]\n"), `menu.yaml:1: timeout: "" is not a duration like 10s or a number of seconds`},
-		{"alias", "x: &a {name: a, action: shell}\nentries:\n  - *a\n", `menu.yaml:1: unknown key "x" (want title, default, timeout, entries, password)`},
+		{"alias", "x: &a {name: a, action: shell}\nentries:\n  - *a\n", `menu.yaml:1: unknown key "x" (want title, default, timeout, entries, password, report)`},
 		{"alias entry", "entries:\n  - &a {name: a, action: shell}\n  - *a\n", "menu.yaml:3: entries: YAML aliases are not supported"},
 		{"merge key", "entries:\n  - &a {name: a, action: shell}\n  - {<<: *a, name: b}\n", `menu.yaml:3: entries[1]: unknown key "<<" (want name, title, ramroot, kexec, menu, action, locked)`},
 	} {

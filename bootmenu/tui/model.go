@@ -95,6 +95,9 @@ type Options struct {
 	// MenuError, when set, is why the menu the operator configured was refused (a bad
 	// signature): the model opens on the error screen, over the fallback menu it was given.
 	MenuError error
+	// Chosen, when set, is told of each entry about to boot and how it was chosen: "key" or
+	// "countdown" (for the boot report). It must not block.
+	Chosen func(e bootmenu.Entry, by string)
 }
 
 // Model is the menu's state.
@@ -116,6 +119,7 @@ type Model struct {
 	claimed   bool
 
 	booting  bootmenu.Entry
+	by       string // how the entry was chosen: "key" or "countdown"
 	cmdline  string
 	progress loader.Progress
 	file     int // which of bootFiles(booting) progress is about
@@ -264,6 +268,7 @@ func (m Model) onTick(msg tickMsg) (tea.Model, tea.Cmd) {
 				if !m.claim() {
 					return m, tea.Quit
 				}
+				m.by = "countdown"
 				return m.choose(*e, "")
 			}
 		}
@@ -302,6 +307,7 @@ func (m Model) onKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		msg = tea.KeyPressMsg{Code: tea.KeyEscape}
 	}
 	m.warned = true
+	m.by = "key"
 	m.counting = false // any key stops the countdown
 	// A notice is about what was just done: the next key makes it old (a key that fails says
 	// so again).
@@ -501,6 +507,9 @@ func (m Model) choose(e bootmenu.Entry, edited string) (tea.Model, tea.Cmd) {
 }
 
 func (m Model) startBoot(e bootmenu.Entry, cmdline string) (tea.Model, tea.Cmd) {
+	if m.opts.Chosen != nil {
+		m.opts.Chosen(e, m.by)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.state, m.booting, m.cmdline, m.cancel, m.err = stateBooting, e, cmdline, cancel, nil
 	m.progress, m.file = loader.Progress{Total: -1}, 0

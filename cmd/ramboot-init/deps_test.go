@@ -27,6 +27,7 @@ var hostOnly = []string{
 	"github.com/google/go-containerregistry/pkg/v1/remote$", // its transport/ is allowed
 	"github.com/google/go-containerregistry/pkg/registry",
 	"github.com/google/go-containerregistry/pkg/crane",
+	"github.com/chromedp",
 	"net/http/httptest",
 	"testing",
 }

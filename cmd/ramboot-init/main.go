@@ -27,6 +27,7 @@ import (
 	"github.com/ramboot/ramboot/internal/kmod"
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/internal/sysinit"
 	"github.com/ramboot/ramboot/internal/trust"
 )
@@ -73,6 +74,7 @@ type state struct {
 	ready            boot.Exec // the irreversible step of the entry the menu prepared
 	printkLevel      string    // the console log level before the menu quieted it
 	b                *boot.Booter
+	rep              *report.Reporter // the boot report (events, boot.json)
 }
 
 // run parses the command line and runs boot attempts until one succeeds (it then does not
@@ -81,7 +83,7 @@ func run(ctx context.Context, rawCmdline string, logger *sysinit.Logger) error {
 	logf := logger.Printf
 	logf("starting; kernel command line: %s", rawCmdline)
 	cfg, problems := cmdline.Parse(rawCmdline)
-	s := &state{cfg: cfg, logger: logger, logf: logf}
+	s := &state{cfg: cfg, logger: logger, logf: logf, rep: newReporter(cfg, rawCmdline, logf)}
 	for _, p := range problems {
 		// Reported and skipped: one bad parameter never stops the boot of the valid ones.
 		msg := "skipped a bad kernel parameter: " + p.Error()
@@ -94,6 +96,7 @@ func run(ctx context.Context, rawCmdline string, logger *sysinit.Logger) error {
 	for attempt := 1; ; attempt++ {
 		err := s.attempt(ctx)
 		logf("boot failed: %v", err)
+		s.reportFailure(err, attempt)
 		n, wait := decide(err, cfg.OnError, attempt, console.HasShell())
 		switch n {
 		case nextRetry:
@@ -113,6 +116,7 @@ func run(ctx context.Context, rawCmdline string, logger *sysinit.Logger) error {
 				time.Sleep(5 * time.Second) // no busy loop when there is no shell after all
 			}
 		case nextReboot, nextPoweroff:
+			s.rep.Flush(boot.FinalWait) // the failure's event, before the machine goes
 			return err
 		}
 	}
@@ -139,6 +143,7 @@ func (s *state) booter() *boot.Booter {
 		s.b.Policy, s.b.Lock, s.b.TPM = c.Policy, c.Lock, c.TPM
 		s.b.TPM.Required = s.cfg.TPMRequired
 		s.b.Registry.Mirrors, s.b.Registry.Insecure = s.cfg.RegistryMirrors, s.cfg.InsecureRegistries
+		s.b.Report = s.rep
 	}
 	s.b.Lease = s.lease
 	return s.b
@@ -162,19 +167,22 @@ func (s *state) boot(ctx context.Context) error {
 		defer cancel()
 	}
 	if s.lease == nil && (boot.NeedNetwork(c) || !unattended) {
+		start := time.Now()
 		lease, err := netup.Up(ctx, netup.Config{BootIF: c.BootIF, IP: c.IP, ResolvConf: "/etc/resolv.conf", Logf: s.logf})
 		switch {
 		case err == nil:
 			s.lease = lease
 			s.logf("network: %s %s %s via %s", lease.Iface, lease.MAC, lease.Addr, lease.Gateway)
+			s.reportNetwork(lease, time.Since(start))
 		case unattended:
-			return fmt.Errorf("network: %w", err)
+			return &networkError{err}
 		default:
 			// The menu still offers local entries, a shell, reboot.
 			s.logf("network: %v", err)
 		}
 	}
 	if unattended {
+		s.reportChosen(p.Name, "cmdline")
 		exec, err := s.booter().Prepare(ctx, p, boot.ConsoleProgress(s.logf))
 		if err != nil {
 			return withCause(ctx, err)

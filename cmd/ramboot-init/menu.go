@@ -21,6 +21,7 @@ import (
 func (s *state) menu(ctx context.Context) error {
 	m := s.booter().FindMenu(ctx, s.cfg, console.HasShell())
 	refused := s.booter().Refused // a menu the chain of trust refused: its error screen first
+	s.reportMenu(m)
 	if err := m.Override(s.cfg.Default, s.cfg.Timeout); err != nil {
 		s.logf("%v", err)
 	}
@@ -39,9 +40,10 @@ func (s *state) menu(ctx context.Context) error {
 		s.ready = nil
 		res, tty := console.Menu{
 			Menu: m, Backend: &backend{s: s, ctx: ctx},
-			Options: tui.Options{Idle: s.cfg.Idle, Logf: s.logf, Warnings: s.warnings, Lock: s.booter().Lock, MenuError: refused},
-			Logf:    s.logf,
-			Quiet:   s.quiet,
+			Options: tui.Options{Idle: s.cfg.Idle, Logf: s.logf, Warnings: s.warnings, Lock: s.booter().Lock, MenuError: refused,
+				Chosen: func(e bootmenu.Entry, by string) { s.reportChosen(e.Name, by) }},
+			Logf:  s.logf,
+			Quiet: s.quiet,
 		}.Show()
 		refused = nil
 		switch res.Action {
@@ -102,6 +104,7 @@ func (s *state) act(ctx context.Context, e bootmenu.Entry, cmdline string) error
 		return fmt.Errorf("%s: a sub-menu cannot be the unattended default", e.Name)
 	}
 	s.logf("booting %s", e.Name)
+	s.reportChosen(e.Name, "default")
 	exec, err := s.booter().Prepare(ctx, boot.FromEntry(e, cmdline), boot.ConsoleProgress(s.logf))
 	if err != nil {
 		return err

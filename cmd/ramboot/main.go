@@ -39,7 +39,7 @@ var commands = []command{
 		func() *cmdFlags { return imageFlags(new(imageOptions)) }, runImage},
 	{"menu", "validate a boot menu (YAML or pxelinux) and list its entries",
 		func() *cmdFlags { return menuCheckFlags(new(string)) }, runMenu},
-	{"serve", "serve DIR over HTTP (Range, HEAD, ETag) for labs and tests",
+	{"serve", "serve DIR over HTTP (Range, HEAD, ETag) for labs and tests; boot reports, fleet dashboard",
 		func() *cmdFlags { return serveFlags(new(serveOptions)) }, runServe},
 	{"version", "print ramboot's version and the Go version that built it",
 		versionFlags, runVersion},

@@ -19,8 +19,8 @@ const shutdownGrace = 5 * time.Second
 
 // serveOptions are serve's flags.
 type serveOptions struct {
-	addr, menu string
-	maxConns   int
+	addr, menu, reports string
+	maxConns, rollback  int
 }
 
 func serveFlags(o *serveOptions) *cmdFlags {
@@ -30,6 +30,8 @@ func serveFlags(o *serveOptions) *cmdFlags {
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "`HOST:PORT` to listen on (port 0: any free port)")
 	fs.IntVar(&o.maxConns, "max-conns", serve.DefaultMaxConns, "most connections open at once (more wait to be accepted)")
 	fs.StringVar(&o.menu, "menu", "", "a menu `FILE` (YAML or pxelinux) to serve at /menu.yaml (/menu.cfg for pxelinux), with http://"+serve.Placeholder+"/ and relative URLs rewritten to the address clients use")
+	fs.StringVar(&o.reports, "reports", "", "collect boot reports (ramboot.report=http://HOST:PORT"+serve.EventsPath+") in the append-only `FILE` (or DIR/"+serve.ReportsFile+"), replayed at start; serves the JSON API under /api/v1/ and the fleet dashboard at "+serve.FleetPath)
+	fs.IntVar(&o.rollback, "rollback-after", 0, "with --reports and a YAML --menu: a machine on which the menu's default failed `N` boots in a row gets the last entry that was healthy on it as its default")
 	return fs
 }
 
@@ -40,11 +42,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if o.rollback < 0 {
+		return fmt.Errorf("%w: --rollback-after %d: want a number of boots", errUsage, o.rollback)
+	}
 	if o.maxConns < 1 {
 		return fmt.Errorf("%w: --max-conns %d: want at least 1", errUsage, o.maxConns)
 	}
 	logger := log.New(stderr, "", log.LstdFlags)
-	h, err := serve.New(pos[0], serve.Options{Menu: o.menu, Logf: logger.Printf})
+	h, err := serve.New(pos[0], serve.Options{Menu: o.menu, Logf: logger.Printf, Reports: o.reports, RollbackAfter: o.rollback})
 	if err != nil {
 		return err
 	}
@@ -62,6 +67,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "serving %s at %s\n", pos[0], url)
 	if p := h.MenuPath(); p != "" {
 		fmt.Fprintf(stdout, "menu %s at %s%s\n", o.menu, url, p[1:])
+	}
+	if f := h.Fleet(); f != nil {
+		fmt.Fprintf(stdout, "boot reports to %s%s (kept in %s), fleet dashboard at %s%s\n", url, serve.EventsPath[1:], f.Path(), url, serve.FleetPath[1:])
 	}
 
 	done := make(chan error, 1)

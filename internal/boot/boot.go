@@ -16,6 +16,7 @@ import (
 	"github.com/ramboot/ramboot/internal/hooks"
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/internal/switchroot"
 	"github.com/ramboot/ramboot/internal/trust"
 	"github.com/ramboot/ramboot/loader"
@@ -66,6 +67,8 @@ type Booter struct {
 	// Registry is how docker:// images are fetched: mirrors, plain-HTTP registries,
 	// credentials (New: layout.RegistryAuth when the initramfs has one).
 	Registry loader.Registry
+	// Report receives the boot's events (fetches, extraction, the final step); nil: none.
+	Report *report.Reporter
 }
 
 // New returns a Booter for /init.

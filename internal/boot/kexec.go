@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/internal/sysinit"
 	"github.com/ramboot/ramboot/kexec"
 	"github.com/ramboot/ramboot/loader"
@@ -24,6 +25,7 @@ func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(l
 	img := kexec.Image{Kernel: filepath.Join(dir, "kernel")}
 	b.logf("fetching kernel %s", k.Kernel.URLs[0])
 	opts.SHA256, opts.Verifiers = k.Kernel.SHA256, k.Kernel.Verify
+	opts.Progress = b.reportFetch(k.Kernel.URLs[0], progress)
 	res, err := loader.Download(ctx, img.Kernel, k.Kernel.URLs, opts)
 	if err != nil {
 		return nil, fmt.Errorf("fetching kernel: %w", err)
@@ -31,10 +33,12 @@ func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(l
 	if err := b.measure("kernel", res.URL, res.SHA256); err != nil {
 		return nil, err
 	}
+	b.reportDone(res)
 	for i, f := range k.Initrds {
 		p := filepath.Join(dir, fmt.Sprintf("initrd%d", i))
 		b.logf("fetching initrd %s", f.URLs[0])
 		opts.SHA256, opts.Verifiers = f.SHA256, f.Verify
+		opts.Progress = b.reportFetch(f.URLs[0], progress)
 		res, err := loader.Download(ctx, p, f.URLs, opts)
 		if err != nil {
 			return nil, fmt.Errorf("fetching initrd: %w", err)
@@ -42,6 +46,7 @@ func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(l
 		if err := b.measure("initrd", res.URL, res.SHA256); err != nil {
 			return nil, err
 		}
+		b.reportDone(res)
 		img.Initrds = append(img.Initrds, p)
 	}
 	var mac []byte
@@ -62,6 +67,7 @@ func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(l
 	}
 	return func() error {
 		b.logf("kexec: booting")
+		b.reportFinal(report.Kexec)
 		sysinit.Drain()
 		return kexec.Exec()
 	}, nil

@@ -84,7 +84,9 @@ func (b *Booter) LoadMenu(ctx context.Context, src string) (*bootmenu.Menu, erro
 			return nil, err
 		}
 	}
-	s, err := b.fetcher().Open(ctx, src)
+	f := b.fetcher()
+	f.Client = b.identified(f.Client) // a menu server may answer each machine with its own default
+	s, err := f.Open(ctx, src)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ramboot/ramboot/internal/hooks"
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
+	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/loader"
 )
 
@@ -50,7 +51,7 @@ func (b *Booter) prepareRamroot(ctx context.Context, r *RamrootPlan, progress fu
 		SHA256:    r.Image.SHA256,
 		Fetcher:   b.fetcher(),
 		Logf:      b.logf,
-		Progress:  progress,
+		Progress:  b.reportFetch(r.Image.URLs[0], progress),
 		Verifiers: r.Image.Verify,
 		Registry:  b.Registry,
 	})
@@ -60,6 +61,8 @@ func (b *Booter) prepareRamroot(ctx context.Context, r *RamrootPlan, progress fu
 	if err != nil {
 		return nil, err
 	}
+	b.reportDone(res)
+	b.reportExtracted(res)
 	verified := "no checksum given"
 	if res.Verified {
 		verified = "sha256 " + res.SHA256[:16] + "… verified"
@@ -99,6 +102,7 @@ func (b *Booter) prepareRamroot(ctx context.Context, r *RamrootPlan, progress fu
 	}
 	return func() error {
 		b.logf("switching to the new root, exec %s %s", init, strings.Join(r.Args, " "))
+		b.reportFinal(report.SwitchRoot)
 		env := []string{"HOME=/", "TERM=linux", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 		return b.SwitchRoot(b.Root, init, r.Args, env)
 	}, nil

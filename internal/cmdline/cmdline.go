@@ -66,6 +66,8 @@ type Config struct {
 	Kernel  string
 	Initrds []string
 	Append  string
+	// Report is ramboot.report=: the http(s) URL /init POSTs its boot events to ("" for none).
+	Report string
 	// Boot is boot= (the seed's "ramdisk"), kept for the record.
 	Boot string
 	// RegistryMirrors are ramboot.registry-mirror= (repeatable): registries tried before the
@@ -194,6 +196,11 @@ func (c *Config) set(p Param) error {
 			return errors.New("empty URL")
 		}
 		c.Initrds = append(c.Initrds, v)
+	case "ramboot.report":
+		if err := checkReportURL(v); err != nil {
+			return err
+		}
+		c.Report = v
 	case "ramboot.append":
 		c.Append = v
 	case "ramboot.default":

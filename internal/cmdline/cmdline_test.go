@@ -57,6 +57,10 @@ func TestParse(t *testing.T) {
 			want: Config{Init: "/sbin/init", Timeout: -1, Deadline: 10 * time.Minute, IP: &IPConfig{Device: "eth0", Autoconf: "dhcp"}},
 		},
 		{
+			in:   "ramboot.report=http://10.0.2.2:8080/api/v1/events",
+			want: Config{Report: "http://10.0.2.2:8080/api/v1/events", Init: "/sbin/init", Timeout: -1},
+		},
+		{
 			in:   "",
 			want: Config{Init: "/sbin/init", Timeout: -1},
 		},
@@ -190,6 +194,9 @@ func TestParseErrors(t *testing.T) {
 		{"ramboot.deadline=soon", "want a duration, e.g. 10m or 600"},
 		{"ramboot.onerror=panic", `ramboot.onerror="panic": want menu, shell`},
 		{`ramroot="http://x`, "unterminated quote in ramroot"},
+		{"ramboot.report=/api/v1/events", `ramboot.report="/api/v1/events": want an http:// or https:// URL`},
+		{"ramboot.report=ftp://x/", "want an http:// or https:// URL"},
+		{"ramboot.report=http://", "want an http:// or https:// URL"},
 	} {
 		c, errs := Parse(tt.in)
 		if c == nil {

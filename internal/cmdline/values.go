@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -67,4 +68,13 @@ func ParseBootIF(v string) (net.HardwareAddr, error) {
 		return nil, errors.New("want 01-aa-bb-cc-dd-ee-ff")
 	}
 	return mac, nil
+}
+
+// checkReportURL accepts an http:// or https:// URL with a host: where boot events go.
+func checkReportURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("want an http:// or https:// URL")
+	}
+	return nil
 }

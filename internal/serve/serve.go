@@ -43,12 +43,20 @@ type Options struct {
 	// Timeouts bound idle and stalled clients; zero fields take DefaultTimeouts'. Stall
 	// applies to every response of the handler, Header and Idle to the Server it returns.
 	Timeouts Timeouts
+	// Reports, when set, is the events file (or a directory for reports.jsonl) of the boot
+	// reports: the fleet API under /api/v1/ and the dashboard at /fleet/ (see Fleet).
+	Reports string
+	// RollbackAfter > 0 serves each machine a YAML menu whose default is the last entry that
+	// was healthy on it when the menu's default failed this many boots in a row (Fleet.Default).
+	// It needs Reports and a YAML Menu.
+	RollbackAfter int
 }
 
 // Handler serves a directory and optionally a menu. Make one with New.
 type Handler struct {
 	root     *os.Root
-	menu     *menu // nil without Options.Menu
+	menu     *menu  // nil without Options.Menu
+	fleet    *Fleet // nil without Options.Reports
 	logf     func(format string, args ...any)
 	now      func() time.Time // for the request duration; time.Now outside tests
 	timeouts Timeouts
@@ -79,6 +87,10 @@ func New(dir string, opts Options) (*Handler, error) {
 			return nil, err
 		}
 	}
+	if err := h.openFleet(opts); err != nil {
+		root.Close()
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -91,8 +103,11 @@ func (h *Handler) MenuPath() string {
 	return h.menu.path
 }
 
-// Close releases the directory.
+// Close releases the directory and the reports file.
 func (h *Handler) Close() error {
+	if h.fleet != nil {
+		h.fleet.Close()
+	}
 	return h.root.Close()
 }
 
@@ -105,6 +120,11 @@ func (h *Handler) Close() error {
 // counts the body bytes sent (short when the client went away, or stopped reading for
 // Timeouts.Stall), range= appears when the request had a Range header.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.fleet != nil && h.fleet.owns(r.URL.Path) {
+		// Not logged per request: machines POST events every few seconds.
+		h.fleet.ServeHTTP(w, r)
+		return
+	}
 	start := h.now()
 	lw := &logWriter{ResponseWriter: newStallWriter(w, h.timeouts.Stall)}
 	defer func() {
@@ -116,6 +136,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.menu != nil && r.URL.Path == h.menu.path {
+		if h.fleet != nil && h.fleet.rollbackAfter > 0 {
+			h.fleet.serveMenu(lw, r, h.menu)
+			return
+		}
 		h.menu.serve(lw, r)
 		return
 	}

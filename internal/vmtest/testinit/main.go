@@ -51,6 +51,7 @@ func main() {
 		fmt.Printf("TESTINIT-MODULES %s\n", m.Name())
 	}
 	tpm()
+	bootReport()
 	kmsg()
 	fmt.Println("TESTINIT-DONE")
 	unix.Sync()
@@ -103,4 +104,26 @@ func tpm() {
 			fmt.Printf("TESTINIT-TPMLOG %s\n", c.String())
 		}
 	}
+}
+
+// bootReport prints what /run/ramboot/boot.json, the boot report /init left, says: the boot id,
+// the number of events and the types of the first and last.
+func bootReport() {
+	b, err := os.ReadFile("/run/ramboot/boot.json")
+	if err != nil {
+		return
+	}
+	var doc struct {
+		BootID string `json:"boot_id"`
+		MAC    string `json:"mac"`
+		Events []struct {
+			Type string `json:"type"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || len(doc.Events) == 0 {
+		fmt.Printf("TESTINIT-BOOTJSON-ERROR %v %d events\n", err, len(doc.Events))
+		return
+	}
+	fmt.Printf("TESTINIT-BOOTJSON boot_id=%s mac=%s events=%d first=%s last=%s\n", doc.BootID, doc.MAC,
+		len(doc.Events), doc.Events[0].Type, doc.Events[len(doc.Events)-1].Type)
 }
