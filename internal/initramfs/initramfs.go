@@ -17,10 +17,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"github.com/u-root/u-root/pkg/cpio"
-	"github.com/ulikunitz/xz"
 
 	"github.com/ramboot/ramboot/internal/kmod"
 	"github.com/ramboot/ramboot/internal/layout"
@@ -364,22 +361,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// Compressor wraps w in the compression out's name asks for: .cpio (none), .cpio.gz,
-// .cpio.xz (CRC32 checks, which the kernel's decoder requires), .cpio.zst.
-func Compressor(out string, w io.Writer) (io.WriteCloser, error) {
-	switch {
-	case strings.HasSuffix(out, ".cpio"):
-		return nopCloser{w}, nil
-	case strings.HasSuffix(out, ".cpio.gz"), strings.HasSuffix(out, ".cpio.gzip"):
-		return gzip.NewWriterLevel(w, gzip.BestCompression)
-	case strings.HasSuffix(out, ".cpio.xz"):
-		return xz.WriterConfig{CheckSum: xz.CRC32, DictCap: 8 << 20}.NewWriter(w)
-	case strings.HasSuffix(out, ".cpio.zst"), strings.HasSuffix(out, ".cpio.zstd"):
-		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
-	}
-	return nil, fmt.Errorf("output %s: name must end in .cpio, .cpio.gz, .cpio.xz or .cpio.zst", out)
 }
 
 type nopCloser struct{ io.Writer }

@@ -178,3 +178,68 @@ func TestCompressor(t *testing.T) {
 		t.Errorf("unknown extension: %v", err)
 	}
 }
+
+// TestZstdEncoders: the zstd command and the Go encoder both make a stream the kernel's
+// format reader (here klauspost's decoder) turns back into the same cpio, and the command,
+// which the CLI prefers, makes the smaller one.
+func TestZstdEncoders(t *testing.T) {
+	if ZstdTool() == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("zstd not found (Debian: apt-get install zstd)")
+		}
+		t.Skip("zstd not found")
+	}
+	// A Go binary, as /init is: most of an initramfs's bytes are programs and modules.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := map[string]int{}
+	for _, tool := range []string{"zstd", "builtin"} {
+		zstdTool = tool
+		var z bytes.Buffer
+		w, err := Compressor("x.cpio.zst", &z)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("%s: %v", tool, err)
+		}
+		size[tool] = z.Len()
+		d, _ := zstd.NewReader(&z)
+		back, err := io.ReadAll(d)
+		if err != nil || !bytes.Equal(back, raw) {
+			t.Errorf("%s: round trip: %v", tool, err)
+		}
+	}
+	zstdTool = "zstd"
+	if size["zstd"] >= size["builtin"] {
+		t.Errorf("zstd command made %d bytes, the Go encoder %d", size["zstd"], size["builtin"])
+	}
+}
+
+// TestZstdCommandFails: a zstd command that dies is an error of Close, naming it, not a
+// truncated initramfs.
+func TestZstdCommandFails(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "zstd")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho 'zstd: out of luck' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	zstdTool = fake
+	defer func() { zstdTool = "zstd" }()
+	w, err := Compressor("x.cpio.zst", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("data"))
+	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "out of luck") {
+		t.Errorf("Close: %v, want the command's failure", err)
+	}
+}

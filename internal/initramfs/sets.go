@@ -50,14 +50,8 @@ var ModuleSets = []ModuleSet{
 			"kernel/drivers/net/hyperv/",
 			"kernel/drivers/net/xen-netfront",
 		},
-		Exclude: append(append([]string{}, legacyEthernet...), usbModems...),
+		Exclude: usbModems,
 		Buses:   nicBuses,
-	},
-	{
-		Name:  "ethernet-legacy",
-		Doc:   "what ethernet leaves out: 10/100 and parallel-PCI-era NICs (tulip, 3c59x, ne2k-pci, rtl8139, e100, pcnet32, ...)",
-		Paths: legacyEthernet,
-		Buses: nicBuses,
 	},
 	{
 		Name:  "wwan",
@@ -89,46 +83,6 @@ var ModuleSets = []ModuleSet{
 		Doc:   "every module of the kernel",
 		Paths: []string{"kernel/", "updates/", "extra/"},
 	},
-}
-
-// legacyEthernet are the wired NIC drivers the ethernet set leaves out (the
-// ethernet-legacy set): chips of the 10/100 and parallel-PCI era that no server of the
-// last fifteen years boots from. Together they weigh about 1.1 MiB compressed, what keeps
-// the initramfs of Debian's generic kernel within 12 MiB. It is a list of old hardware, so it
-// does not grow: a new driver is chosen by the ethernet set's paths.
-var legacyEthernet = []string{
-	"kernel/drivers/net/ethernet/3com/",
-	"kernel/drivers/net/ethernet/8390/",
-	"kernel/drivers/net/ethernet/adaptec/",
-	"kernel/drivers/net/ethernet/agere/",
-	"kernel/drivers/net/ethernet/alteon/",
-	"kernel/drivers/net/ethernet/amd/amd8111e",
-	"kernel/drivers/net/ethernet/amd/pcnet32",
-	"kernel/drivers/net/ethernet/atheros/atlx/",
-	"kernel/drivers/net/ethernet/broadcom/b44",
-	"kernel/drivers/net/ethernet/dec/",
-	"kernel/drivers/net/ethernet/dlink/",
-	"kernel/drivers/net/ethernet/fealnx",
-	"kernel/drivers/net/ethernet/intel/e100",
-	"kernel/drivers/net/ethernet/intel/ixgb/",
-	"kernel/drivers/net/ethernet/jme",
-	"kernel/drivers/net/ethernet/marvell/skge",
-	"kernel/drivers/net/ethernet/micrel/ksz884x",
-	"kernel/drivers/net/ethernet/myricom/",
-	"kernel/drivers/net/ethernet/natsemi/",
-	"kernel/drivers/net/ethernet/neterion/",
-	"kernel/drivers/net/ethernet/packetengines/",
-	"kernel/drivers/net/ethernet/rdc/",
-	"kernel/drivers/net/ethernet/realtek/8139cp",
-	"kernel/drivers/net/ethernet/realtek/8139too",
-	"kernel/drivers/net/ethernet/silan/",
-	"kernel/drivers/net/ethernet/sis/",
-	"kernel/drivers/net/ethernet/smsc/epic100",
-	"kernel/drivers/net/ethernet/smsc/smsc9420",
-	"kernel/drivers/net/ethernet/sun/",
-	"kernel/drivers/net/ethernet/tehuti/",
-	"kernel/drivers/net/ethernet/ti/tlan",
-	"kernel/drivers/net/ethernet/via/",
 }
 
 // usbModems are the modules of kernel/drivers/net/usb that drive cellular modems and phones

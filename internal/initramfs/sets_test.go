@@ -67,6 +67,7 @@ func TestModuleSets(t *testing.T) {
 	init := filepath.Join(dir, "init")
 	os.WriteFile(init, []byte("INIT"), 0o755)
 	ethernet := []string{
+		"kernel/drivers/net/ethernet/3com/3c59x.ko", // PCI: in; 3c589_cs (PCMCIA) is not a boot NIC's bus
 		"kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko",
 		"kernel/drivers/net/ethernet/mellanox/mlx5/core/mlx5_core.ko",
 		"kernel/drivers/net/ethernet/mellanox/mlxfw/mlxfw.ko", // a dependency, no device of its own
@@ -90,7 +91,7 @@ func TestModuleSets(t *testing.T) {
 		{"default", Spec{}, nil},
 		{"infiniband", Spec{ModuleSets: []string{"infiniband"}}, []string{"kernel/drivers/infiniband/hw/mlx5/mlx5_ib.ko"}},
 		{"wireless", Spec{ModuleSets: []string{"wireless"}}, []string{"kernel/drivers/net/wireless/intel/iwlwifi/iwlwifi.ko", "kernel/net/mac80211/mac80211.ko"}},
-		{"legacy and wwan", Spec{ModuleSets: []string{"ethernet-legacy", "wwan"}}, []string{"kernel/drivers/net/ethernet/3com/3c59x.ko", "kernel/drivers/net/usb/qmi_wwan.ko"}},
+		{"wwan", Spec{ModuleSets: []string{"wwan"}}, []string{"kernel/drivers/net/usb/qmi_wwan.ko"}},
 		{"storage", Spec{Storage: true}, []string{"kernel/fs/ext4/ext4.ko"}},
 		{"--module", Spec{ExtraModules: []string{"gs_usb", "cnic"}}, []string{"kernel/drivers/net/can/usb/gs_usb.ko", "kernel/drivers/net/ethernet/broadcom/cnic.ko"}},
 	} {
