@@ -100,6 +100,11 @@ func NewExtractor(root *os.Root, owners bool, logf func(string, ...any)) *Extrac
 func (x *Extractor) Extract(r io.Reader) error {
 	defer x.closeCache()
 	x.startWriters(extractWriters())
+	defer func() {
+		if x.w != nil { // a panic on the way (the caller recovers it): stop the writers first
+			x.stopWriters(errAbandoned)
+		}
+	}()
 	err := x.extract(r)
 	if err = x.stopWriters(err); err != nil {
 		return err

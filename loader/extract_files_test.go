@@ -274,3 +274,58 @@ func TestCreateMode(t *testing.T) {
 		t.Errorf("umask not read from /proc/self/status: %d", m)
 	}
 }
+
+// panicky panics once n bytes were read.
+type panicky struct {
+	r io.Reader
+	n int
+}
+
+func (p *panicky) Read(b []byte) (int, error) {
+	if p.n <= 0 {
+		panic("reader test panic")
+	}
+	k, err := p.r.Read(b[:min(len(b), p.n)])
+	p.n -= k
+	return k, err
+}
+
+// TestExtractPanicStopsWriters: a panic in the extractor's goroutine (here, in the stream it
+// reads) reaches the caller only once the writers have stopped: none goes on writing into a
+// directory the caller then empties.
+func TestExtractPanicStopsWriters(t *testing.T) {
+	var mu sync.Mutex
+	var wrote []string
+	withWriters(t, 2, func(h *tar.Header) {
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		wrote = append(wrote, h.Name)
+		mu.Unlock()
+	})
+	var es []entry
+	for i := range 40 {
+		es = append(es, entry{hdr: tar.Header{Name: fmt.Sprintf("f%02d", i), Typeflag: tar.TypeReg, Mode: 0o644, ModTime: epoch},
+			data: []byte("data")})
+	}
+	archive := tarOf(t, es)
+	root, err := os.OpenRoot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	x := NewExtractor(root, false, t.Logf)
+	_, err = protect(func() (int, error) { return 0, x.Extract(&panicky{r: bytes.NewReader(archive), n: len(archive) / 2}) })
+	if !errors.Is(err, ErrPanic) {
+		t.Fatalf("error %v, want ErrPanic", err)
+	}
+	noWriterLeft(t)
+	mu.Lock()
+	n := len(wrote)
+	mu.Unlock()
+	time.Sleep(50 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(wrote) != n || n == 0 {
+		t.Fatalf("writers handled %d files before Extract returned, %d after", n, len(wrote))
+	}
+}
