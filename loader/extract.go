@@ -452,7 +452,8 @@ func (x *Extractor) remove(dfd int, base, name string) error {
 func (x *Extractor) file(dfd int, base, name string, hdr *tar.Header, r io.Reader, sp *sparseMap) error {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	dir, _ := path.Split(name)
-	mode, modeSet := x.createMode(hdr, x.acl[cacheKey(dir)])
+	acl, known := x.acl[cacheKey(dir)] // known: entry has just looked the directory up
+	mode, modeSet := x.createMode(hdr, acl || !known)
 	var fd int
 	err := x.replace(dfd, base, name, func() (err error) {
 		fd, err = unix.Openat(dfd, base, flags, mode)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 // withWriters runs the test with n writer goroutines and hook in them, whatever the machine's
@@ -327,5 +328,34 @@ func TestExtractPanicStopsWriters(t *testing.T) {
 	defer mu.Unlock()
 	if len(wrote) != n || n == 0 {
 		t.Fatalf("writers handled %d files before Extract returned, %d after", n, len(wrote))
+	}
+}
+
+// TestCreateModeDefaultACL: in a target whose default ACL would give new files other modes
+// than the archive's (here: nothing for group and others), files still get the archive's
+// modes: they are chmodded, not created with their mode alone. A file in a directory made
+// while extracting, which inherits the ACL, too.
+func TestCreateModeDefaultACL(t *testing.T) {
+	needACLs(t)
+	dir := t.TempDir()
+	strict := posixACL([3]uint32{0x01, 7, 0xFFFFFFFF}, [3]uint32{0x04, 0, 0xFFFFFFFF}, [3]uint32{0x20, 0, 0xFFFFFFFF})
+	if err := unix.Setxattr(dir, "system.posix_acl_default", []byte(strict), 0); err != nil {
+		t.Fatal(err)
+	}
+	withWriters(t, 2, nil)
+	es := []entry{regE("a", "a"), regE("sub/b", "b"), {hdr: tar.Header{Name: "sub/c", Typeflag: tar.TypeReg, Mode: 0o755, ModTime: epoch}, data: []byte("c")}}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if err := NewExtractor(root, true, t.Logf).Extract(bytes.NewReader(tarOf(t, es))); err != nil {
+		t.Fatal(err)
+	}
+	got := snapshot(t, dir)
+	for name, want := range map[string]string{"a": "100644", "sub/b": "100644", "sub/c": "100755"} {
+		if got[name].Mode != want {
+			t.Errorf("%s: mode %s, want %s", name, got[name].Mode, want)
+		}
 	}
 }
