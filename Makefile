@@ -28,7 +28,7 @@ test: build lint ## every test: unit, fault injection, GNU tar fidelity, nginx, 
 	$(GO) test -count=1 -timeout 20m ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -skip '^TestVM' $(INIT_PKGS)
 
-bench: build ## compare `ramboot fetch` with wget|pixz|tar and curl|zstd|tar on a generated image
+bench: build ## `ramboot fetch` vs wget|pixz|tar, curl|zstd|tar, GNU tar; LZMA decode vs xz -T1 (generated + Debian image; root, nginx)
 	bash bench/run.sh
 
 loadtest: build ## 50 `ramboot fetch` clients through a proxy that cuts them and goes down for 30 s (root, nginx; ~3 min)

@@ -11,7 +11,7 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"time"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,10 +39,16 @@ type Extractor struct {
 	dirs  map[string]*tar.Header // directories whose metadata is applied at the end
 	order []string               // their first-seen order
 	cache map[string]int         // open descriptors of parent directories
+	// acl tells which cached directories have a default ACL (see createMode).
+	acl map[string]bool
 	// retired descriptors were dropped from the cache while a caller may still use one.
 	retired []int
-	buf     []byte
-	warned  map[string]bool
+	buf     []byte // for data written in this goroutine; made when first needed
+	w       *writers
+	umask   int // the process's, -1 when not known
+
+	logMu  sync.Mutex // writers warn too
+	warned map[string]bool
 	// New entries are owned by uid:gid; ok is false when that is not known (the root is
 	// setgid, so new entries take its group), and every entry is chowned.
 	newOwner struct {
@@ -65,8 +71,9 @@ func NewExtractor(root *os.Root, owners bool, logf func(string, ...any)) *Extrac
 		root: root, owners: owners, logf: logf,
 		dirs:   map[string]*tar.Header{},
 		cache:  map[string]int{},
-		buf:    make([]byte, 1<<20),
+		acl:    map[string]bool{},
 		warned: map[string]bool{},
+		umask:  processUmask(),
 	}
 	// Directories made while extracting get their modes at the end, so only the root's setgid
 	// bit can give new entries another group than the extracting user's.
@@ -87,18 +94,38 @@ func NewExtractor(root *os.Root, owners bool, logf func(string, ...any)) *Extrac
 // header after it is ignored as well). An archive of just the marker extracts nothing. A stream
 // that ends without a zero block is ErrTruncated: cut at an entry boundary, it would otherwise
 // pass for complete.
+//
+// Regular files are written by writer goroutines (see extract_files.go); Extract returns once
+// they have all stopped, whatever the outcome.
 func (x *Extractor) Extract(r io.Reader) error {
 	defer x.closeCache()
+	x.startWriters(extractWriters())
+	defer func() {
+		if x.w != nil { // a panic on the way (the caller recovers it): stop the writers first
+			x.stopWriters(errAbandoned)
+		}
+	}()
+	err := x.extract(r)
+	if err = x.stopWriters(err); err != nil {
+		return err
+	}
+	return x.finishDirs()
+}
+
+func (x *Extractor) extract(r io.Reader) error {
 	tp := &tarTap{r: r}
 	tr := tar.NewReader(tp)
 	for {
+		if x.w != nil && x.w.failed.Load() {
+			return x.w.firstErr()
+		}
 		tp.record()
 		hdr, err := tr.Next()
 		tp.on = false
 		if err == io.EOF || errors.Is(err, tar.ErrHeader) {
 			if end, lone := tp.endMarker(); end {
 				if lone {
-					x.logf("a lone zero block at byte %d ends the archive (as with GNU tar)", tp.headerStart())
+					x.log("a lone zero block at byte %d ends the archive (as with GNU tar)", tp.headerStart())
 				}
 				break
 			}
@@ -134,7 +161,7 @@ func (x *Extractor) Extract(r io.Reader) error {
 			return &StreamError{err}
 		}
 	}
-	return x.finishDirs()
+	return nil
 }
 
 // FinishRoot applies the metadata of the archive's "./" entry (owner, xattrs and ACLs, mode,
@@ -277,10 +304,7 @@ const maxCachedDirs = 256
 // parent returns an open descriptor of directory dir (relative, "" for the root), creating
 // missing directories as tar does (0755). The descriptor stays valid until the next call.
 func (x *Extractor) parent(dir string) (int, error) {
-	dir = strings.TrimSuffix(dir, "/")
-	if dir == "" {
-		dir = "."
-	}
+	dir = cacheKey(dir)
 	x.closeRetired()
 	if fd, ok := x.cache[dir]; ok {
 		return fd, nil
@@ -311,7 +335,17 @@ func (x *Extractor) parent(dir string) (int, error) {
 		x.closeCache()
 	}
 	x.cache[dir] = fd
+	x.acl[dir] = hasDefaultACL(fd)
 	return fd, nil
+}
+
+// cacheKey is the name of directory dir (as path.Split returns it) in the cache.
+func cacheKey(dir string) string {
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		dir = "."
+	}
+	return dir
 }
 
 // openRoot opens (or makes) dir through os.Root and returns a descriptor of its own.
@@ -352,6 +386,7 @@ func (x *Extractor) closeCache() {
 		unix.Close(fd)
 		delete(x.cache, k)
 	}
+	clear(x.acl)
 }
 
 func (x *Extractor) closeRetired() {
@@ -398,6 +433,7 @@ func (x *Extractor) remove(dfd int, base, name string) error {
 			x.retired = append(x.retired, fd)
 			delete(x.cache, k)
 		}
+		clear(x.acl)
 	}
 	if typ == unix.S_IFDIR {
 		gone := func(k string) bool { return k == name || strings.HasPrefix(k, name+"/") }
@@ -415,13 +451,22 @@ func (x *Extractor) remove(dfd int, base, name string) error {
 // stream of its fragments), nil for others.
 func (x *Extractor) file(dfd int, base, name string, hdr *tar.Header, r io.Reader, sp *sparseMap) error {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	dir, _ := path.Split(name)
+	acl, known := x.acl[cacheKey(dir)] // known: entry has just looked the directory up
+	mode, modeSet := x.createMode(hdr, acl || !known)
 	var fd int
 	err := x.replace(dfd, base, name, func() (err error) {
-		fd, err = unix.Openat(dfd, base, flags, 0o600)
+		fd, err = unix.Openat(dfd, base, flags, mode)
 		return err
 	})
 	if err != nil {
 		return x.pathErr(hdr.Name, err)
+	}
+	if x.w != nil && sp == nil && !isSparse(hdr) {
+		return x.sendFile(fd, hdr, r, modeSet)
+	}
+	if x.buf == nil {
+		x.buf = make([]byte, writerChunkSize)
 	}
 	var werr error
 	switch {
@@ -434,16 +479,7 @@ func (x *Extractor) file(dfd int, base, name string, hdr *tar.Header, r io.Reade
 	default:
 		werr = x.copy(fd, r, hdr.Size)
 	}
-	if werr == nil {
-		werr = x.meta(dfd, base, fd, hdr, true)
-	}
-	if err := unix.Close(fd); werr == nil && err != nil {
-		werr = err
-	}
-	if werr != nil {
-		return x.pathErr(hdr.Name, werr)
-	}
-	return x.times(dfd, base, hdr)
+	return x.finishFile(&fileJob{fd: fd, hdr: hdr, modeSet: modeSet}, werr)
 }
 
 // copy writes the entry's data; archive/tar reports a stream shorter than the header's size.
@@ -622,22 +658,27 @@ func (x *Extractor) meta(dfd int, base string, fd int, hdr *tar.Header, created 
 }
 
 func (x *Extractor) times(dfd int, base string, hdr *tar.Header) error {
-	atime := hdr.AccessTime
-	if atime.IsZero() {
-		atime = time.Now()
-	}
-	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
-	if err := unix.UtimesNanoAt(dfd, base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	ts := entryTimes(hdr)
+	if err := unix.UtimesNanoAt(dfd, base, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("setting times: %w", err)
 	}
 	return nil
 }
 
+// warn logs a problem once per key. Writers call it too.
 func (x *Extractor) warn(key, format string, args ...any) {
+	x.logMu.Lock()
+	defer x.logMu.Unlock()
 	if !x.warned[key] {
 		x.warned[key] = true
 		x.logf(format, args...)
 	}
+}
+
+func (x *Extractor) log(format string, args ...any) {
+	x.logMu.Lock()
+	defer x.logMu.Unlock()
+	x.logf(format, args...)
 }
 
 // Xattr is one extended attribute of an archive entry.
