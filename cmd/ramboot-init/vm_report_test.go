@@ -75,7 +75,7 @@ func TestVMReport(t *testing.T) {
 	port, h := fleetServer(t)
 	vm := bootReported(t, port)
 	vm.Expect(`reporting boot [0-9a-f]{16} to http://10\.0\.2\.2:`+port, bootTimeout)
-	m := vm.Expect(`TESTINIT-BOOTJSON boot_id=([0-9a-f]{16}) mac=(\S+) events=(\d+) first=(\S+) last=(\S+)`, bootTimeout)
+	m := vm.Expect(`TESTINIT-BOOTJSON boot_id=([0-9a-f]{16}) mac=(\S+) events=(\d+) first=(\S+) last=(\S+)\r?\n`, bootTimeout)
 	vm.Expect(`TESTINIT-DONE`, time.Minute)
 	if m[2] != mac1 || m[4] != report.Started || m[5] != report.SwitchRoot {
 		t.Errorf("boot.json: %s", m[0])
