@@ -231,6 +231,11 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	// large files: once the download is done the stream no longer looks at ctx, and
 	// decompressing and extracting what arrived can take seconds.
 	tail := &tailReader{r: dec, m: m, done: ctx.Done(), stopped: func() error {
+		// The stream's context ends just after ctx (cancellation reaches children after the
+		// parent's Done is closed): until it has, ctx's own error says why.
+		if s.ctx.Err() == nil {
+			return fmt.Errorf("%w, while extracting", context.Cause(ctx))
+		}
 		return fmt.Errorf("%w, while extracting", s.ctxErr())
 	}}
 
