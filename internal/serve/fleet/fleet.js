@@ -59,10 +59,24 @@ function mini(m) {
   return bar;
 }
 
+// stageNames are the words the table shows for the last event's type (its title keeps the type).
+const stageNames = {
+  started: "kernel started", network: "network up", menu: "menu shown", chosen: "entry chosen",
+  fetch_start: "downloading", fetch_progress: "downloading", fetch_done: "downloaded",
+  extracted: "extracted", failure: "failed", healthy: "healthy",
+};
+
+function stageCell(m) {
+  const td = el("td", "stage", stageNames[m.stage] || m.stage);
+  td.title = m.stage;
+  return td;
+}
+
 function progress(m) {
   const p = el("span", "progress");
   const d = el("div");
   p.append(d);
+  if (m.state === "failed") p.classList.add("failed"); // how far it got, not a success
   if (m.state === "booted" || m.state === "healthy") {
     d.style.width = "100%";
   } else if (m.total > 0) {
@@ -86,7 +100,7 @@ function row(m) {
   const st = el("td", "statecell");
   st.append(el("span", "state " + m.state, m.state));
   if (m.rollback) st.append(el("span", "rb", "rolled back to " + m.rollback.to + " (" + m.rollback.from + " failed " + m.rollback.failures + "×)"));
-  tr.append(st, el("td", "stage", m.stage));
+  tr.append(st, stageCell(m));
   const pc = el("td", "prog");
   pc.append(progress(m));
   tr.append(pc);
