@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ramboot/ramboot/internal/cmdline"
 )
 
 // The YAML schema. Every mapping's keys are listed: an unknown key is an error, so a typo does
@@ -705,7 +706,7 @@ func (d *yamlDecoder) reportURL(n *yaml.Node) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !cmdline.IsHTTPURL(s) {
 		return "", d.errf(n, "", "report", "%q is not an http:// or https:// URL", s)
 	}
 	return s, nil

@@ -70,10 +70,16 @@ func ParseBootIF(v string) (net.HardwareAddr, error) {
 	return mac, nil
 }
 
-// checkReportURL accepts an http:// or https:// URL with a host: where boot events go.
-func checkReportURL(v string) error {
+// IsHTTPURL reports whether v is an http:// or https:// URL with a host: what a boot report
+// may be sent to (ramboot.report=, a menu's report:, the reporter itself).
+func IsHTTPURL(v string) bool {
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// checkReportURL accepts where boot events go.
+func checkReportURL(v string) error {
+	if !IsHTTPURL(v) {
 		return errors.New("want an http:// or https:// URL")
 	}
 	return nil

@@ -8,12 +8,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ramboot/ramboot/internal/cmdline"
 )
 
 // Defaults of Options.
@@ -149,8 +150,7 @@ func fill(dst *string, v string) {
 
 // CheckURL accepts the http and https URLs a report may go to.
 func CheckURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !cmdline.IsHTTPURL(s) {
 		return fmt.Errorf("%q: want an http:// or https:// URL", s)
 	}
 	return nil
