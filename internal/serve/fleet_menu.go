@@ -2,8 +2,6 @@ package serve
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 
@@ -56,17 +54,14 @@ func contains(list []string, s string) bool {
 // asks: its MAC from the X-Ramboot-Mac header /init sends (or ?mac= for a person with curl),
 // its boot from X-Ramboot-Boot-Id. A machine rolled back gets a menu whose title says so.
 func (f *Fleet) serveMenu(w http.ResponseWriter, r *http.Request, m *menu) {
-	host := r.Host
-	if !validHost(host) {
-		http.Error(w, "bad Host header", http.StatusBadRequest)
-		return
-	}
-	body := m.render(host)
-	mac := r.Header.Get("X-Ramboot-Mac")
-	if mac == "" {
-		mac = r.URL.Query().Get("mac")
-	}
-	if mac != "" && m.sample != nil {
+	m.serveEdited(w, r, "Host, X-Ramboot-Mac", func(body []byte) []byte {
+		mac := r.Header.Get("X-Ramboot-Mac")
+		if mac == "" {
+			mac = r.URL.Query().Get("mac")
+		}
+		if mac == "" || m.sample == nil {
+			return body
+		}
 		def := ""
 		if e, ok := m.sample.DefaultEntry(); ok {
 			def = e.Name
@@ -77,21 +72,17 @@ func (f *Fleet) serveMenu(w http.ResponseWriter, r *http.Request, m *menu) {
 				names = append(names, e.Name)
 			}
 		}
-		if to, rb := f.Default(mac, r.Header.Get("X-Ramboot-Boot-Id"), def, names); rb != nil {
-			b, err := setDefault(body, to, fmt.Sprintf("rolled back to %s: %s failed %s in a row", rb.To, rb.From, boots(rb.Failures)))
-			if err != nil {
-				f.logf("menu for %s: %v", mac, err)
-			} else {
-				body = b
-			}
+		to, rb := f.Default(mac, r.Header.Get("X-Ramboot-Boot-Id"), def, names)
+		if rb == nil {
+			return body
 		}
-	}
-	sum := sha256.Sum256(body)
-	w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("Vary", "Host, X-Ramboot-Mac")
-	http.ServeContent(w, r, "", m.modTime, bytes.NewReader(body))
+		b, err := setDefault(body, to, fmt.Sprintf("rolled back to %s: %s failed %s in a row", rb.To, rb.From, boots(rb.Failures)))
+		if err != nil {
+			f.logf("menu for %s: %v", mac, err)
+			return body
+		}
+		return b
+	})
 }
 
 // setDefault sets a YAML menu's default: key to name (adding it when missing) and appends

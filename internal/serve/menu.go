@@ -137,7 +137,14 @@ func (m *menu) render(host string) []byte {
 	return placeholderURL.ReplaceAll(m.template, []byte("${1}"+host+"${3}"))
 }
 
+// serve serves the menu rendered for the host the client asked.
 func (m *menu) serve(w http.ResponseWriter, r *http.Request) {
+	m.serveEdited(w, r, "Host", nil)
+}
+
+// serveEdited serves the menu rendered for the host the client asked, changed by edit when it
+// is set; vary names the request headers the answer depends on.
+func (m *menu) serveEdited(w http.ResponseWriter, r *http.Request, vary string, edit func([]byte) []byte) {
 	host := r.Host
 	if host == "" {
 		// HTTP/1.0 without Host: the address the connection came in on.
@@ -150,11 +157,14 @@ func (m *menu) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := m.render(host)
+	if edit != nil {
+		body = edit(body)
+	}
 	sum := sha256.Sum256(body)
 	w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("Vary", "Host")
+	w.Header().Set("Vary", vary)
 	http.ServeContent(w, r, "", m.modTime, bytes.NewReader(body))
 }
 
