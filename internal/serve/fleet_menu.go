@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -27,7 +28,7 @@ func (f *Fleet) Default(mac, bootID, def string, entries []string) (string, *Rol
 	}
 	var rb *Rollback
 	to := m.HealthyEntry
-	if n := m.Failures[def]; n >= f.rollbackAfter && to != "" && to != def && contains(entries, to) {
+	if n := m.Failures[def]; n >= f.rollbackAfter && to != "" && to != def && slices.Contains(entries, to) {
 		rb = &Rollback{From: def, To: to, Failures: n}
 	}
 	changed := (rb == nil) != (m.Rollback == nil) || (rb != nil && *rb != *m.Rollback)
@@ -39,15 +40,6 @@ func (f *Fleet) Default(mac, bootID, def string, entries []string) (string, *Rol
 		return rb.To, rb
 	}
 	return def, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // serveMenu serves the YAML menu with the default Fleet.Default picks for the machine that
