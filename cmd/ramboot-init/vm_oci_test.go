@@ -20,10 +20,7 @@ import (
 // image's init.
 func TestVMRegistry(t *testing.T) {
 	setup(t)
-	regBin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		vmtest.Missing(t, "docker-registry")
-	}
+	regBin := vmtest.Tool(t, "docker-registry")
 	tools := t.TempDir()
 	rb := filepath.Join(tools, "ramboot")
 	if err := goBuild(rb, "github.com/ramboot/ramboot/cmd/ramboot"); err != nil {

@@ -46,9 +46,7 @@ func minisignCmd(dir string, args ...string) error {
 func setupTrust(t *testing.T) {
 	t.Helper()
 	setup(t)
-	if _, err := exec.LookPath("minisign"); err != nil {
-		vmtest.Missing(t, "minisign")
-	}
+	vmtest.Tool(t, "minisign")
 	trustOnce.Do(func() { trusted.err = buildTrust() })
 	if trusted.err != nil {
 		t.Fatal(trusted.err)
@@ -224,9 +222,7 @@ func TestVMTrustPassword(t *testing.T) {
 // replayed from /init's event log, whose events are the menu, the image and the command line.
 func TestVMTrustTPM(t *testing.T) {
 	setupTrust(t)
-	if _, err := exec.LookPath("swtpm"); err != nil {
-		vmtest.Missing(t, "swtpm")
-	}
+	vmtest.Tool(t, "swtpm")
 	state := t.TempDir()
 	sock := filepath.Join(state, "swtpm-sock")
 	sw := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+state, "--ctrl", "type=unixio,path="+sock)

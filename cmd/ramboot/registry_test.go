@@ -32,16 +32,6 @@ import (
 	"github.com/ramboot/ramboot/internal/vmtest"
 )
 
-// needBin returns the path of a tool the test needs: a failure in CI, a skip elsewhere.
-func needBin(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		vmtest.Missing(t, name)
-	}
-	return p
-}
-
 // distRegistry is Debian's docker-registry (the CNCF distribution registry) on loopback.
 type distRegistry struct {
 	host string
@@ -65,7 +55,7 @@ func freePort(t *testing.T) string {
 
 func startRegistry(t *testing.T, c registryConfig) *distRegistry {
 	t.Helper()
-	bin := needBin(t, "docker-registry")
+	bin := vmtest.Tool(t, "docker-registry")
 	dir := t.TempDir()
 	addr := freePort(t)
 	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
@@ -152,7 +142,7 @@ func regH(n string, mode int64, uid, gid int) *tar.Header {
 // replaced by a file and a file by a directory. Returns the layout directory (tag v1).
 func umociImage(t *testing.T) string {
 	t.Helper()
-	umoci := needBin(t, "umoci")
+	umoci := vmtest.Tool(t, "umoci")
 	dir := t.TempDir()
 	lay := filepath.Join(dir, "layout")
 	run := func(args ...string) {
@@ -271,7 +261,7 @@ func zstdLayout(t *testing.T, src string) string {
 // skopeoCopy copies an image between transports, without TLS to loopback registries.
 func skopeoCopy(t *testing.T, from, to string, extra ...string) {
 	t.Helper()
-	skopeo := needBin(t, "skopeo")
+	skopeo := vmtest.Tool(t, "skopeo")
 	args := append([]string{"copy", "--insecure-policy", "--src-tls-verify=false", "--dest-tls-verify=false"}, extra...)
 	args = append(args, from, to)
 	if out, err := exec.Command(skopeo, args...).CombinedOutput(); err != nil {
@@ -283,7 +273,7 @@ func skopeoCopy(t *testing.T, from, to string, extra ...string) {
 func umociUnpack(t *testing.T, lay, tag string) string {
 	t.Helper()
 	bundle := filepath.Join(t.TempDir(), "bundle")
-	if out, err := exec.Command(needBin(t, "umoci"), "unpack", "--image", lay+":"+tag, bundle).CombinedOutput(); err != nil {
+	if out, err := exec.Command(vmtest.Tool(t, "umoci"), "unpack", "--image", lay+":"+tag, bundle).CombinedOutput(); err != nil {
 		t.Fatalf("umoci unpack: %v\n%s", err, out)
 	}
 	return filepath.Join(bundle, "rootfs")
@@ -435,7 +425,7 @@ func TestRegistryImagePush(t *testing.T) {
 // TestRegistryAuthHtpasswd: a registry with htpasswd credentials refuses an anonymous fetch
 // in one line and serves one with a docker config.json.
 func TestRegistryAuthHtpasswd(t *testing.T) {
-	htpasswd := needBin(t, "htpasswd")
+	htpasswd := vmtest.Tool(t, "htpasswd")
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "htpasswd")
 	if out, err := exec.Command(htpasswd, "-Bbc", pw, "fleet", "s3cret").CombinedOutput(); err != nil {
@@ -584,7 +574,7 @@ func TestRegistryFaultsReal(t *testing.T) {
 // the others wait for it. Returns its HOST:PORT.
 func startNginxCache(t *testing.T, upstream string) string {
 	t.Helper()
-	bin := needBin(t, "nginx")
+	bin := vmtest.Tool(t, "nginx")
 	dir := t.TempDir()
 	addr := freePort(t)
 	conf := fmt.Sprintf(`daemon off;

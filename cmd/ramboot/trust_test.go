@@ -17,9 +17,7 @@ import (
 // TestSignInterop: ramboot keygen and sign make what minisign -V accepts (and refuses once the
 // file changed), and what /init's policy accepts.
 func TestSignInterop(t *testing.T) {
-	if _, err := exec.LookPath("minisign"); err != nil {
-		vmtest.Missing(t, "minisign")
-	}
+	vmtest.Tool(t, "minisign")
 	dir := t.TempDir()
 	pub, key, file := filepath.Join(dir, "lab.pub"), filepath.Join(dir, "lab.key"), filepath.Join(dir, "rescue.tar.zst")
 	if _, stderr, err := runArgs("keygen", "--no-password", "-p", pub, "-s", key); err != nil {

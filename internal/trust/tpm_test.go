@@ -111,9 +111,7 @@ func TestMeasureFailures(t *testing.T) {
 
 // TestMeasureSWTPM: the same against Debian's swtpm, through go-tpm.
 func TestMeasureSWTPM(t *testing.T) {
-	if _, err := exec.LookPath("swtpm"); err != nil {
-		vmtest.Missing(t, "swtpm")
-	}
+	vmtest.Tool(t, "swtpm")
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "sock")
 	cmd := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+dir,

@@ -137,9 +137,7 @@ func TestSigURLAndFileName(t *testing.T) {
 
 // TestMinisignInterop: the minisign tool (Debian's) signs, ramboot verifies, streamed too.
 func TestMinisignInterop(t *testing.T) {
-	if _, err := exec.LookPath("minisign"); err != nil {
-		vmtest.Missing(t, "minisign")
-	}
+	vmtest.Tool(t, "minisign")
 	dir := t.TempDir()
 	run := func(args ...string) {
 		t.Helper()

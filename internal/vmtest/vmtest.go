@@ -64,6 +64,17 @@ func Missing(t testing.TB, what string) {
 	t.Skipf("%s missing", what)
 }
 
+// Tool returns the path of a program the test needs; without it the test fails in CI and is
+// skipped elsewhere (Missing).
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, name)
+	}
+	return p
+}
+
 // NIC is one network card of the VM.
 type NIC struct {
 	Model    string // QEMU device: virtio-net-pci, vmxnet3, e1000
