@@ -32,8 +32,8 @@ type Identity struct {
 
 // Options tune a Reporter.
 type Options struct {
-	// Client does the POSTs; its Timeout is set to Timeout when it has none. Nil: a plain
-	// client. /init passes one that trusts the initramfs's CA bundle.
+	// Client does the POSTs (Timeout bounds each through its context). Nil: a plain client.
+	// /init passes one that trusts the initramfs's CA bundle.
 	Client *http.Client
 	// Timeout bounds each POST (default DefaultTimeout).
 	Timeout time.Duration
@@ -79,11 +79,6 @@ func New(opts Options) *Reporter {
 	}
 	if opts.Client == nil {
 		opts.Client = &http.Client{}
-	}
-	if opts.Client.Timeout == 0 {
-		c := *opts.Client
-		c.Timeout = opts.Timeout
-		opts.Client = &c
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
