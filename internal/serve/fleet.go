@@ -426,6 +426,9 @@ func (f *Fleet) subscribe() (chan []byte, func()) {
 // publish sends m to every live stream; a stream too slow to keep up misses updates (the
 // next one of the machine carries its whole state). f.mu is held.
 func (f *Fleet) publish(m *Machine) {
+	if len(f.subs) == 0 {
+		return // nobody watches: no copy, no JSON
+	}
 	b, err := json.Marshal(m.snapshot())
 	if err != nil {
 		return
