@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ramboot/ramboot/loader"
 )
 
 // entropyMessage is said once when a TLS fetch has to wait for the kernel's random pool.
@@ -29,7 +31,7 @@ func WaitEntropy(logf func(string, ...any)) func(ctx context.Context, urls []str
 		tls := false
 		for _, u := range urls {
 			// A registry is asked over HTTPS first, whatever its address.
-			tls = tls || strings.HasPrefix(strings.ToLower(u), "https://") || strings.HasPrefix(u, "docker://")
+			tls = tls || strings.HasPrefix(strings.ToLower(u), "https://") || loader.IsRegistry(u)
 		}
 		if !tls || crngReady() {
 			return nil

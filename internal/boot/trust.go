@@ -101,7 +101,7 @@ func (b *Booter) checkPlan(ctx context.Context, p Plan) (Plan, error) {
 		case p.Pinned && trust.Pinned(u, img.SHA256):
 			b.logf("%s %s: pinned by the signed menu", what, u)
 			return img, nil
-		case strings.HasPrefix(u, "docker://"):
+		case loader.IsRegistry(u):
 			return img, fmt.Errorf("%s %s: %w: a registry reference must be pinned with @sha256: in a signed menu", what, u, trust.ErrUntrusted)
 		}
 		sig, err := b.fetchSig(ctx, img.URLs)
