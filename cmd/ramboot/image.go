@@ -68,7 +68,7 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opts.Progress = bar.update
 		opts.Logf = bar.logf
 	}
-	if strings.HasPrefix(pos[1], loader.RegistryScheme) {
+	if loader.IsRegistry(pos[1]) {
 		return pushImage(ctx, src, pos[1], o.format, opts, bar, stdout, stderr, o.quiet)
 	}
 	res, err := imageconv.Convert(ctx, src, pos[1], opts)
