@@ -95,10 +95,16 @@ type Options struct {
 	// MenuError, when set, is why the menu the operator configured was refused (a bad
 	// signature): the model opens on the error screen, over the fallback menu it was given.
 	MenuError error
+	// NoShell says the initramfs has no shell: the error screen does not offer one, and a
+	// shell entry or key says so instead of asking for a password and doing nothing.
+	NoShell bool
 	// Chosen, when set, is told of each entry about to boot and how it was chosen: "key" or
 	// "countdown" (for the boot report). It must not block.
 	Chosen func(e bootmenu.Entry, by string)
 }
+
+// noShell is what a shell key or entry says on an initramfs without one.
+const noShell = "no shell in this initramfs (build it with --busybox)"
 
 // Model is the menu's state.
 type Model struct {
@@ -137,12 +143,13 @@ type Model struct {
 
 	result Result
 
-	pw       textinput.Model // the password prompt
-	pending  pending         // what the password unlocks
-	from     state           // where the prompt returns to on esc
-	checking bool            // a password check is running
-	unlocked bool            // the password was given in this session
-	refused  bool            // the error screen is about a refused menu, not a boot
+	pw        textinput.Model // the password prompt
+	pending   pending         // what the password unlocks
+	from      state           // where the prompt returns to on esc
+	checking  bool            // a password check is running
+	pwAttempt int             // the number of the password attempt last sent to be checked
+	unlocked  bool            // the password was given in this session
+	refused   bool            // the error screen is about a refused menu, not a boot
 }
 
 type (
@@ -344,8 +351,16 @@ func (m Model) onKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		}
 	case key.Matches(msg, keys.Boot):
 		if e, ok := m.selected(); ok {
+			if e.Kind == bootmenu.KindShell && m.opts.NoShell {
+				m.notice = noShell
+				return m, nil
+			}
 			if m.entryLocked(e) {
-				return m.ask(pending{what: "boot " + e.Name, entry: e, shell: e.Kind == bootmenu.KindShell})
+				what := "boot " + e.Name
+				if e.Kind == bootmenu.KindShell {
+					what = "start a shell"
+				}
+				return m.ask(pending{what: what, entry: e, shell: e.Kind == bootmenu.KindShell})
 			}
 			return m.choose(e, "")
 		}
@@ -443,6 +458,10 @@ func (m Model) onFailedKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, keys.Log):
 		return m.openLog()
 	case key.Matches(msg, keys.Shell):
+		if m.opts.NoShell {
+			m.notice = noShell
+			return m, nil
+		}
 		if m.locked() {
 			return m.ask(pending{what: "start a shell", shell: true})
 		}

@@ -27,7 +27,12 @@ type pending struct {
 	entry bootmenu.Entry
 }
 
-type unlockMsg struct{ err error }
+// unlockMsg is the answer to attempt number attempt; an answer to an attempt the operator
+// walked away from (Esc while it was being checked) is dropped.
+type unlockMsg struct {
+	err     error
+	attempt int
+}
 
 // locked reports whether a password must be given first (it is asked once per menu session).
 func (m Model) locked() bool {
@@ -56,7 +61,7 @@ func newPasswordInput() textinput.Model {
 }
 
 func (m Model) onPasswordKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
-	if m.checking {
+	if m.checking && msg.String() != "esc" {
 		return m, nil // one attempt at a time: the delay after a wrong one holds
 	}
 	switch msg.String() {
@@ -64,16 +69,21 @@ func (m Model) onPasswordKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 		pw, lock, logf := m.pw.Value(), m.opts.Lock, m.opts.Logf
 		m.pw.SetValue("")
 		m.checking = true
+		m.pwAttempt++
+		n := m.pwAttempt
 		return m, func() (msg tea.Msg) {
 			defer func() {
 				if r := recover(); r != nil {
 					logf("menu: checking the password: panic: %v\n%s", r, debug.Stack())
-					msg = unlockMsg{fmt.Errorf("internal error: %v", r)}
+					msg = unlockMsg{fmt.Errorf("internal error: %v", r), n}
 				}
 			}()
-			return unlockMsg{lock.Check(pw)}
+			return unlockMsg{lock.Check(pw), n}
 		}
 	case "esc":
+		// Leaving is always possible, also while an attempt waits out the delay after wrong
+		// ones: its answer is dropped, and the lock still holds the next attempt back.
+		m.checking = false
 		m.pw.Blur()
 		m.state = stateMenu
 		if m.from == stateFailed {
@@ -87,10 +97,10 @@ func (m Model) onPasswordKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 }
 
 func (m Model) onUnlock(msg unlockMsg) (tea.Model, tea.Cmd) {
-	m.checking = false
-	if m.state != statePassword {
+	if m.state != statePassword || msg.attempt != m.pwAttempt {
 		return m, nil
 	}
+	m.checking = false
 	if msg.err != nil {
 		m.notice = msg.err.Error()
 		m.opts.Logf("menu: password refused to %s", m.pending.what)
@@ -116,7 +126,7 @@ func (m Model) passwordView() []string {
 	out := []string{fmt.Sprintf("A password is needed to %s.", m.pending.what), "", "  " + m.pw.View(), ""}
 	switch {
 	case m.checking:
-		out = append(out, "  checking...")
+		out = append(out, "  checking... (after wrong ones, each attempt waits longer; esc cancels)")
 	case m.notice != "":
 		out = append(out, "  "+errorStyle.Render(m.notice))
 	}

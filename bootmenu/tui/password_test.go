@@ -153,3 +153,53 @@ func TestRefusedMenuScreen(t *testing.T) {
 		t.Fatalf("m: state %v, screen:\n%s", m.state, screen(m))
 	}
 }
+
+// TestPasswordEscWhileChecking: Esc (and ^C) leave the prompt while an attempt waits out the
+// delay after wrong ones, and that attempt's late answer does not count for the next one.
+func TestPasswordEscWhileChecking(t *testing.T) {
+	lock := &fakeLock{}
+	for _, leave := range []string{"esc", "ctrl+c"} {
+		m, _ := typeKeys(New(testMenu(-1), &fakeBackend{}, Options{Lock: lock}), "j", "e", "x")
+		m, slow := typeKeys(m, "enter")
+		if !m.checking || !strings.Contains(screen(m), "esc cancels") {
+			t.Fatalf("while checking, the screen says nothing of how to leave:\n%s", screen(m))
+		}
+		m, _ = typeKeys(m, leave)
+		if m.state != stateMenu {
+			t.Fatalf("%s while checking: state %v, want the menu", leave, m.state)
+		}
+		// Back to the prompt, the right password on its way; the first attempt's late
+		// "wrong" must not be taken as the answer to it.
+		m, _ = typeKeys(m, "e", "s", "e", "c", "r", "e", "t")
+		m, right := typeKeys(m, "enter")
+		m = runCmd(t, m, slow)
+		if m.state != statePassword || strings.Contains(screen(m), "wrong password") {
+			t.Fatalf("%s: the abandoned attempt's answer was taken: state %v\n%s", leave, m.state, screen(m))
+		}
+		m = runCmd(t, m, right)
+		if m.state != stateEdit {
+			t.Fatalf("%s: the right password after a cancelled attempt: state %v, want the editor", leave, m.state)
+		}
+	}
+}
+
+// TestLockedEntriesAreMarked: the menu shows which entries ask for the password before the
+// operator chooses one (and none once it has been given, or without a password set).
+func TestLockedEntriesAreMarked(t *testing.T) {
+	menu := testMenu(-1)
+	menu.Entries[1].Locked = true // maint
+	m := New(menu, &fakeBackend{}, Options{Lock: &fakeLock{}})
+	lines := strings.Split(screen(m), "\n")
+	var marked []string
+	for _, l := range lines {
+		if strings.Contains(l, "(password)") {
+			marked = append(marked, strings.TrimSpace(l))
+		}
+	}
+	if len(marked) != 1 || !strings.Contains(marked[0], "Maintenance kernel") {
+		t.Errorf("marked entries %q, want only the locked one:\n%s", marked, screen(m))
+	}
+	if s := screen(New(menu, &fakeBackend{}, Options{})); strings.Contains(s, "(password)") {
+		t.Errorf("marked without a password set:\n%s", s)
+	}
+}

@@ -264,3 +264,23 @@ func TestRetrying(t *testing.T) {
 		t.Errorf("bytes arrived, still retrying:\n%s", s)
 	}
 }
+
+// TestNoShellIsSaid: on an initramfs without a shell, the error screen does not offer one,
+// and the shell key and a shell entry say why nothing happens (they used to fall back to the
+// menu, or ask for the password first, without a word).
+func TestNoShellIsSaid(t *testing.T) {
+	opts := Options{NoShell: true, Lock: &fakeLock{}}
+	m, cmd := typeKeys(New(testMenu(-1), &fakeBackend{fail: errors.New("404")}, opts), "enter")
+	m = drain(t, m, cmd)
+	if strings.Contains(screen(m), "s shell") {
+		t.Errorf("the error screen offers a shell it does not have:\n%s", screen(m))
+	}
+	m, cmd = typeKeys(m, "s")
+	if quits(t, cmd) || m.state != stateFailed || !strings.Contains(screen(m), "no shell in this initramfs") {
+		t.Errorf("s without a shell: state %v\n%s", m.state, screen(m))
+	}
+	m, _ = typeKeys(m, "m", "j", "j", "j", "enter") // the shell entry, locked by the password
+	if m.state != stateMenu || !strings.Contains(screen(m), "no shell in this initramfs") {
+		t.Errorf("the shell entry without a shell: state %v\n%s", m.state, screen(m))
+	}
+}

@@ -9,6 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/ramboot/ramboot/bootmenu"
 	"github.com/ramboot/ramboot/loader"
 )
 
@@ -80,10 +81,14 @@ func (m Model) hints() string {
 	case stateBooting:
 		return "esc cancel"
 	case stateFailed:
-		if m.refused {
-			return "m menu  s shell  b reboot  l log"
+		shell := "  s shell"
+		if m.opts.NoShell {
+			shell = ""
 		}
-		return "r retry  m menu  s shell  b reboot  l log"
+		if m.refused {
+			return "m menu" + shell + "  b reboot  l log"
+		}
+		return "r retry  m menu" + shell + "  b reboot  l log"
 	case statePassword:
 		return "enter unlock  esc cancel"
 	}
@@ -116,6 +121,9 @@ func (m Model) menuView() []string {
 		mark := ""
 		if e.Name == defName {
 			mark = "  (default)"
+		}
+		if m.entryLocked(e) && e.Kind != bootmenu.KindShell {
+			mark += "  (password)"
 		}
 		line := fmt.Sprintf("  %s%s", title, mark)
 		if i == m.cursor {
@@ -279,6 +287,9 @@ func (m Model) failedView() []string {
 	// Wrap the error to the screen. The keys are in the hints below.
 	for _, l := range strings.Split(ansi.Wordwrap(plain(m.err.Error()), m.opts.Width-4, " /"), "\n") {
 		out = append(out, "  "+l)
+	}
+	if m.notice != "" {
+		out = append(out, "", plain(m.notice))
 	}
 	return out
 }

@@ -40,7 +40,7 @@ func (s *state) menu(ctx context.Context) error {
 		s.ready = nil
 		res, tty := console.Menu{
 			Menu: m, Backend: &backend{s: s, ctx: ctx},
-			Options: tui.Options{Idle: s.cfg.Idle, Logf: s.logf, Warnings: s.warnings, Lock: s.booter().Lock, MenuError: refused,
+			Options: tui.Options{Idle: s.cfg.Idle, Logf: s.logf, Warnings: s.warnings, Lock: s.booter().Lock, MenuError: refused, NoShell: !console.HasShell(),
 				Chosen: func(e bootmenu.Entry, by string) { s.reportChosen(e.Name, by) }},
 			Logf:  s.logf,
 			Quiet: s.quiet,

@@ -41,7 +41,11 @@ func (b *Booter) FindMenu(ctx context.Context, c *cmdline.Config, hasShell bool)
 			b.logf("menu from %s: %d entries", src, len(m.Entries))
 			return m
 		}
-		b.logf("menu %s: %v", src, err)
+		if strings.HasPrefix(err.Error(), src) {
+			b.logf("menu: %v", err) // the error names the file already
+		} else {
+			b.logf("menu %s: %v", src, err)
+		}
 		if errors.Is(err, trust.ErrUntrusted) && b.Refused == nil {
 			b.Refused = err
 		}

@@ -100,7 +100,7 @@ func (l *Lock) Check(password string) error {
 		sleep = time.Sleep
 	}
 	sleep(delay)
-	return ErrWrongPassword
+	return fmt.Errorf("%w (%d in a row)", ErrWrongPassword, l.fails)
 }
 
 func matches(h, password string) bool {
