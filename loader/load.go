@@ -96,6 +96,19 @@ func Load(ctx context.Context, dir string, urls []string, opts Options) (*Result
 
 // setup applies the defaults of opts and checks what can be checked before any request.
 func (opts *Options) setup(urls []string) (f *Fetcher, want string, logf func(string, ...any), err error) {
+	if f, want, logf, err = opts.defaults(); err != nil {
+		return nil, "", nil, err
+	}
+	for _, u := range urls {
+		if err := checkURL(u); err != nil {
+			return nil, "", nil, err
+		}
+	}
+	return f, want, logf, nil
+}
+
+// defaults are the options every load starts from: the log, the fetcher, the sum asked for.
+func (opts *Options) defaults() (f *Fetcher, want string, logf func(string, ...any), err error) {
 	logf = opts.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -108,12 +121,22 @@ func (opts *Options) setup(urls []string) (f *Fetcher, want string, logf func(st
 	if want != "" && !isSHA256(want) {
 		return nil, "", nil, fmt.Errorf("bad sha256 %q: want 64 hex digits", opts.SHA256)
 	}
-	for _, u := range urls {
-		if err := checkURL(u); err != nil {
-			return nil, "", nil, err
-		}
-	}
 	return f, want, logf, nil
+}
+
+// emptyTarget creates dir if missing, refuses one that holds anything, and saves its own
+// metadata: it goes back to that after every failed attempt, since the archive's "./" entry
+// is applied only to a verified image (Extractor.FinishRoot).
+func emptyTarget(dir string) (*dirState, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if names, err := readNames(dir); err != nil {
+		return nil, err
+	} else if len(names) > 0 {
+		return nil, fmt.Errorf("%w: %s holds %s", ErrNotEmpty, dir, strings.Join(names[:min(3, len(names))], ", "))
+	}
+	return saveDir(dir)
 }
 
 // expectedSum is the sum to verify against: want, else URL.sha256's when the server has one.
@@ -138,17 +161,7 @@ func load(ctx context.Context, dir string, urls []string, opts *Options) (*Resul
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	if names, err := readNames(dir); err != nil {
-		return nil, err
-	} else if len(names) > 0 {
-		return nil, fmt.Errorf("%w: %s holds %s", ErrNotEmpty, dir, strings.Join(names[:min(3, len(names))], ", "))
-	}
-	// The target's own metadata goes back to this after every failed attempt: the archive's
-	// "./" entry is applied only to a verified image (Extractor.FinishRoot).
-	state, err := saveDir(dir)
+	state, err := emptyTarget(dir)
 	if err != nil {
 		return nil, err
 	}

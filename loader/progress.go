@@ -99,12 +99,21 @@ func (m *meter) begin(s *Stream) {
 		return
 	}
 	s.notify = func() { m.tick(true) }
+	m.follow(s)
+}
+
+// follow points the meter at src (a stream, or a registry load's blobs), from the connecting
+// stage on, and starts the heartbeat.
+func (m *meter) follow(src source) {
+	if m.fn == nil {
+		return
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return
 	}
-	m.src, m.stage = s, StageConnecting
+	m.src, m.stage = src, StageConnecting
 	m.read.Store(0)
 	m.ext.Store(0)
 	m.last, m.lastRead, m.rate = time.Time{}, 0, 0

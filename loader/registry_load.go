@@ -10,9 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -62,31 +60,15 @@ func newRegistryRun(urls []string, opts *Options, f *Fetcher, logf func(string, 
 // loadRegistry is Load for a docker:// URL: resolve the reference to this platform's image,
 // then stream its layers, in order, into dir.
 func loadRegistry(ctx context.Context, dir string, urls []string, opts *Options) (*Result, error) {
-	logf := opts.Logf
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	f := opts.Fetcher
-	if f == nil {
-		f = &Fetcher{Logf: logf}
-	}
-	pin := strings.ToLower(strings.TrimSpace(opts.SHA256))
-	if pin != "" && !isSHA256(pin) {
-		return nil, fmt.Errorf("bad sha256 %q: want 64 hex digits", opts.SHA256)
+	f, pin, logf, err := opts.defaults()
+	if err != nil {
+		return nil, err
 	}
 	r, err := newRegistryRun(urls, opts, f, logf)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	if names, err := readNames(dir); err != nil {
-		return nil, err
-	} else if len(names) > 0 {
-		return nil, fmt.Errorf("%w: %s holds %s", ErrNotEmpty, dir, strings.Join(names[:min(3, len(names))], ", "))
-	}
-	state, err := saveDir(dir)
+	state, err := emptyTarget(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -265,28 +247,6 @@ func (b *blobsSource) retrying() retryStatus {
 		return retryStatus{}
 	}
 	return s.retrying()
-}
-
-// follow points the meter at a registry load's source, from the connecting stage on.
-func (m *meter) follow(src source) {
-	if m.fn == nil {
-		return
-	}
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return
-	}
-	m.src, m.stage = src, StageConnecting
-	m.read.Store(0)
-	m.ext.Store(0)
-	m.last, m.lastRead, m.rate = time.Time{}, 0, 0
-	m.lastNano.Store(0)
-	if m.beat == nil {
-		m.beat = time.AfterFunc(heartbeat, m.pulse)
-	}
-	m.mu.Unlock()
-	m.tick(true)
 }
 
 // blobQueue downloads an image's layers one after the other, in a goroutine, into a bounded
