@@ -24,18 +24,7 @@ func TestVMImageServe(t *testing.T) {
 	if err := goBuild(rb, "github.com/ramboot/ramboot/cmd/ramboot"); err != nil {
 		t.Fatal(err)
 	}
-	// A root directory: testinit as /sbin/init (through an absolute symlink), a marker.
-	root := filepath.Join(tools, "root")
-	for _, d := range []string{"sbin", "lib", "etc/systemd/network", "proc", "sys", "dev", "run", "tmp"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
-	}
-	bin, err := os.ReadFile(filepath.Join(built.dir, "testinit"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(root, "lib/testinit"), bin, 0o755)
-	os.Symlink("/lib/testinit", filepath.Join(root, "sbin/init"))
-	os.WriteFile(filepath.Join(root, "etc/marker"), []byte("image-serve-ok\n"), 0o644)
+	root := testinitRoot(t, filepath.Join(tools, "root"), "image-serve-ok")
 
 	srv := filepath.Join(tools, "srv")
 	os.Mkdir(srv, 0o755)
@@ -84,4 +73,21 @@ func TestVMImageServe(t *testing.T) {
 	if !strings.Contains(logBuf.String(), "GET /made.tar.zst 200") {
 		t.Errorf("ramboot serve's log does not show the download:\n%s", logBuf.String())
 	}
+}
+
+// testinitRoot makes a root directory at root for `ramboot image dir:`: testinit as /sbin/init
+// (through an absolute symlink) and /etc/marker saying marker.
+func testinitRoot(t *testing.T, root, marker string) string {
+	t.Helper()
+	for _, d := range []string{"sbin", "lib", "etc/systemd/network", "proc", "sys", "dev", "run", "tmp"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	bin, err := os.ReadFile(filepath.Join(built.dir, "testinit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "lib/testinit"), bin, 0o755)
+	os.Symlink("/lib/testinit", filepath.Join(root, "sbin/init"))
+	os.WriteFile(filepath.Join(root, "etc/marker"), []byte(marker+"\n"), 0o644)
+	return root
 }

@@ -57,17 +57,7 @@ func TestVMRegistry(t *testing.T) {
 		}
 	}
 
-	root := filepath.Join(tools, "root")
-	for _, d := range []string{"sbin", "lib", "etc/systemd/network", "proc", "sys", "dev", "run", "tmp"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
-	}
-	bin, err := os.ReadFile(filepath.Join(built.dir, "testinit"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(root, "lib/testinit"), bin, 0o755)
-	os.Symlink("/lib/testinit", filepath.Join(root, "sbin/init"))
-	os.WriteFile(filepath.Join(root, "etc/marker"), []byte("registry-ok\n"), 0o644)
+	root := testinitRoot(t, filepath.Join(tools, "root"), "registry-ok")
 	out, err := exec.Command(rb, "image", "-q", "dir:"+root, "docker://"+addr+"/lab/vm:v1").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ramboot image: %v: %s", err, out)
