@@ -73,23 +73,8 @@ func startRegistry(t *testing.T, c registryConfig) *distRegistry {
 	r := &distRegistry{host: addr, log: &lockedBuffer{}}
 	cmd := exec.Command(bin, "serve", cf)
 	cmd.Stdout, cmd.Stderr = r.log, r.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return r
-		}
-		if time.Since(start) > 20*time.Second {
-			t.Fatalf("docker-registry did not come up: %v\n%s", err, r.log.String())
-		}
-	}
+	startServer(t, cmd, addr, 20*time.Second, func() string { return r.log.String() })
+	return r
 }
 
 // blobGets counts the blob downloads the registry's access log shows, per digest.
@@ -613,24 +598,11 @@ http {
 	cmd := exec.Command(bin, "-c", cf, "-p", dir, "-e", filepath.Join(dir, "error.log"))
 	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+	startServer(t, cmd, addr, 10*time.Second, func() string {
+		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return out.String() + string(b)
 	})
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return addr
-		}
-		if time.Since(start) > 10*time.Second {
-			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx did not come up: %v\n%s%s", err, out.String(), b)
-		}
-	}
+	return addr
 }
 
 // TestRegistryPullThroughCache: 50 machines boot at once, with a cold cache, through a
@@ -692,4 +664,27 @@ func TestRegistryPullThroughCache(t *testing.T) {
 		}
 	}
 	t.Logf("origin blob downloads for %d clients: %v", clients, served)
+}
+
+// startServer starts cmd, a registry or a proxy in front of one, stops it when the test ends,
+// and waits until it answers /v2/ at addr; logs tells what it said when it does not.
+func startServer(t *testing.T, cmd *exec.Cmd, addr string, wait time.Duration, logs func() string) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Since(start) > wait {
+			t.Fatalf("%s did not come up: %v\n%s", filepath.Base(cmd.Path), err, logs())
+		}
+	}
 }
