@@ -3,8 +3,6 @@ package netup
 import (
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -20,32 +18,4 @@ func renderResolvConf(dns []netip.Addr, search []string) string {
 		fmt.Fprintf(&b, "nameserver %s\n", a)
 	}
 	return b.String()
-}
-
-// writeFile replaces path atomically (temporary file, then rename), creating its directory:
-// a reader never sees a half-written resolv.conf.
-func writeFile(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ramboot/ramboot/internal/atomicfile"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -381,7 +382,7 @@ func configure(c Config, link netlink.Link, l *Lease) error {
 		}
 	}
 	if len(l.DNS) > 0 || len(l.Search) > 0 {
-		if err := writeFile(c.ResolvConf, []byte(renderResolvConf(l.DNS, l.Search)), 0o644); err != nil {
+		if err := atomicfile.WriteFile(c.ResolvConf, []byte(renderResolvConf(l.DNS, l.Search)), 0o644); err != nil {
 			return fmt.Errorf("writing %s: %w", c.ResolvConf, err)
 		}
 	}

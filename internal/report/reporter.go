@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ramboot/ramboot/internal/atomicfile"
 	"github.com/ramboot/ramboot/internal/cmdline"
 )
 
@@ -408,14 +409,7 @@ func (r *Reporter) WriteFile(file string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
+	return atomicfile.WriteFile(file, append(b, '\n'), 0o644)
 }
 
 // ReadDMI reads the machine's serial number and UUID from sysfs's DMI directory

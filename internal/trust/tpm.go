@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
+	"github.com/ramboot/ramboot/internal/atomicfile"
 )
 
 // PCR is the PCR /init extends. PCR 12 is where systemd-stub measures what varies per boot on
@@ -178,14 +178,7 @@ func (m *Measurer) write() error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(m.path), 0o755); err != nil {
-		return err
-	}
-	tmp := m.path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, m.path)
+	return atomicfile.WriteFile(m.path, append(b, '\n'), 0o644)
 }
 
 // MeasureData measures data itself (a menu, a command line).
