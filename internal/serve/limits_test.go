@@ -270,6 +270,48 @@ func TestStalledClientDropped(t *testing.T) {
 	}
 }
 
+// TestTricklingPostDropped: a client that sends a boot report's headers and then its body a
+// byte now and then held its connection for as long as it liked (only the header had a
+// timeout). The body must arrive within Timeouts.Stall; a whole one in time is accepted.
+func TestTricklingPostDropped(t *testing.T) {
+	const stall = 300 * time.Millisecond
+	h, err := New(t.TempDir(), Options{Reports: t.TempDir(), Timeouts: Timeouts{Stall: stall}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveWith(t, h, 8)
+	c := dialSmall(t, addr)
+	body := `{"schema":1,"type":"started","boot_id":"b1","seq":1,"mac":"52:54:00:12:34:56"}`
+	fmt.Fprintf(c, "POST /api/v1/events HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < len(body)-1; i++ {
+			if _, err := c.Write([]byte{body[i]}); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // the whole body would take ~3.5 s
+		}
+	}()
+	if _, closed := waitClosed(c, 10*time.Second); !closed {
+		t.Fatal("a POST whose body trickles in is still open after 10s")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("dropped after %v, want about %v", d, stall)
+	}
+	c.Close()
+	<-done
+	resp, err := http.Post("http://"+addr+"/api/v1/events", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("a whole body in time: %s", resp.Status)
+	}
+}
+
 // TestSlowClientNotDropped: the stall deadline is per write, not per response: a client that
 // keeps reading gets the whole file even when that takes several times Timeouts.Stall.
 func TestSlowClientNotDropped(t *testing.T) {

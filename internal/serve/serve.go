@@ -122,6 +122,12 @@ func (h *Handler) Close() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.fleet != nil && h.fleet.owns(r.URL.Path) {
 		// Not logged per request: machines POST events every few seconds.
+		if r.Method == http.MethodPost {
+			// The body (events, a healthy confirmation) must arrive within Timeouts.Stall: a
+			// client trickling a few bytes now and then would otherwise hold its connection
+			// for as long as it liked. Responses here are short, so the deadline outlasts them.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.timeouts.Stall))
+		}
 		h.fleet.ServeHTTP(w, r)
 		return
 	}

@@ -19,7 +19,8 @@ type Timeouts struct {
 	Idle time.Duration
 	// Stall is how long a response may go without progress: the deadline of each write of at
 	// most stallChunk bytes. A client that reads nothing for this long is dropped; one that
-	// reads less than stallChunk per Stall (1 KiB/s for the defaults) is too.
+	// reads less than stallChunk per Stall (1 KiB/s for the defaults) is too. A request body
+	// (the boot reports' POSTs) must arrive whole within Stall.
 	Stall time.Duration
 }
 
