@@ -32,7 +32,17 @@ import (
 	"github.com/ramboot/ramboot/internal/trust"
 )
 
+// notPID1 is what /init says when started as anything but PID 1 (by hand on a running system,
+// say): it would mount, reconfigure the network and finally reboot the machine it runs on.
+const notPID1 = "ramboot-init: this is the /init of a ramboot initramfs and runs only as PID 1 " +
+	"(it mounts file systems, configures the network and reboots the machine); " +
+	"on a running system use `ramboot fetch`, `ramboot serve` or `make demo`"
+
 func main() {
+	if os.Getpid() != 1 {
+		fmt.Fprintln(os.Stderr, notPID1)
+		os.Exit(2)
+	}
 	// First: a ^C or ^\ typed on the console before anything else is set up must not end
 	// PID 1 (the Go runtime exits on them, and the kernel panics).
 	sigs := sysinit.CatchSignals()
