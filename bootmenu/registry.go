@@ -3,16 +3,17 @@ package bootmenu
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
+
+	"github.com/ramboot/ramboot/internal/cmdline"
 )
 
 // registryScheme starts a ramroot URL that names an image in an OCI registry.
 const registryScheme = "docker://"
 
 // validateRegistry checks a ramroot whose URL is docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX].
-// Its mirrors are registries (http://HOST[:PORT], https://HOST[:PORT]) tried first, or other
-// docker:// references of the same image.
+// Its mirrors are registries tried first (cmdline.ParseRegistryMirror: http://HOST[:PORT],
+// https://HOST[:PORT] or HOST[:PORT]), or other docker:// references of the same image.
 func (r *Ramroot) validateRegistry() *fieldError {
 	if err := checkRegistryRef(r.URL); err != nil {
 		return ferr("ramroot", err)
@@ -23,17 +24,21 @@ func (r *Ramroot) validateRegistry() *fieldError {
 		}
 	}
 	for i, m := range r.Mirrors {
-		field := fmt.Sprintf("ramroot.mirrors[%d]", i)
-		if strings.HasPrefix(m, registryScheme) {
-			if err := checkRegistryRef(m); err != nil {
-				return ferr(field, err)
-			}
-			continue
+		if err := checkRegistryMirror(m); err != nil {
+			return ferr(fmt.Sprintf("ramroot.mirrors[%d]", i), err)
 		}
-		u, err := url.Parse(m)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" && strings.Trim(u.Path, "/") != "v2" {
-			return ferr(field, fmt.Errorf("registry mirror %q: want http://HOST[:PORT], https://HOST[:PORT] or a docker:// reference", m))
-		}
+	}
+	return nil
+}
+
+// checkRegistryMirror accepts a registry image's mirror: a registry
+// (cmdline.ParseRegistryMirror) or another docker:// reference.
+func checkRegistryMirror(m string) error {
+	if strings.HasPrefix(m, registryScheme) {
+		return checkRegistryRef(m)
+	}
+	if _, _, err := cmdline.ParseRegistryMirror(m); err != nil {
+		return fmt.Errorf("%w, or a docker:// reference", err)
 	}
 	return nil
 }

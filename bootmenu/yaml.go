@@ -380,6 +380,19 @@ func (d *yamlDecoder) url(n *yaml.Node, ctx, field string) (string, error) {
 	return s, nil
 }
 
+// registryMirror returns a checked mirror of a registry image: a registry (HOST[:PORT] is not
+// a relative URL to resolve) or another docker:// reference.
+func (d *yamlDecoder) registryMirror(n *yaml.Node, ctx, field string) (string, error) {
+	s, err := d.str(n, ctx, field)
+	if err != nil {
+		return "", err
+	}
+	if err := checkRegistryMirror(s); err != nil {
+		return "", d.at(n, ctx, field, err)
+	}
+	return s, nil
+}
+
 func (d *yamlDecoder) menu(n *yaml.Node) (*Menu, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, d.errf(n, "", "", "want a mapping with entries")
@@ -594,7 +607,12 @@ func (d *yamlDecoder) file(at, n *yaml.Node, ctx, field string, extra ...string)
 			return f, nil, err
 		}
 		for i, it := range nodes {
-			u, err := d.url(it, ctx, fmt.Sprintf("%s[%d]", mf, i))
+			var u string
+			if strings.HasPrefix(f.URL, registryScheme) {
+				u, err = d.registryMirror(it, ctx, fmt.Sprintf("%s[%d]", mf, i))
+			} else {
+				u, err = d.url(it, ctx, fmt.Sprintf("%s[%d]", mf, i))
+			}
 			if err != nil {
 				return f, nil, err
 			}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/ramboot/ramboot/internal/cmdline"
 )
 
 // RegistryScheme starts an image URL that names an image in an OCI registry:
@@ -84,37 +84,20 @@ func ParseRegistryRef(u string, insecure []string) (name.Reference, error) {
 	return ref, nil
 }
 
-// parseMirror reads a mirror: http://HOST[:PORT] (plain HTTP), https://HOST[:PORT], or
-// HOST[:PORT]; a trailing /v2 or / is allowed, another path is not.
+// parseMirror reads a mirror (cmdline.ParseRegistryMirror's syntax): plain HTTP for http://
+// and for hosts named insecure, HTTPS otherwise.
 func parseMirror(m string, insecure []string) (name.Registry, error) {
-	host, plain := m, false
-	if strings.Contains(m, "://") {
-		u, err := url.Parse(m)
-		if err != nil {
-			return name.Registry{}, fmt.Errorf("invalid registry mirror %q: %w", m, err)
-		}
-		switch u.Scheme {
-		case "http":
-			plain = true
-		case "https":
-		default:
-			return name.Registry{}, fmt.Errorf("invalid registry mirror %q: scheme %q is not http or https", m, u.Scheme)
-		}
-		if p := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/v2"); p != "" {
-			return name.Registry{}, fmt.Errorf("invalid registry mirror %q: a path (%s) is not supported", m, u.Path)
-		}
-		if u.RawQuery != "" || u.User != nil {
-			return name.Registry{}, fmt.Errorf("invalid registry mirror %q: only scheme and host", m)
-		}
-		host = u.Host
+	host, plain, err := cmdline.ParseRegistryMirror(m)
+	if err != nil {
+		return name.Registry{}, fmt.Errorf("invalid %w", err)
 	}
 	opts := []name.Option{name.StrictValidation}
 	if plain || slices.Contains(insecure, host) {
 		opts = append(opts, name.Insecure)
 	}
 	reg, err := name.NewRegistry(host, opts...)
-	if err != nil || host == "" {
-		return name.Registry{}, fmt.Errorf("invalid registry mirror %q: want http(s)://HOST[:PORT]", m)
+	if err != nil {
+		return name.Registry{}, fmt.Errorf("invalid registry mirror %q: %w", m, err)
 	}
 	return reg, nil
 }

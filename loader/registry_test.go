@@ -29,6 +29,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/ramboot/ramboot/bootmenu"
+	"github.com/ramboot/ramboot/internal/cmdline"
 )
 
 // testRegistry is go-containerregistry's in-memory registry on loopback, behind a handler
@@ -505,4 +507,24 @@ func TestRegistryIndex(t *testing.T) {
 		t.Errorf("got %v, want ErrPlatform naming the platforms", err)
 	}
 	assertEmpty(t, dir)
+}
+
+// TestMirrorSyntaxAgrees: ramboot.registry-mirror=, a menu's mirrors: and the loader accept
+// and refuse the same mirror strings (they were three parsers that agreed only on common
+// input: a menu refused HOST:PORT, the loader took a #fragment).
+func TestMirrorSyntaxAgrees(t *testing.T) {
+	for in, ok := range map[string]bool{
+		"http://cache:5000": true, "https://mirror.example/v2/": true, "https://mirror.example/v2": true,
+		"mirror.example": true, "10.0.0.1:5000": true, "[::1]:5000": true, "http://[fd00::1]:5000/": true,
+		"ftp://x": false, "http://x/path": false, "http://": false, "x/": false, "https://x//": false,
+		"http://x#frag": false, "http://u@x": false, "x?q": false, "x:port": false, "HTTP://x": false,
+		"http://x:5000/v2/extra": false, "://x": false,
+	} {
+		_, loaderErr := parseMirror(in, nil)
+		_, cmdErrs := cmdline.Parse("ramboot.registry-mirror=" + in)
+		_, menuErr := bootmenu.Parse([]byte("entries:\n  - name: a\n    ramroot: {url: docker://host/lab:v1, mirrors: [\""+in+"\"]}\n"), "menu.yaml")
+		if got := [3]bool{loaderErr == nil, len(cmdErrs) == 0, menuErr == nil}; got != [3]bool{ok, ok, ok} {
+			t.Errorf("%q: accepted by loader, cmdline, menu: %v, want all %v (%v; %v; %v)", in, got, ok, loaderErr, cmdErrs, menuErr)
+		}
+	}
 }

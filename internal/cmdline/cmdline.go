@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -172,7 +173,7 @@ func (c *Config) set(p Param) error {
 	case "boot":
 		c.Boot = v
 	case "ramboot.registry-mirror":
-		if err := checkRegistryMirror(v); err != nil {
+		if _, _, err := ParseRegistryMirror(v); err != nil {
 			return err
 		}
 		c.RegistryMirrors = append(c.RegistryMirrors, v)
@@ -257,19 +258,37 @@ func (c *Config) set(p Param) error {
 	return nil
 }
 
-// checkRegistryMirror accepts http://HOST[:PORT], https://HOST[:PORT] (a trailing /v2 or /
-// allowed) and HOST[:PORT].
-func checkRegistryMirror(v string) error {
-	bad := errors.New("want http://HOST[:PORT], https://HOST[:PORT] or HOST[:PORT]")
-	host := v
-	if scheme, rest, ok := strings.Cut(v, "://"); ok {
-		if scheme != "http" && scheme != "https" {
-			return bad
+// ParseRegistryMirror reads a registry mirror as ramboot.registry-mirror=, a menu's mirrors:
+// and `ramboot fetch --mirror` give it: http://HOST[:PORT] (plain HTTP), https://HOST[:PORT], or
+// HOST[:PORT] (HTTPS unless the host is named insecure). A trailing / or /v2 is allowed; a
+// path, user, query or fragment is not, and HOST[:PORT] must be an RFC 3986 authority (what
+// go-containerregistry's name.NewRegistry requires). The cmdline, the menu and the loader all
+// parse mirrors here, so that they accept and refuse the same strings.
+func ParseRegistryMirror(s string) (host string, plain bool, err error) {
+	bad := func(why string) error {
+		return fmt.Errorf("registry mirror %q: %s (want http://HOST[:PORT], https://HOST[:PORT] or HOST[:PORT])", s, why)
+	}
+	host = s
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		switch scheme {
+		case "http":
+			plain = true
+		case "https":
+		default:
+			return "", false, bad(fmt.Sprintf("scheme %q is not http or https", scheme))
 		}
 		host = strings.TrimSuffix(strings.TrimSuffix(rest, "/"), "/v2")
 	}
-	if host == "" || strings.ContainsAny(host, "/ @?#") {
-		return bad
+	switch {
+	case host == "":
+		return "", false, bad("no host")
+	case strings.ContainsAny(host, "/"):
+		return "", false, bad("a path is not supported")
+	case strings.ContainsAny(host, "@?# \t"):
+		return "", false, bad("only a scheme and HOST[:PORT]")
 	}
-	return nil
+	if u, err := url.Parse("//" + host); err != nil || u.Host != host {
+		return "", false, bad("not a valid HOST[:PORT]")
+	}
+	return host, plain, nil
 }
