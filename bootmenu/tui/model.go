@@ -49,6 +49,7 @@ const (
 	ActionShell               // start a shell, then show the menu again
 	ActionReboot
 	ActionPoweroff
+	ActionFindMenu // look for the menu again (r on a refused menu's screen)
 )
 
 // Result is the outcome of a menu session.
@@ -94,6 +95,7 @@ type Options struct {
 	Lock Locker
 	// MenuError, when set, is why the menu the operator configured was refused (a bad
 	// signature): the model opens on the error screen, over the fallback menu it was given.
+	// r there ends the session with ActionFindMenu (the menu may have been re-signed since).
 	MenuError error
 	// NoShell says the initramfs has no shell: the error screen does not offer one, and a
 	// shell entry or key says so instead of asking for a password and doing nothing.
@@ -449,7 +451,8 @@ func (m Model) onFailedKey(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	switch {
 	case key.Matches(msg, keys.Retry):
 		if m.refused {
-			return m, nil // nothing to retry: the menu shown instead is the way on
+			m.result = Result{Action: ActionFindMenu}
+			return m, tea.Quit
 		}
 		return m.startBoot(m.booting, m.cmdline)
 	case key.Matches(msg, keys.Menu):

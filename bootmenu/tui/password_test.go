@@ -144,9 +144,9 @@ func TestRefusedMenuScreen(t *testing.T) {
 	if m.counting {
 		t.Error("the countdown runs under the error screen")
 	}
-	m, _ = typeKeys(m, "r")
-	if m.state != stateFailed || len(fb.prepared) != 0 {
-		t.Fatalf("r on a refused menu: state %v, prepared %v", m.state, fb.prepared)
+	again, cmd := typeKeys(m, "r")
+	if r := again.Result(); r.Action != ActionFindMenu || !quits(t, cmd) || len(fb.prepared) != 0 {
+		t.Fatalf("r on a refused menu: result %+v, prepared %v; want the session to end with ActionFindMenu", r, fb.prepared)
 	}
 	m, _ = typeKeys(m, "m")
 	if m.state != stateMenu || !strings.Contains(screen(m), "Reboot") {

@@ -86,7 +86,7 @@ func (m Model) hints() string {
 			shell = ""
 		}
 		if m.refused {
-			return "m menu" + shell + "  b reboot  l log"
+			return "r look again  m menu" + shell + "  b reboot  l log"
 		}
 		return "r retry  m menu" + shell + "  b reboot  l log"
 	case statePassword:
@@ -281,7 +281,7 @@ func (m Model) stageText(s loader.Stage, file int) string {
 func (m Model) failedView() []string {
 	head := "Boot of " + m.booting.Name + " failed:"
 	if m.refused {
-		head = "Menu refused (m opens the fallback menu):"
+		head = "Menu refused (r looks for it again, m opens the fallback menu):"
 	}
 	out := []string{errorStyle.Render(head), ""}
 	// Wrap the error to the screen. The keys are in the hints below.

@@ -19,13 +19,15 @@ import (
 // menu finds the menu, shows it (or boots its default at once when its timeout is 0), and
 // carries out the choice. It returns only when a boot failed or the menu closed.
 func (s *state) menu(ctx context.Context) error {
+	lookedAgain := false // the operator asked for the menu again: no countdown, no unattended boot
+find:
 	m := s.booter().FindMenu(ctx, s.cfg, console.HasShell())
 	refused := s.booter().Refused // a menu the chain of trust refused: its error screen first
 	s.reportMenu(m)
 	if err := m.Override(s.cfg.Default, s.cfg.Timeout); err != nil {
 		s.logf("%v", err)
 	}
-	if m.Timeout == 0 && !s.menuAfterFailure && refused == nil {
+	if m.Timeout == 0 && !s.menuAfterFailure && !lookedAgain && refused == nil {
 		// Unattended: no UI blocks the boot.
 		e, ok := m.DefaultEntry()
 		if !ok {
@@ -33,7 +35,7 @@ func (s *state) menu(ctx context.Context) error {
 		}
 		return s.act(ctx, *e, e.Cmdline())
 	}
-	if s.menuAfterFailure || refused != nil {
+	if s.menuAfterFailure || lookedAgain || refused != nil {
 		m.Timeout = -1 // the operator decides after a failure
 	}
 	for {
@@ -58,6 +60,11 @@ func (s *state) menu(ctx context.Context) error {
 			}
 			m.Timeout = -1 // back from the shell: no countdown
 			continue
+		case tui.ActionFindMenu:
+			// The refused menu may have been re-signed, or its signature published, since.
+			s.logf("menu: looking for the menu again")
+			lookedAgain = true
+			goto find
 		case tui.ActionReboot:
 			halt(unix.LINUX_REBOOT_CMD_RESTART)
 		case tui.ActionPoweroff:

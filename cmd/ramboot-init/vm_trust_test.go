@@ -171,7 +171,9 @@ func TestVMTrustSignedMenu(t *testing.T) {
 }
 
 // TestVMTrustTamperedMenu: a menu changed after signing is refused with the error screen, and
-// none of its images is fetched.
+// none of its images is fetched. r looks for the menu again: still refused while the file is
+// tampered; once the operator signs it again, r shows it (without a countdown, though its
+// timeout is 0) and it boots.
 func TestVMTrustTamperedMenu(t *testing.T) {
 	setupTrust(t)
 	menu := signedMenu(t, "tampered.yaml", fmt.Sprintf(trustMenu, "pinned", "0", "rootfs.tar.zst", built.sums["rootfs.tar.zst"]),
@@ -189,9 +191,28 @@ func TestVMTrustTamperedMenu(t *testing.T) {
 			t.Errorf("fetched %v from a refused menu", got)
 		}
 	}
-	// m: the fallback (built-in) menu.
-	vm.Send("m")
-	vm.ExpectScreen(`(?s)Reboot.*Power off`, time.Minute)
+	// r while the menu is still tampered: refused again, after asking for it and its signature.
+	mark = requestMark()
+	vm.Send("r")
+	vm.Expect(`menu: looking for the menu again`, time.Minute)
+	vm.Expect(`menu: \S+/tampered.yaml: refused by the chain of trust: bad signature`, time.Minute)
+	vm.ExpectScreen(`(?s)Menu refused.*tampered\.yaml: refused by the chain of trust`, time.Minute)
+	if got := requested(mark, "/tampered.yaml"); len(got) != 2 {
+		t.Errorf("menu requests after r: %v, want the menu and its signature", got)
+	}
+	// The operator signs what is now on the server: r shows that menu and waits for a key.
+	if err := minisignCmd(trusted.dir, "-S", "-s", "lab.key", "-m", "tampered.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	vm.Send("r")
+	vm.ExpectScreen(`(?s)Signed lab.*Pinned image`, time.Minute)
+	time.Sleep(3 * time.Second) // an unattended boot would have started by now
+	if got := requested(mark, "/evil"); len(got) > 0 {
+		t.Errorf("the menu found again booted by itself: %v", got)
+	}
+	vm.Send(keyEnter)
+	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	vm.Wait(time.Minute)
 }
 
 // TestVMTrustPassword: e asks for the password without echo; a wrong one is refused, the right
