@@ -47,6 +47,11 @@ fuzz: ## run each fuzz target for a short while
 	$(GO) test ./bootmenu -run '^$$' -fuzz FuzzParsePXELinux -fuzztime 30s
 	$(GO) test ./internal/cmdline -run '^$$' -fuzz FuzzParse -fuzztime 30s
 	$(GO) test ./internal/trust -run '^$$' -fuzz FuzzSignature -fuzztime 30s
+	$(GO) test ./loader -run '^$$' -fuzz FuzzRegistryManifest -fuzztime 30s
+	$(GO) test ./internal/netup -run '^$$' -fuzz FuzzLeaseFromACK -fuzztime 30s
+	$(GO) test ./internal/kmod -run '^$$' -fuzz FuzzModinfoSection -fuzztime 30s
+	$(GO) test ./internal/kmod -run '^$$' -fuzz FuzzMatch -fuzztime 30s
+	$(GO) test ./internal/imageconv -run '^$$' -fuzz FuzzParseSource -fuzztime 30s
 
 clean: ## remove build output
 	rm -rf bin
