@@ -36,7 +36,7 @@ find:
 		return s.act(ctx, *e, e.Cmdline())
 	}
 	if s.menuAfterFailure || lookedAgain || refused != nil {
-		m.Timeout = -1 // the operator decides after a failure
+		m.Timeout = -1 // the operator decides: after a failure, a refusal or a look again
 	}
 	for {
 		s.ready = nil

@@ -282,7 +282,7 @@ func ParseRegistryMirror(s string) (host string, plain bool, err error) {
 	switch {
 	case host == "":
 		return "", false, bad("no host")
-	case strings.ContainsAny(host, "/"):
+	case strings.Contains(host, "/"):
 		return "", false, bad("a path is not supported")
 	case strings.ContainsAny(host, "@?# \t"):
 		return "", false, bad("only a scheme and HOST[:PORT]")
