@@ -37,21 +37,25 @@ loadtest: build ## 50 `ramboot fetch` clients through a proxy that cuts them and
 demo: gocheck ## boot the menu in QEMU: installs what is missing, builds, serves, boots (Ctrl-A X quits)
 	bash scripts/demo.sh
 
-fuzz: ## run each fuzz target for a short while
-	$(GO) test ./loader -run '^$$' -fuzz FuzzSniff -fuzztime 30s
-	$(GO) test ./loader -run '^$$' -fuzz FuzzCleanName -fuzztime 30s
-	$(GO) test ./loader -run '^$$' -fuzz FuzzParseRetryAfter -fuzztime 30s
-	$(GO) test ./loader -run '^$$' -fuzz FuzzExtract -fuzztime 30s
-	$(GO) test ./internal/xzpar -run '^$$' -fuzz FuzzNewReader -fuzztime 30s
-	$(GO) test ./bootmenu -run '^$$' -fuzz FuzzParseYAML -fuzztime 30s
-	$(GO) test ./bootmenu -run '^$$' -fuzz FuzzParsePXELinux -fuzztime 30s
-	$(GO) test ./internal/cmdline -run '^$$' -fuzz FuzzParse -fuzztime 30s
-	$(GO) test ./internal/trust -run '^$$' -fuzz FuzzSignature -fuzztime 30s
-	$(GO) test ./loader -run '^$$' -fuzz FuzzRegistryManifest -fuzztime 30s
-	$(GO) test ./internal/netup -run '^$$' -fuzz FuzzLeaseFromACK -fuzztime 30s
-	$(GO) test ./internal/kmod -run '^$$' -fuzz FuzzModinfoSection -fuzztime 30s
-	$(GO) test ./internal/kmod -run '^$$' -fuzz FuzzMatch -fuzztime 30s
-	$(GO) test ./internal/imageconv -run '^$$' -fuzz FuzzParseSource -fuzztime 30s
+# A new input is minimised for at most 2 s: minimising a large tarball (each run extracts into
+# a fresh directory) otherwise took most of a short fuzz run.
+FUZZFLAGS ?= -fuzztime 30s -fuzzminimizetime 2s
+
+fuzz: ## run each fuzz target for a short while (FUZZFLAGS: -fuzztime 30s -fuzzminimizetime 2s)
+	$(GO) test ./loader -run '^$$' -fuzz FuzzSniff $(FUZZFLAGS)
+	$(GO) test ./loader -run '^$$' -fuzz FuzzCleanName $(FUZZFLAGS)
+	$(GO) test ./loader -run '^$$' -fuzz FuzzParseRetryAfter $(FUZZFLAGS)
+	$(GO) test ./loader -run '^$$' -fuzz FuzzExtract $(FUZZFLAGS)
+	$(GO) test ./internal/xzpar -run '^$$' -fuzz FuzzNewReader $(FUZZFLAGS)
+	$(GO) test ./bootmenu -run '^$$' -fuzz FuzzParseYAML $(FUZZFLAGS)
+	$(GO) test ./bootmenu -run '^$$' -fuzz FuzzParsePXELinux $(FUZZFLAGS)
+	$(GO) test ./internal/cmdline -run '^$$' -fuzz FuzzParse $(FUZZFLAGS)
+	$(GO) test ./internal/trust -run '^$$' -fuzz FuzzSignature $(FUZZFLAGS)
+	$(GO) test ./loader -run '^$$' -fuzz FuzzRegistryManifest $(FUZZFLAGS)
+	$(GO) test ./internal/netup -run '^$$' -fuzz FuzzLeaseFromACK $(FUZZFLAGS)
+	$(GO) test ./internal/kmod -run '^$$' -fuzz FuzzModinfoSection $(FUZZFLAGS)
+	$(GO) test ./internal/kmod -run '^$$' -fuzz FuzzMatch $(FUZZFLAGS)
+	$(GO) test ./internal/imageconv -run '^$$' -fuzz FuzzParseSource $(FUZZFLAGS)
 
 clean: ## remove build output
 	rm -rf bin
