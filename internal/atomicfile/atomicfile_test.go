@@ -71,3 +71,35 @@ func onlyFile(t *testing.T, dir, name string) {
 		t.Fatalf("%s holds %q, want only %q", dir, names, name)
 	}
 }
+
+// TestWriteInReplacesSymlink: a symlink at the name (here, out of the root) is replaced by the
+// file; its target is not written.
+func TestWriteInReplacesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	outside := filepath.Join(dir, "outside")
+	if err := os.WriteFile(outside, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "etc", "resolv.conf")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := WriteIn(r, "etc/resolv.conf", []byte("nameserver 10.0.2.3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "keep" {
+		t.Errorf("the symlink's target was written: %q", b)
+	}
+	if st, err := os.Lstat(filepath.Join(root, "etc", "resolv.conf")); err != nil || !st.Mode().IsRegular() {
+		t.Errorf("etc/resolv.conf: %v, %v; want a regular file", st, err)
+	}
+	onlyFile(t, filepath.Join(root, "etc"), "resolv.conf")
+}

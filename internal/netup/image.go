@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"strings"
+
+	"github.com/ramboot/ramboot/internal/atomicfile"
 )
 
 // Paths WriteImageConfig writes, inside the image.
@@ -118,39 +119,11 @@ func (w *imageWriter) write(name, data string, perm fs.FileMode) {
 	if w.err != nil {
 		return
 	}
-	if err := writeRoot(w.r, rel(name), []byte(data), perm); err != nil {
+	if err := atomicfile.WriteIn(w.r, rel(name), []byte(data), perm); err != nil {
 		w.err = fmt.Errorf("%s: %w", name, err)
 		return
 	}
 	w.written = append(w.written, name)
-}
-
-// writeRoot replaces name (temporary file, then rename): a symlink at name is replaced, not
-// followed.
-func writeRoot(r *os.Root, name string, data []byte, perm fs.FileMode) error {
-	if err := r.MkdirAll(path.Dir(name), 0o755); err != nil {
-		return err
-	}
-	tmp := path.Join(path.Dir(name), "."+path.Base(name)+".ramboot-tmp")
-	r.Remove(tmp)
-	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm) // whatever the umask
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = r.Rename(tmp, name)
-	}
-	if err != nil {
-		r.Remove(tmp)
-	}
-	return err
 }
 
 // rel makes an image path relative for os.Root.
