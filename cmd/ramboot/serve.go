@@ -26,7 +26,7 @@ type serveOptions struct {
 func serveFlags(o *serveOptions) *cmdFlags {
 	fs := newFlags("serve", "DIR", 1,
 		"Serves the files of DIR (Range, HEAD, ETag) for labs and tests; logs requests on stderr.",
-		"Drops clients that send no request for a minute, or read nothing of a response for a minute.")
+		"Drops clients that send no request, send no whole boot report, or read nothing of a response for a minute.")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "`HOST:PORT` to listen on (port 0: any free port)")
 	fs.IntVar(&o.maxConns, "max-conns", serve.DefaultMaxConns, "most connections open at once (more wait to be accepted)")
 	fs.StringVar(&o.menu, "menu", "", "a menu `FILE` (YAML or pxelinux) to serve at /menu.yaml (/menu.cfg for pxelinux), with http://"+serve.Placeholder+"/ and relative URLs rewritten to the address clients use")
