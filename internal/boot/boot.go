@@ -57,6 +57,10 @@ type Booter struct {
 	// Policy is the chain of trust's anchors: with keys, menus and files must be signed or
 	// pinned (internal/trust). Nil: nothing is refused.
 	Policy *trust.Policy
+	// Carried is the initramfs's own files (its menus, embedded images and hooks): the only
+	// local files trusted without a signature when Policy has anchors. New sets /init's; the
+	// zero value carries nothing.
+	Carried trust.Carried
 	// Lock takes the password of trusted menus. Nil: menus' passwords are ignored.
 	Lock *trust.Lock
 	// TPM measures what is booted. Nil: nothing is measured.
@@ -74,7 +78,8 @@ type Booter struct {
 // New returns a Booter for /init.
 func New(lease *netup.Lease, h hooks.Runner, logf func(string, ...any)) *Booter {
 	b := &Booter{Lease: lease, Hooks: h, Logf: logf, SwitchRoot: switchroot.SwitchRoot,
-		Root: layout.NewRoot, MountRoot: true, KernelFiles: "/", Entropy: WaitEntropy(logf)}
+		Root: layout.NewRoot, MountRoot: true, KernelFiles: "/", Entropy: WaitEntropy(logf),
+		Carried: trust.Carried{Root: "/", Files: layout.Menus(), Dirs: []string{layout.RootfsDir, layout.HooksDir}}}
 	if _, err := os.Stat(layout.RegistryAuth); err == nil {
 		b.Registry.AuthFile = layout.RegistryAuth
 	}

@@ -29,9 +29,9 @@ func (b *Booter) FindMenu(ctx context.Context, c *cmdline.Config, hasShell bool)
 	if u := LeaseMenuURL(b.Lease); u != "" {
 		sources = append(sources, u)
 	}
-	for _, ext := range []string{".yaml", ".yml", ".cfg"} {
-		if _, err := os.Stat(layout.Menu + ext); err == nil {
-			sources = append(sources, layout.Menu+ext)
+	for _, m := range layout.Menus() {
+		if _, err := os.Stat(m); err == nil {
+			sources = append(sources, m)
 		}
 	}
 	b.Refused = nil
@@ -88,6 +88,12 @@ func (b *Booter) LoadMenu(ctx context.Context, src string) (*bootmenu.Menu, erro
 			return nil, err
 		}
 	}
+	// The signature comes first: nothing of a menu that cannot be trusted is read, let alone
+	// acted on.
+	sig, err := b.menuSig(ctx, src)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
 	f := b.fetcher()
 	f.Client = b.identified(f.Client) // a menu server may answer each machine with its own default
 	s, err := f.Open(ctx, src)
@@ -103,7 +109,7 @@ func (b *Booter) LoadMenu(ctx context.Context, src string) (*bootmenu.Menu, erro
 		return nil, fmt.Errorf("%s: larger than the %d KiB a menu may have", src, bootmenu.MaxMenuSize>>10)
 	}
 	// Verified before it is parsed: nothing of an untrusted menu is acted on.
-	signed, err := b.checkMenu(ctx, src, data)
+	signed, err := b.checkMenu(src, data, sig)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}

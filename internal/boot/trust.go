@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
@@ -45,24 +46,69 @@ func (b *Booter) fetchSig(ctx context.Context, urls []string) ([]byte, error) {
 	return sig, nil
 }
 
-// checkMenu verifies a menu's signature when the policy has anchors. A menu inside the
-// initramfs is as trusted as the anchors are. It returns the signature, nil when none was
-// checked.
-func (b *Booter) checkMenu(ctx context.Context, src string, data []byte) (*trust.Signed, error) {
-	if !b.Policy.Enabled() || loader.IsLocal(src) {
+// carried reports whether the file at u (every one of its URLs) is one the initramfs itself
+// carries, and so is as trusted as the anchors: nil when it is, else why not. A URL of a server
+// is never carried.
+func (b *Booter) carried(urls ...string) error {
+	for _, u := range urls {
+		p, ok := localFile(u)
+		if !ok {
+			return fmt.Errorf("%s: %w", u, trust.ErrNotCarried)
+		}
+		if err := b.Carried.Check(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// localFile is the path a local URL (a path, or file://) names.
+func localFile(u string) (string, bool) {
+	if !loader.IsLocal(u) {
+		return "", false
+	}
+	if strings.HasPrefix(u, "file://") {
+		p, err := url.Parse(u)
+		if err != nil {
+			return "", false
+		}
+		return p.Path, true
+	}
+	return u, true
+}
+
+// menuSig fetches the signature of the menu at src before the menu itself is read, when the
+// policy has anchors and src is not one of the initramfs's own menus: a menu that cannot be
+// trusted is not even read. It returns nil (and no error) when no signature is needed.
+func (b *Booter) menuSig(ctx context.Context, src string) ([]byte, error) {
+	if !b.Policy.Enabled() {
+		return nil, nil
+	}
+	notCarried := b.carried(src)
+	if notCarried == nil {
 		return nil, nil
 	}
 	sig, err := b.fetchSig(ctx, []string{src})
-	if err != nil {
-		return nil, err
+	if err != nil && loader.IsLocal(src) {
+		// Say why a local path is not simply trusted: only the initramfs's own files are.
+		return nil, fmt.Errorf("%w (%v)", err, notCarried)
+	}
+	return sig, err
+}
+
+// checkMenu verifies a menu against the signature menuSig fetched. It returns the signature,
+// nil when none was checked (no anchors, or a menu the initramfs carries).
+func (b *Booter) checkMenu(src string, data, sig []byte) (*trust.Signed, error) {
+	if sig == nil {
+		return nil, nil
 	}
 	return b.Policy.Verify(trust.FileName(src), data, sig)
 }
 
-// trustMenu marks a menu that verified (or came from the initramfs) as trusted, takes its
+// trustMenu marks a menu that verified (or that the initramfs carries) as trusted, takes its
 // password, and measures it.
 func (b *Booter) trustMenu(m *bootmenu.Menu, src string, data []byte, signed *trust.Signed) error {
-	trusted := signed != nil || loader.IsLocal(src)
+	trusted := signed != nil || b.carried(src) == nil
 	if signed != nil {
 		b.logf("menu %s: signature by key %s verified; trusted comment: %s", src, signed.KeyID, oneLine(signed.TrustedComment))
 		m.Signature = signed.TrustedComment
@@ -96,7 +142,7 @@ func (b *Booter) checkPlan(ctx context.Context, p Plan) (Plan, error) {
 	check := func(what string, img Image) (Image, error) {
 		u := img.URLs[0]
 		switch {
-		case loader.IsLocal(u):
+		case b.carried(img.URLs...) == nil:
 			return img, nil
 		case p.Pinned && trust.Pinned(u, img.SHA256):
 			b.logf("%s %s: pinned by the signed menu", what, u)
@@ -105,6 +151,9 @@ func (b *Booter) checkPlan(ctx context.Context, p Plan) (Plan, error) {
 			return img, fmt.Errorf("%s %s: %w: a registry reference must be pinned with @sha256: in a signed menu", what, u, trust.ErrUntrusted)
 		}
 		sig, err := b.fetchSig(ctx, img.URLs)
+		if err != nil && loader.IsLocal(u) {
+			err = fmt.Errorf("%w (%v)", err, b.carried(img.URLs...))
+		}
 		if err == nil {
 			var v *trust.Stream
 			if v, err = b.Policy.NewStream(img.URLs, sig); err == nil {

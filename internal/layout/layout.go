@@ -18,3 +18,8 @@ const (
 	// RegistryAuth is the docker config.json of `ramboot initramfs --registry-auth`.
 	RegistryAuth = "/etc/ramboot/registry-auth.json"
 )
+
+// Menus are the paths the embedded menu (`ramboot initramfs --menu`) may have, by format.
+func Menus() []string {
+	return []string{Menu + ".yaml", Menu + ".yml", Menu + ".cfg"}
+}
