@@ -39,7 +39,7 @@ func keygenFlags(o *keygenOptions) *cmdFlags {
 	return fs
 }
 
-func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runKeygen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o keygenOptions
 	if _, err := keygenFlags(&o).parse(args, stdout, stderr); err != nil {
 		return err
@@ -60,7 +60,7 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 		secText, err = sec.MarshalText()
 	} else {
 		var pw string
-		if pw, err = readPassword(o.passwordFile, "password for the secret key: ", true, stderr); err != nil {
+		if pw, err = readPassword(ctx, o.passwordFile, "password for the secret key: ", true, stderr); err != nil {
 			return err
 		}
 		secText, err = minisign.EncryptKey(pw, sec)
@@ -93,7 +93,7 @@ func signFlags(o *signOptions) *cmdFlags {
 	return fs
 }
 
-func runSign(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o signOptions
 	pos, err := signFlags(&o).parse(args, stdout, stderr)
 	if err != nil {
@@ -106,7 +106,7 @@ func runSign(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var sec minisign.PrivateKey
 	if minisign.IsEncrypted(keyText) {
-		pw, err := readPassword(o.passwordFile, "password for "+o.sec+": ", false, stderr)
+		pw, err := readPassword(ctx, o.passwordFile, "password for "+o.sec+": ", false, stderr)
 		if err != nil {
 			return err
 		}
@@ -149,20 +149,24 @@ func passwdFlags(o *passwdOptions) *cmdFlags {
 		"Prints a bcrypt hash of a password, for ramboot initramfs --password-hash or a signed",
 		"menu's password: key. It locks e (edit), the shell and entries marked locked: true.")
 	fs.StringVar(&o.passwordFile, "password-file", "", "hash the first line of `FILE` (default: ask on the terminal, or read standard input)")
-	fs.IntVar(&o.cost, "cost", 12, "bcrypt cost (4-31; each step doubles the time a guess takes)")
+	fs.IntVar(&o.cost, "cost", 12, fmt.Sprintf("bcrypt cost (%d-%d; each step doubles the time a guess takes, and /init's check at each unlock)", trust.MinCost, trust.MaxCost))
 	return fs
 }
 
-func runPasswd(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runPasswd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o passwdOptions
 	if _, err := passwdFlags(&o).parse(args, stdout, stderr); err != nil {
 		return err
 	}
-	pw, err := readPassword(o.passwordFile, "password: ", true, stderr)
+	if o.cost < trust.MinCost || o.cost > trust.MaxCost {
+		return fmt.Errorf("%w: --cost %d: want %d to %d (each step doubles the time /init takes to check the password)", errUsage, o.cost, trust.MinCost, trust.MaxCost)
+	}
+	pw, err := readPassword(ctx, o.passwordFile, "password: ", true, stderr)
 	if err != nil {
 		return err
 	}
-	h, err := trust.HashPassword(pw, o.cost)
+	// The context ends on SIGINT or SIGTERM (main): the hashing is abandoned, ramboot exits.
+	h, err := trust.HashPasswordContext(ctx, pw, o.cost)
 	if err != nil {
 		return err
 	}
@@ -171,8 +175,9 @@ func runPasswd(_ context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // readPassword reads a password: the first line of file, else from the terminal without echo
-// (twice when confirm), else the first line of standard input.
-func readPassword(file, prompt string, confirm bool, stderr io.Writer) (string, error) {
+// (twice when confirm), else the first line of standard input. When ctx ends (^C) while it
+// waits at the terminal, the terminal's echo is restored and it returns ctx's error.
+func readPassword(ctx context.Context, file, prompt string, confirm bool, stderr io.Writer) (string, error) {
 	firstLine := func(r io.Reader) (string, error) {
 		line, err := bufio.NewReader(r).ReadString('\n')
 		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
@@ -193,14 +198,14 @@ func readPassword(file, prompt string, confirm bool, stderr io.Writer) (string, 
 		return firstLine(os.Stdin)
 	}
 	fmt.Fprint(stderr, prompt)
-	pw, err := term.ReadPassword(fd)
+	pw, err := readTerminal(ctx, fd)
 	fmt.Fprintln(stderr)
 	if err != nil {
 		return "", err
 	}
 	if confirm {
 		fmt.Fprint(stderr, "again: ")
-		again, err := term.ReadPassword(fd)
+		again, err := readTerminal(ctx, fd)
 		fmt.Fprintln(stderr)
 		if err != nil {
 			return "", err
@@ -210,4 +215,30 @@ func readPassword(file, prompt string, confirm bool, stderr io.Writer) (string, 
 		}
 	}
 	return string(pw), nil
+}
+
+// readTerminal is term.ReadPassword ending when ctx does: the terminal's state is restored
+// (term.ReadPassword turned echo off) and the read, which cannot be interrupted, is abandoned
+// to a goroutine, for a command that then exits.
+func readTerminal(ctx context.Context, fd int) ([]byte, error) {
+	state, err := term.GetState(fd)
+	if err != nil {
+		return nil, fmt.Errorf("reading the password: %w", err)
+	}
+	type result struct {
+		pw  []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		pw, err := term.ReadPassword(fd)
+		done <- result{pw, err}
+	}()
+	select {
+	case r := <-done:
+		return r.pw, r.err
+	case <-ctx.Done():
+		term.Restore(fd, state)
+		return nil, fmt.Errorf("reading the password: %w", ctx.Err())
+	}
 }

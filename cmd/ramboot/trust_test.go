@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,5 +79,33 @@ func TestPasswdAndInitramfsTrust(t *testing.T) {
 		if _, _, err := runArgs(args...); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: %v, want %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// TestPasswdCost: a cost past trust.MaxCost is a usage error at once (--cost 31 hashed for
+// days), and SIGINT (the context ending) stops the hashing.
+func TestPasswdCost(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("hunter2\n"), 0o600)
+	for _, cost := range []string{"3", "17", "31"} {
+		start := time.Now()
+		out, _, err := runArgs("passwd", "--cost", cost, "--password-file", pw)
+		if exitCode(err) != 2 || !strings.Contains(fmt.Sprint(err), "--cost "+cost+": want 4 to 16") {
+			t.Errorf("--cost %s: got %q, %v (exit %d), want a usage error", cost, out, err, exitCode(err))
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("--cost %s: refused after %v", cost, d)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	var out, errb bytes.Buffer
+	err := run(ctx, []string{"passwd", "--cost", "16", "--password-file", pw}, &out, &errb)
+	if !errors.Is(err, context.Canceled) || out.Len() > 0 {
+		t.Errorf("interrupted: got %q, %v, want context.Canceled", out.String(), err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("interrupted after 100ms, returned after %v", d)
 	}
 }

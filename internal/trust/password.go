@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -145,11 +146,55 @@ func parseArgon2id(h string) (*argon2Params, error) {
 	return &a, nil
 }
 
-// HashPassword makes a bcrypt hash of password for --password-hash and menus.
+// The bcrypt costs HashPassword accepts. bcrypt itself takes 4 to 31, but each step doubles the
+// time of every check: /init checks the password on the booting machine's CPU at each unlock,
+// and cost 16 already takes about 4 s on a current x86 core (cost 12, the default of ramboot
+// passwd, a quarter of a second), more on a small board; cost 31 would take days. Guessing at
+// the console is bounded by Lock's delays, not by the cost alone.
+const (
+	MinCost = bcrypt.MinCost // 4
+	MaxCost = 16
+)
+
+// ErrCost: a bcrypt cost outside MinCost..MaxCost.
+var ErrCost = fmt.Errorf("bcrypt cost outside %d..%d", MinCost, MaxCost)
+
+// HashPassword makes a bcrypt hash of password for --password-hash and menus; cost is
+// MinCost..MaxCost (an error wrapping ErrCost otherwise).
 func HashPassword(password string, cost int) (string, error) {
 	if password == "" {
 		return "", errors.New("empty password")
 	}
+	if cost < MinCost || cost > MaxCost {
+		return "", fmt.Errorf("hashing the password: %w: %d", ErrCost, cost)
+	}
 	b, err := bcrypt.GenerateFromPassword([]byte(password), cost)
-	return string(b), err
+	if err != nil {
+		return "", fmt.Errorf("hashing the password: %w", err)
+	}
+	return string(b), nil
+}
+
+// HashPasswordContext is HashPassword ending early, with ctx's error, when ctx ends: bcrypt
+// cannot be interrupted, so the hashing goes on in a goroutine that is abandoned (meant for a
+// command that then exits; at MaxCost it finishes within seconds anyway).
+func HashPasswordContext(ctx context.Context, password string, cost int) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("hashing the password: %w", err)
+	}
+	type result struct {
+		h   string
+		err error
+	}
+	done := make(chan result, 1) // buffered: an abandoned hashing does not block forever
+	go func() {
+		h, err := HashPassword(password, cost)
+		done <- result{h, err}
+	}()
+	select {
+	case r := <-done:
+		return r.h, r.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("hashing the password: %w", ctx.Err())
+	}
 }

@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -62,5 +63,37 @@ func TestArgon2id(t *testing.T) {
 		if CheckHash(bad) == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestHashPasswordCost: a cost outside MinCost..MaxCost is refused at once (cost 31 took days),
+// and an ended context ends the hashing without waiting for bcrypt.
+func TestHashPasswordCost(t *testing.T) {
+	for _, cost := range []int{0, 3, MaxCost + 1, 31, 32} {
+		start := time.Now()
+		if _, err := HashPassword("pw", cost); !errors.Is(err, ErrCost) {
+			t.Errorf("cost %d: got %v, want ErrCost", cost, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("cost %d: refused after %v", cost, d)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if h, err := HashPasswordContext(ctx, "pw", MaxCost); !errors.Is(err, context.Canceled) {
+		t.Errorf("ended context: got %q, %v, want context.Canceled", h, err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := HashPasswordContext(ctx, "pw", 14); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("context ending while hashing: got %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the hashing held the caller for %v after the context ended", d)
+	}
+	h, err := HashPasswordContext(context.Background(), "pw", MinCost)
+	if err != nil || CheckHash(h) != nil {
+		t.Errorf("cost %d: %q, %v", MinCost, h, err)
 	}
 }
