@@ -172,7 +172,7 @@ func (a *layerApplier) layer(r io.Reader, lower bool) error {
 				err = a.opaque(dir)
 			case strings.HasPrefix(base, whiteoutMeta):
 			default:
-				err = a.remove(path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix)))
+				err = a.whiteout(hdr.Name, dir, strings.TrimPrefix(base, whiteoutPrefix))
 			}
 			if err != nil {
 				return err
@@ -227,6 +227,17 @@ func (a *layerApplier) sync() error {
 	}
 	a.start()
 	return nil
+}
+
+// whiteout applies the whiteout entry of file in dir. ".wh.", ".wh.." and ".wh..." name no
+// file of dir but dir itself or its parent ("", ".", ".."): a malformed layer, refused rather
+// than read as a removal of a directory above the entry.
+func (a *layerApplier) whiteout(entry, dir, file string) error {
+	switch file {
+	case "", ".", "..":
+		return fmt.Errorf("%w: whiteout %q names no file in %s", ErrFormat, entry, dir)
+	}
+	return a.remove(path.Join(dir, file))
 }
 
 // remove applies a whiteout of p.

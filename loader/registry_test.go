@@ -528,3 +528,32 @@ func TestMirrorSyntaxAgrees(t *testing.T) {
 		}
 	}
 }
+
+// TestWhiteoutNamesNoFile: ".wh.", ".wh.." and ".wh..." name no file but the directory they
+// are in or its parent (they removed that directory); they are refused, naming the entry, and
+// the lower layer is left as it was.
+func TestWhiteoutNamesNoFile(t *testing.T) {
+	for _, wh := range []string{".wh.", ".wh..", ".wh..."} {
+		t.Run(wh, func(t *testing.T) {
+			dir := t.TempDir()
+			root, err := os.OpenRoot(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			a := newLayerApplier(root, false, t.Logf)
+			lower := tarOf(t, []entry{dirEntry("etc/", 0o755), dirEntry("etc/sub/", 0o755), fileEntry("etc/sub/keep", "keep")})
+			if err := a.Layer(bytes.NewReader(lower), false); err != nil {
+				t.Fatal(err)
+			}
+			name := "etc/sub/" + wh
+			err = a.Layer(bytes.NewReader(tarOf(t, []entry{fileEntry(name, "")})), true)
+			if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), fmt.Sprintf("%q", name)) {
+				t.Errorf("got %v, want ErrFormat naming %q", err, name)
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "etc/sub/keep")); err != nil || string(b) != "keep" {
+				t.Errorf("the lower layer's etc/sub/keep: %q, %v", b, err)
+			}
+		})
+	}
+}
