@@ -295,3 +295,28 @@ func TestVMTrustTPM(t *testing.T) {
 	}
 	t.Logf("PCR 12 = %s from %d events (initial %s)", pcr, len(l.Events), l.Initial)
 }
+
+// TestVMTrustLocalMenu: the first door of the second review. The kernel command line names
+// /proc/cmdline as the menu, and is written to read as a YAML menu that pins an image of the
+// attacker's by its sha256. With an anchor built in, /init refuses it because the initramfs does
+// not carry /proc/cmdline and nothing signs it, says so on the console, and fetches nothing.
+func TestVMTrustLocalMenu(t *testing.T) {
+	setupTrust(t)
+	mark := requestMark()
+	evil := fmt.Sprintf(`{title: 'x ramboot.menu=/proc/cmdline y', entries: [{name: x, ramroot: {url: '%s/evil.tar.zst', sha256: %s}}]}`,
+		trusted.base, built.sums["rootfs.tar.zst"])
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: trusted.initrd,
+		Append: fmt.Sprintf("%s BOOTIF=%s ramboot.onerror=poweroff", evil, bootif(mac1)),
+		NICs:   []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1}},
+	})
+	vm.Expect(`menu: /proc/cmdline: refused by the chain of trust: no signature at /proc/cmdline.minisig \(/proc/cmdline: not a file the initramfs carries\)`, bootTimeout)
+	vm.ExpectScreen(`(?s)Menu refused.*/proc/cmdline: refused by the chain of trust`, time.Minute)
+	time.Sleep(3 * time.Second) // a fetch started after the screen would show by now
+	if got := requested(mark, "/evil"); len(got) > 0 {
+		t.Errorf("fetched %v named by a menu the initramfs does not carry", got)
+	}
+	if scr := vm.Screen(); strings.Contains(scr, "x ramboot.menu") {
+		t.Errorf("the refused menu's title is on the screen:\n%s", scr)
+	}
+}
