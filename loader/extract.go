@@ -282,19 +282,36 @@ func typeName(t byte) string {
 	return "file"
 }
 
-// pathErr wraps a failure on an entry; os.Root's refusal to leave the tree (its error is not
-// exported) becomes ErrInsecurePath, running out of space ErrNoSpace.
+// pathErr wraps a failure on an entry; os.Root's refusal to leave the tree becomes
+// ErrInsecurePath, running out of space ErrNoSpace.
 func (x *Extractor) pathErr(name string, err error) error {
 	var se *StreamError
 	switch {
 	case errors.As(err, &se):
 		return se
-	case strings.Contains(err.Error(), "path escapes from parent"):
+	case escapes(x.root, err):
 		return fmt.Errorf("%w: %q leads outside the target: %w", ErrInsecurePath, name, err)
 	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT):
 		return fmt.Errorf("%w: extracting %s: %w", ErrNoSpace, name, err)
 	}
 	return fmt.Errorf("extracting %s: %w", name, err)
+}
+
+// escapes reports whether err is root's refusal of a path that leads outside its tree. Go
+// (1.26) does not export that error (os's errPathEscapes, "path escapes from parent"), so its
+// value is learnt from root itself: root refuses ".." with it, in an *os.PathError, before any
+// system call. Matching the value rather than the message's text also keeps a failure on an
+// entry whose name holds that text from passing for an escape.
+func escapes(root *os.Root, err error) bool {
+	if root == nil || err == nil {
+		return false
+	}
+	_, perr := root.Lstat("..")
+	var pe *os.PathError
+	if !errors.As(perr, &pe) || pe.Err == nil {
+		return false
+	}
+	return errors.Is(err, pe.Err)
 }
 
 // maxCachedDirs bounds the open directory descriptors; a root file system has thousands of

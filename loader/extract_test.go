@@ -338,3 +338,68 @@ func FuzzExtract(f *testing.F) {
 		}
 	})
 }
+
+// TestEscapeByValue: os.Root's refusal to leave the tree is recognised by its error value (Go
+// does not export it; escapes learns it from the Root), not by the text of its message: an
+// escape through a symlink is ErrInsecurePath, and an entry that merely has that text in its
+// name and fails for another reason is not (it was, and said "leads outside the target" for a
+// "not a directory").
+func TestEscapeByValue(t *testing.T) {
+	dir := t.TempDir()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if err := os.Symlink("../..", filepath.Join(dir, "up")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = root.Lstat("up/x")
+	if !escapes(root, err) {
+		t.Fatalf("escapes(%v) = false", err)
+	}
+	for _, err := range []error{nil, fs.ErrNotExist, unix.ENOTDIR, errors.New("path escapes from parent")} {
+		if escapes(root, err) {
+			t.Errorf("escapes(%v) = true", err)
+		}
+	}
+
+	const odd = "path escapes from parent"
+	for _, tt := range []struct {
+		name   string
+		layers [][]entry
+		escape bool
+	}{
+		{"extract through a symlink out", [][]entry{{symlinkEntry("up", "../.."), fileEntry("up/x", "x")}}, true},
+		{"extract under a file", [][]entry{{fileEntry("f", "x"), fileEntry("f/"+odd+"/x", "y")}}, false},
+		{"whiteout through a symlink out", [][]entry{{symlinkEntry("up", "../..")}, {fileEntry("up/.wh.x", "")}}, true},
+		{"whiteout under a file", [][]entry{{fileEntry("f", "x")}, {fileEntry("f/"+odd+"/.wh.x", "")}}, false},
+		{"opaque under a file", [][]entry{{fileEntry("f", "x")}, {fileEntry("f/"+odd+"/.wh..wh..opq", "")}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "root")
+			os.Mkdir(dir, 0o755)
+			root, err := os.OpenRoot(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			a := newLayerApplier(root, false, t.Logf)
+			for i, es := range tt.layers {
+				if err = a.Layer(bytes.NewReader(tarOf(t, es)), i > 0); err != nil {
+					break
+				}
+			}
+			if got := errors.Is(err, ErrInsecurePath); got != tt.escape {
+				t.Errorf("got %v: ErrInsecurePath %v, want %v", err, got, tt.escape)
+			}
+			if !tt.escape && (err == nil || !strings.Contains(err.Error(), "not a directory")) {
+				t.Errorf("got %v, want the failure itself (not a directory)", err)
+			}
+		})
+	}
+}
+
+func symlinkEntry(name, target string) entry {
+	return entry{hdr: tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target, ModTime: epoch}}
+}

@@ -305,7 +305,7 @@ func (a *layerApplier) opaque(dir string) error {
 }
 
 func (a *layerApplier) pathErr(p, what string, err error) error {
-	if strings.Contains(err.Error(), "path escapes from parent") {
+	if escapes(a.root, err) {
 		return fmt.Errorf("%w: %s %q leads outside the target: %w", ErrInsecurePath, what, p, err)
 	}
 	return fmt.Errorf("%s %s: %w", what, p, err)
