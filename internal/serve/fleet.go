@@ -1,15 +1,12 @@
 package serve
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -92,7 +89,8 @@ type record struct {
 }
 
 // Fleet collects boot events: it keeps each machine's state in memory and every event in an
-// append-only JSON-lines file, replayed when it opens, so that a restart loses nothing.
+// append-only JSON-lines file, replayed when it opens, so that a restart loses nothing. The
+// file is fsynced on a schedule (see SyncInterval), not at every event.
 type Fleet struct {
 	mu            sync.Mutex
 	machines      map[string]*Machine
@@ -100,87 +98,27 @@ type Fleet struct {
 	path          string
 	rollbackAfter int
 	subs          map[chan []byte]struct{}
-	closed        bool // streams end, new ones end at once
+	closed        bool // streams end, new ones end at once; Add refuses
+	dirty         bool // events written since the last fsync
 	now           func() time.Time
 	logf          func(string, ...any)
-}
 
-// OpenFleet opens (or creates) the events file at path, a file or a directory (then
-// path/reports.jsonl), and replays it. A line that does not parse (the last one, cut by a
-// crash) is skipped and logged. rollbackAfter > 0 turns rollback on (see Fleet.Default).
-func OpenFleet(path string, rollbackAfter int, logf func(string, ...any)) (*Fleet, error) {
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		path = filepath.Join(path, ReportsFile)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("reports: %w", err)
-	}
-	fl := &Fleet{machines: map[string]*Machine{}, file: f, path: path, rollbackAfter: rollbackAfter,
-		subs: map[chan []byte]struct{}{}, now: time.Now, logf: logf}
-	if err := fl.replay(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("reports: reading %s: %w", path, err)
-	}
-	// A line cut by a crash is ended, so that the next event starts a line of its own.
-	if st, err := f.Stat(); err == nil && st.Size() > 0 {
-		last := make([]byte, 1)
-		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
-			f.Write([]byte("\n"))
-		}
-	}
-	return fl, nil
-}
-
-// Path is the events file.
-func (f *Fleet) Path() string { return f.path }
-
-// Close closes the events file and ends the live streams.
-func (f *Fleet) Close() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.closed = true
-	for c := range f.subs {
-		close(c)
-		delete(f.subs, c)
-	}
-	return f.file.Close()
-}
-
-func (f *Fleet) replay(r io.Reader) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxEventsBody)
-	n, bad := 0, 0
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var rec record
-		if err := json.Unmarshal(line, &rec); err != nil || rec.MAC == "" {
-			bad++
-			continue
-		}
-		f.apply(rec)
-		n++
-	}
-	if bad > 0 {
-		f.logf("reports: %s: skipped %d lines that do not parse", f.path, bad)
-	}
-	if n > 0 {
-		f.logf("reports: replayed %d events of %d machines from %s", n, len(f.machines), f.path)
-	}
-	return sc.Err()
+	sched      syncSchedule
+	stopSync   chan struct{} // closed by Close: the sync loop ends
+	syncDone   chan struct{} // closed by the sync loop as it ends
+	syncFailed bool          // the last fsync failed (logged once until one works); the sync loop's, then Close's
 }
 
 // ErrBadEvent is wrapped by the errors of Add for events refused.
 var ErrBadEvent = errors.New("bad event")
 
+// ErrEventTooLarge is wrapped by the errors of Add for an event whose line in the events file
+// would be longer than maxStoredLine even with its fields cut to maxEventField.
+var ErrEventTooLarge = errors.New("too large to store")
+
 // Add takes events as a machine sent them: stored, applied, streamed. An event without a MAC,
-// type or boot id, or of another schema, is refused (none of the batch is taken).
+// type or boot id, or of another schema, is refused, as is one too large to store (none of
+// the batch is taken). A string field longer than maxEventField is stored cut (see cutField).
 func (f *Fleet) Add(events []report.Event) error {
 	for i, e := range events {
 		switch {
@@ -196,19 +134,32 @@ func (f *Fleet) Add(events []report.Event) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.closed {
+		return fmt.Errorf("reports: %w", os.ErrClosed)
+	}
 	now := f.now().UTC()
 	var buf bytes.Buffer
-	changed := map[string]*Machine{}
-	for _, e := range events {
+	recs := make([]record, 0, len(events))
+	for i, e := range events {
 		e.MAC = normalMAC(e.MAC)
+		capFields(&e)
 		rec := record{Received: now, Event: e}
-		b, _ := json.Marshal(rec)
-		buf.Write(append(b, '\n'))
-		changed[e.MAC] = f.apply(rec)
+		line, err := storedLine(rec)
+		if err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+		buf.Write(line)
+		recs = append(recs, rec)
 	}
 	// One write per batch, appended: a crash cuts at most the last line, which replay skips.
+	// Applied once stored: the state never holds what a restart would not replay.
 	if _, err := f.file.Write(buf.Bytes()); err != nil {
 		return fmt.Errorf("reports: %w", err)
+	}
+	f.dirty = true
+	changed := map[string]*Machine{}
+	for _, rec := range recs {
+		changed[rec.MAC] = f.apply(rec)
 	}
 	for _, m := range changed {
 		f.publish(m)

@@ -109,9 +109,12 @@ func (f *Fleet) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := f.Add(events); err != nil {
 		code := http.StatusInternalServerError
-		if errors.Is(err, ErrBadEvent) {
+		switch {
+		case errors.Is(err, ErrBadEvent):
 			code = http.StatusBadRequest
-		} else {
+		case errors.Is(err, ErrEventTooLarge):
+			code = http.StatusRequestEntityTooLarge
+		default:
 			f.logf("%v", err)
 		}
 		http.Error(w, err.Error(), code)
