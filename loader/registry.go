@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -254,11 +256,11 @@ func (t *registryTransport) transport(ctx context.Context, reg name.Registry, re
 	rt, err = transport.NewWithContext(ctx, reg, auth, t.base, []string{scope})
 	if err != nil {
 		var te *transport.Error
-		if errors.As(err, &te) && te.StatusCode >= 400 && te.StatusCode < 500 && te.StatusCode != http.StatusTooManyRequests && te.StatusCode != http.StatusRequestTimeout {
-			if te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden {
-				return nil, nil, &permanentError{fmt.Errorf("%w: %s: %w", ErrUnauthorized, reg.RegistryStr(), err)}
-			}
-			return nil, nil, &permanentError{err}
+		if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
+			return nil, nil, &permanentError{fmt.Errorf("%w: %s: %w", ErrUnauthorized, reg.RegistryStr(), err)}
+		}
+		if !setupTransient(err) {
+			return nil, nil, &permanentError{fmt.Errorf("authenticating to %s: %w", reg.RegistryStr(), err)}
 		}
 		return nil, nil, err
 	}
@@ -266,6 +268,29 @@ func (t *registryTransport) transport(ctx context.Context, reg name.Registry, re
 	t.rts[key] = rt
 	t.mu.Unlock()
 	return rt, nil, nil
+}
+
+// setupTransient reports whether a failure to set up a registry's transport (its ping, its
+// bearer token) may mend on another attempt: no answer (a refused, reset or timed-out
+// connection, a failed name lookup, a cut answer), or an answer that says so (5xx, 429, 408).
+// Anything else is go-containerregistry refusing for good what the registry answered: a
+// challenge without a realm, a realm it does not allow (not https, or http for a registry
+// spoken to over HTTPS, or a private address other than the registry's), a redirect of the
+// token request it refuses, a token server's 4xx, a token it cannot read. Retrying those only
+// spent the whole retry budget.
+func setupTransient(err error) bool {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.StatusCode >= 500 || te.StatusCode == http.StatusTooManyRequests || te.StatusCode == http.StatusRequestTimeout
+	}
+	var op *net.OpError
+	var dns *net.DNSError
+	var errno syscall.Errno
+	var ne net.Error // *url.Error is one too: only its Timeout is asked, which is its cause's
+	return errors.As(err, &op) || errors.As(err, &dns) || errors.As(err, &errno) ||
+		(errors.As(err, &ne) && ne.Timeout()) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // configKeychain finds credentials in a docker config.json's "auths" (no credential helpers:

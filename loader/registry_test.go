@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/ramboot/ramboot/bootmenu"
@@ -555,5 +559,97 @@ func TestWhiteoutNamesNoFile(t *testing.T) {
 				t.Errorf("the lower layer's etc/sub/keep: %q, %v", b, err)
 			}
 		})
+	}
+}
+
+// TestRegistryRealmRefused: a bearer challenge whose realm go-containerregistry refuses for good
+// (not http(s), a private address that is not the registry's, no realm at all) fails the load
+// after one attempt instead of being retried until the budget ran out; a token server that
+// fails for a while (503) is still retried, and its token used.
+func TestRegistryRealmRefused(t *testing.T) {
+	tr := newTestRegistry(t)
+	u := pushImage(t, tr.host, "lab/layered:v1", "linux", runtime.GOARCH, layeredImage(t)...)
+	var pings, tokens atomic.Int64
+	var realm atomic.Value // the challenge's realm parameter
+	realm.Store("")
+	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/token" {
+			if tokens.Add(1) <= 2 {
+				http.Error(w, "token service restarting", http.StatusServiceUnavailable)
+				return true
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"token":"lab-token"}`)
+			return true
+		}
+		if r.URL.Path == "/v2/" {
+			pings.Add(1)
+		}
+		if r.Header.Get("Authorization") == "Bearer lab-token" {
+			return false
+		}
+		challenge := "Bearer " + realm.Load().(string) + `service="lab",scope="repository:lab/layered:pull"`
+		w.Header().Set("WWW-Authenticate", challenge)
+		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
+		return true
+	})
+	for _, tt := range []struct{ name, realm, want string }{
+		{"ftp", `realm="ftp://` + tr.host + `/token",`, `realm scheme "ftp" not allowed`},
+		{"private address", `realm="https://10.0.0.1/token",`, `realm host "10.0.0.1" is a private`},
+		{"no realm", ``, "missing realm"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			realm.Store(tt.realm)
+			pings.Store(0)
+			dir := filepath.Join(t.TempDir(), "root")
+			f := quickFetcher(t.Logf)
+			f.RetryFor = 2e9
+			_, err := Load(context.Background(), dir, []string{u}, Options{Fetcher: f})
+			if err == nil || errors.Is(err, ErrRetriesExhausted) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want a failure at once naming %q", err, tt.want)
+			}
+			// One attempt: the loader's ping and go-containerregistry's.
+			if n := pings.Load(); n > 2 {
+				t.Errorf("the registry was pinged %d times, want 2 (one attempt)", n)
+			}
+			assertEmpty(t, dir)
+		})
+	}
+	t.Run("token server failing for a while", func(t *testing.T) {
+		realm.Store(`realm="http://` + tr.host + `/token",`)
+		dir := filepath.Join(t.TempDir(), "root")
+		if _, err := Load(context.Background(), dir, []string{u}, Options{Fetcher: quickFetcher(t.Logf)}); err != nil {
+			t.Fatal(err)
+		}
+		checkLayered(t, dir)
+		if n := tokens.Load(); n < 3 {
+			t.Errorf("%d token requests, want the two 503s and a success", n)
+		}
+	})
+}
+
+// TestSetupTransient: a registry that does not answer, or answers that it is busy, is retried;
+// what go-containerregistry refuses in an answer is not.
+func TestSetupTransient(t *testing.T) {
+	refused := &url.Error{Op: "Get", URL: "https://r/v2/", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{refused, true},
+		{&url.Error{Op: "Get", URL: "https://r/v2/", Err: &net.DNSError{Err: "no such host", Name: "r"}}, true},
+		{&url.Error{Op: "Get", URL: "https://r/v2/", Err: io.ErrUnexpectedEOF}, true},
+		{&url.Error{Op: "Get", URL: "https://r/v2/", Err: context.DeadlineExceeded}, true},
+		{&transport.Error{StatusCode: http.StatusBadGateway}, true},
+		{&transport.Error{StatusCode: http.StatusTooManyRequests}, true},
+		{fmt.Errorf("ping: %w", refused), true},
+		{&transport.Error{StatusCode: http.StatusNotFound}, false},
+		{&transport.Error{StatusCode: http.StatusBadRequest}, false},
+		{errors.New(`invalid realm in www-authenticate: realm scheme "ftp" not allowed`), false},
+		{&url.Error{Op: "Get", URL: "https://r/token", Err: errors.New(`refusing token-server redirect to "http://10.0.0.1/"`)}, false},
+	} {
+		if got := setupTransient(tt.err); got != tt.want {
+			t.Errorf("setupTransient(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }
