@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -38,9 +39,17 @@ func imageFlags(o *imageOptions) *cmdFlags {
 
 func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o imageOptions
-	pos, err := imageFlags(&o).parse(args, stdout, stderr)
+	fs := imageFlags(&o)
+	pos, err := fs.parse(args, stdout, stderr)
 	if err != nil {
 		return err
+	}
+	// A file OUT's extension picks its compression: --format would be ignored, and the
+	// operator who asked for gzip would get zstd without a word.
+	formatSet := false
+	fs.Visit(func(fl *flag.Flag) { formatSet = formatSet || fl.Name == "format" })
+	if formatSet && !loader.IsRegistry(pos[1]) {
+		return fmt.Errorf("%w: --format %s is for a docker:// OUT, and %s is a file: its extension picks the compression", errUsage, o.format, pos[1])
 	}
 	src, err := imageconv.ParseSource(pos[0])
 	if err != nil {

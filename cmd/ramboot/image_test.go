@@ -67,3 +67,25 @@ func TestImageLine(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+// TestImageFormatFileOut: --format is for a docker:// OUT; given with a file OUT (whose
+// extension picks the compression) it is a usage error naming both, and nothing is written.
+func TestImageFormatFileOut(t *testing.T) {
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "hostname"), []byte("ramby\n"), 0o644)
+	for _, format := range []string{"gzip", "zstd"} {
+		t.Run(format, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "rootfs.tar.zst")
+			_, stderr, err := runArgs("image", "--format", format, "dir:"+src, out)
+			if code := exitCode(err); code != 2 {
+				t.Errorf("exit code %d (error %v), want 2", code, err)
+			}
+			if err == nil || !strings.Contains(err.Error(), "--format "+format) || !strings.Contains(err.Error(), out) {
+				t.Errorf("error %v, want it to name --format %s and %s", err, format, out)
+			}
+			if _, serr := os.Stat(out); serr == nil {
+				t.Errorf("%s was written (stderr %q)", out, stderr)
+			}
+		})
+	}
+}
