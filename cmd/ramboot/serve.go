@@ -19,8 +19,9 @@ const shutdownGrace = 5 * time.Second
 
 // serveOptions are serve's flags.
 type serveOptions struct {
-	addr, menu, reports string
-	maxConns, rollback  int
+	addr, menu, reports      string
+	signKey, signKeyPassword string
+	maxConns, rollback       int
 }
 
 func serveFlags(o *serveOptions) *cmdFlags {
@@ -31,6 +32,8 @@ func serveFlags(o *serveOptions) *cmdFlags {
 	fs.IntVar(&o.maxConns, "max-conns", serve.DefaultMaxConns, "most connections open at once (more wait to be accepted)")
 	fs.StringVar(&o.menu, "menu", "", "a menu `FILE` (YAML or pxelinux) to serve at /menu.yaml (/menu.cfg for pxelinux), with http://"+serve.Placeholder+"/ and relative URLs rewritten to the address clients use")
 	fs.StringVar(&o.reports, "reports", "", "collect boot reports (ramboot.report=http://HOST:PORT"+serve.EventsPath+") in the append-only `FILE` (or DIR/"+serve.ReportsFile+"), replayed at start; serves the JSON API under /api/v1/ and the fleet dashboard at "+serve.FleetPath)
+	fs.StringVar(&o.signKey, "sign-key", "", "sign each rendition of --menu that is served (addresses, relative URLs, rollback) with the minisign secret `KEY`, at /menu.yaml.minisig; without it a menu with MENU.minisig beside it is served byte for byte with that signature")
+	fs.StringVar(&o.signKeyPassword, "sign-key-password-file", "", "--sign-key's password is the first line of `FILE` (default: ask on the terminal when the key is encrypted)")
 	fs.IntVar(&o.rollback, "rollback-after", 0, "with --reports and a YAML --menu: a machine on which the menu's default failed `N` boots in a row gets the last entry that was healthy on it as its default")
 	return fs
 }
@@ -48,8 +51,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.maxConns < 1 {
 		return fmt.Errorf("%w: --max-conns %d: want at least 1", errUsage, o.maxConns)
 	}
+	opts := serve.Options{Menu: o.menu, Reports: o.reports, RollbackAfter: o.rollback}
+	if o.signKey != "" {
+		if o.menu == "" {
+			return fmt.Errorf("%w: --sign-key signs the --menu that is served: give --menu too", errUsage)
+		}
+		key, err := loadSecretKey(ctx, o.signKey, o.signKeyPassword, stderr)
+		if err != nil {
+			return err
+		}
+		opts.SignKey = &key
+	}
 	logger := log.New(stderr, "", log.LstdFlags)
-	h, err := serve.New(pos[0], serve.Options{Menu: o.menu, Logf: logger.Printf, Reports: o.reports, RollbackAfter: o.rollback})
+	opts.Logf = logger.Printf
+	h, err := serve.New(pos[0], opts)
 	if err != nil {
 		return err
 	}
@@ -66,7 +81,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	url := "http://" + ln.Addr().String() + "/"
 	fmt.Fprintf(stdout, "serving %s at %s\n", pos[0], url)
 	if p := h.MenuPath(); p != "" {
-		fmt.Fprintf(stdout, "menu %s at %s%s\n", o.menu, url, p[1:])
+		fmt.Fprintf(stdout, "menu %s at %s%s%s\n", o.menu, url, p[1:], h.MenuSigning())
 	}
 	if f := h.Fleet(); f != nil {
 		fmt.Fprintf(stdout, "boot reports to %s%s (kept in %s), fleet dashboard at %s%s\n", url, serve.EventsPath[1:], f.Path(), url, serve.FleetPath[1:])

@@ -18,13 +18,13 @@ import (
 const maxSigSize = 4 << 10
 
 // fetchSig fetches the signature of the file at urls (a URL and its mirrors: URL.minisig of
-// each, in order).
-func (b *Booter) fetchSig(ctx context.Context, urls []string) ([]byte, error) {
+// each, in order) with f.
+func (b *Booter) fetchSig(ctx context.Context, f *loader.Fetcher, urls []string) ([]byte, error) {
 	side := make([]string, len(urls))
 	for i, u := range urls {
 		side[i] = trust.SigURL(u)
 	}
-	s, err := b.fetcher().Open(ctx, side...)
+	s, err := f.Open(ctx, side...)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: no signature at %s", trust.ErrUntrusted, side[0])
 	}
@@ -88,7 +88,11 @@ func (b *Booter) menuSig(ctx context.Context, src string) ([]byte, error) {
 	if notCarried == nil {
 		return nil, nil
 	}
-	sig, err := b.fetchSig(ctx, []string{src})
+	// Asked for as the menu is: a server that renders the menu for each machine (ramboot serve's
+	// rollback) signs the rendition of the machine that asks.
+	f := b.fetcher()
+	f.Client = b.identified(f.Client)
+	sig, err := b.fetchSig(ctx, f, []string{src})
 	if err != nil && loader.IsLocal(src) {
 		// Say why a local path is not simply trusted: only the initramfs's own files are.
 		return nil, fmt.Errorf("%w (%v)", err, notCarried)
@@ -150,7 +154,7 @@ func (b *Booter) checkPlan(ctx context.Context, p Plan) (Plan, error) {
 		case loader.IsRegistry(u):
 			return img, fmt.Errorf("%s %s: %w: a registry reference must be pinned with @sha256: in a signed menu", what, u, trust.ErrUntrusted)
 		}
-		sig, err := b.fetchSig(ctx, img.URLs)
+		sig, err := b.fetchSig(ctx, b.fetcher(), img.URLs)
 		if err != nil && loader.IsLocal(u) {
 			err = fmt.Errorf("%w (%v)", err, b.carried(img.URLs...))
 		}

@@ -4,20 +4,25 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"strings"
 	"syscall"
 	"time"
 
+	"aead.dev/minisign"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ramboot/ramboot/bootmenu"
+	"github.com/ramboot/ramboot/internal/trust"
 )
 
 // Placeholder is the host a lab writes in its menu's URLs, "http://SERVER/rescue.tar.zst";
@@ -30,18 +35,35 @@ const Placeholder = "SERVER"
 // of the host. "http://SERVERFARM/" and "http://server/" are left alone.
 var placeholderURL = regexp.MustCompile(`((?i:https?)://)` + Placeholder + `(:[0-9]*)?([^A-Za-z0-9._\-]|$)`)
 
-// menu is a menu file, read and validated once, served rewritten for each client.
+// menu is a menu file, read and validated once, served rewritten for each client: with the
+// client's address for the placeholder and, under rollback, a default of its own.
+//
+// Signed menus. With FILE.minisig beside the file, the menu is served byte for byte with that
+// signature at MenuPath+".minisig", and nothing in it is rewritten: the operator's signature
+// stays valid. With a signing key (`--sign-key`), every rendition the server makes is signed
+// with it instead, so that an initramfs trusting that key boots it; a rendition equal to the
+// file is served with the operator's own signature when there is one.
 type menu struct {
 	path     string // "/menu.yaml" for YAML, "/menu.cfg" for pxelinux
+	file     []byte // the file as read
 	template []byte // the file, relative URLs of a YAML menu made http://SERVER/...
 	modTime  time.Time
 	sample   *bootmenu.Menu // parsed from the template, for tests
+	// sig is FILE.minisig (nil when there is none): it signs file.
+	sig []byte
+	// key signs the renditions (nil: no key; then a signed menu is served verbatim).
+	key *minisign.PrivateKey
 }
 
-// loadMenu reads and validates a menu file. Relative URLs in it resolve against the root of
-// the served directory, where the menu is served: rescue.tar.zst is DIR/rescue.tar.zst, as
-// /init resolves them against the menu's URL. pxelinux includes are read from the directory.
-func loadMenu(file string, root *os.Root) (*menu, error) {
+// verbatim reports whether the menu is served byte for byte: signed, with no key to sign a
+// rendition of it.
+func (m *menu) verbatim() bool { return m.sig != nil && m.key == nil }
+
+// loadMenu reads and validates a menu file, and its signature FILE.minisig when there is one.
+// Relative URLs in it resolve against the root of the served directory, where the menu is
+// served: rescue.tar.zst is DIR/rescue.tar.zst, as /init resolves them against the menu's
+// URL. pxelinux includes are read from the directory. key (nil: none) signs what is served.
+func loadMenu(file string, root *os.Root, key *minisign.PrivateKey) (*menu, error) {
 	data, st, err := readMenuFile(file)
 	if err != nil {
 		return nil, err
@@ -52,10 +74,21 @@ func loadMenu(file string, root *os.Root) (*menu, error) {
 	if err != nil {
 		return nil, err
 	}
-	mm := &menu{template: data, modTime: st.ModTime()}
-	switch m.Format {
-	case bootmenu.FormatYAML:
+	mm := &menu{file: data, template: data, modTime: st.ModTime(), key: key}
+	mm.path = "/menu.cfg"
+	if m.Format == bootmenu.FormatYAML {
 		mm.path = "/menu.yaml"
+	}
+	if err := mm.loadSig(file); err != nil {
+		return nil, err
+	}
+	switch {
+	case mm.verbatim():
+		// Relative URLs need no rewriting: /init resolves them against the menu's URL.
+		if placeholderURL.Match(data) {
+			return nil, fmt.Errorf("%s: signed, so served as it is, but its http://%s/ URLs must be rewritten for each client: give a key to sign what is served (--sign-key), or write the server's address in the menu", file, Placeholder)
+		}
+	case m.Format == bootmenu.FormatYAML:
 		if mm.template, err = absoluteYAML(data); err != nil {
 			return nil, fmt.Errorf("%s: %w", file, err)
 		}
@@ -63,7 +96,6 @@ func loadMenu(file string, root *os.Root) (*menu, error) {
 		// pxelinux paths are relative to the server's root already (the directory
 		// pxelinux.0 came from), which /init resolves against the menu's URL: nothing to
 		// rewrite but the placeholder.
-		mm.path = "/menu.cfg"
 	}
 	// What clients get must be a valid menu too.
 	const sampleHost = "127.0.0.1:8080"
@@ -131,19 +163,84 @@ func readMenuFile(file string) ([]byte, fs.FileInfo, error) {
 	return data, st, nil
 }
 
+// maxSigSize bounds FILE.minisig: a real one is about 300 bytes.
+const maxSigSize = 4 << 10
+
+// loadSig reads FILE.minisig when there is one. Its trusted comment must name the file the menu
+// is served as (menu.yaml or menu.cfg), or /init refuses it: without a key that is an error;
+// with one the server signs what it serves itself.
+func (m *menu) loadSig(file string) error {
+	f, err := os.Open(file + trust.SigSuffix)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSigSize+1))
+	if err != nil {
+		return err
+	}
+	var sig minisign.Signature
+	if len(b) > maxSigSize {
+		err = fmt.Errorf("larger than %d bytes", maxSigSize)
+	} else {
+		err = sig.UnmarshalText(b)
+	}
+	if err != nil {
+		return fmt.Errorf("%s%s: %w", file, trust.SigSuffix, err)
+	}
+	served := path.Base(m.path)
+	if name := trust.CommentFile(sig.TrustedComment); name != served {
+		if m.key != nil {
+			return nil // the key signs every rendition, this one too
+		}
+		return fmt.Errorf("%s%s: the signature is for file %q but the menu is served as %s, which /init would refuse: sign it as %s (a copy named %s; minisign -t 'file:%s'), or give a key to sign what is served (--sign-key)", file, trust.SigSuffix, name, served, served, served, served)
+	}
+	m.sig = b
+	return nil
+}
+
 // render returns the menu for a client that reached the server at host ("10.0.2.2:8080").
-// host must be valid (validHost): it is spliced in as is.
+// host must be valid (validHost): it is spliced in as is. A menu served verbatim is the file.
 func (m *menu) render(host string) []byte {
+	if m.verbatim() {
+		return m.file
+	}
 	return placeholderURL.ReplaceAll(m.template, []byte("${1}"+host+"${3}"))
 }
 
-// serve serves the menu rendered for the host the client asked.
+// owns reports whether path is the menu's or its signature's.
+func (m *menu) owns(path string) bool {
+	return path == m.path || path == m.path+trust.SigSuffix
+}
+
+// signature returns the signature of body, a rendition of the menu for host: the operator's
+// when body is the file, else one made with the key; nil when neither signs it.
+func (m *menu) signature(body []byte, host string) []byte {
+	if m.sig != nil && bytes.Equal(body, m.file) {
+		return m.sig
+	}
+	if m.key == nil {
+		return nil
+	}
+	r := minisign.NewReader(bytes.NewReader(body))
+	io.Copy(io.Discard, r) // a bytes.Reader does not fail
+	// minisign's own form of trusted comment, with the file name /init checks. The timestamp
+	// is the file's: the same rendition gets the same signature (and ETag).
+	comment := fmt.Sprintf("timestamp:%d\tfile:%s\thashed\tramboot serve: rendition for %s", m.modTime.Unix(), path.Base(m.path), host)
+	return append(r.SignWithComments(*m.key, comment, "signature from ramboot serve"), '\n')
+}
+
+// serve serves the menu rendered for the host the client asked, or its signature.
 func (m *menu) serve(w http.ResponseWriter, r *http.Request) {
 	m.serveEdited(w, r, "Host", nil)
 }
 
 // serveEdited serves the menu rendered for the host the client asked, changed by edit when it
-// is set; vary names the request headers the answer depends on.
+// is set, or (at MenuPath+".minisig") that rendition's signature; vary names the request
+// headers the answer depends on.
 func (m *menu) serveEdited(w http.ResponseWriter, r *http.Request, vary string, edit func([]byte) []byte) {
 	host := r.Host
 	if host == "" {
@@ -157,8 +254,14 @@ func (m *menu) serveEdited(w http.ResponseWriter, r *http.Request, vary string, 
 		return
 	}
 	body := m.render(host)
-	if edit != nil {
+	if edit != nil && !m.verbatim() {
 		body = edit(body)
+	}
+	if r.URL.Path != m.path {
+		if body = m.signature(body, host); body == nil {
+			http.Error(w, "the menu is not signed", http.StatusNotFound)
+			return
+		}
 	}
 	sum := sha256.Sum256(body)
 	w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)

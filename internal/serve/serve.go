@@ -20,7 +20,8 @@
 // A boot menu can be served at /menu.yaml (or /menu.cfg for a pxelinux config) with the
 // placeholder host SERVER, and the relative URLs of a YAML menu, rewritten to the address the
 // client used, so that one menu works from a VM (10.0.2.2:PORT) and from the host
-// (127.0.0.1:PORT).
+// (127.0.0.1:PORT). A signed menu (MENU.minisig beside it) is served byte for byte with its
+// signature at /menu.yaml.minisig; with Options.SignKey each rendition is signed instead.
 //
 // Host-only: /init never links this package.
 package serve
@@ -31,6 +32,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"aead.dev/minisign"
 )
 
 // Options are the settings of New.
@@ -48,8 +51,12 @@ type Options struct {
 	Reports string
 	// RollbackAfter > 0 serves each machine a YAML menu whose default is the last entry that
 	// was healthy on it when the menu's default failed this many boots in a row (Fleet.Default).
-	// It needs Reports and a YAML Menu.
+	// It needs Reports and a YAML Menu, and SignKey when the menu is signed.
 	RollbackAfter int
+	// SignKey signs every rendition of Menu the server makes (the client's address, relative
+	// URLs, rollback), served at MenuPath+".minisig". Nil: a menu with a MENU.minisig beside it
+	// is served byte for byte with that signature, and one without is served unsigned.
+	SignKey *minisign.PrivateKey
 }
 
 // Handler serves a directory and optionally a menu. Make one with New.
@@ -82,9 +89,13 @@ func New(dir string, opts Options) (*Handler, error) {
 		h.logf = func(string, ...any) {}
 	}
 	if opts.Menu != "" {
-		if h.menu, err = loadMenu(opts.Menu, root); err != nil {
+		if h.menu, err = loadMenu(opts.Menu, root, opts.SignKey); err != nil {
 			root.Close()
 			return nil, err
+		}
+		if h.menu.verbatim() && opts.RollbackAfter > 0 {
+			root.Close()
+			return nil, fmt.Errorf("%s: signed, and rollback would change it for each machine, breaking the signature: give a key to sign what is served (--sign-key)", opts.Menu)
 		}
 	}
 	if err := h.openFleet(opts); err != nil {
@@ -101,6 +112,20 @@ func (h *Handler) MenuPath() string {
 		return ""
 	}
 	return h.menu.path
+}
+
+// MenuSigning says how the menu's signature is served, for the line that announces the menu:
+// ", signed by key ID" or ", byte for byte with its signature"; "" when it is not signed.
+func (h *Handler) MenuSigning() string {
+	switch m := h.menu; {
+	case m == nil:
+		return ""
+	case m.key != nil:
+		return fmt.Sprintf(", each rendition signed by key %X", m.key.ID())
+	case m.sig != nil:
+		return ", byte for byte with its signature"
+	}
+	return ""
 }
 
 // Close releases the directory and the reports file.
@@ -141,7 +166,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(lw, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	if h.menu != nil && r.URL.Path == h.menu.path {
+	if h.menu != nil && h.menu.owns(r.URL.Path) {
 		if h.fleet != nil && h.fleet.rollbackAfter > 0 {
 			h.fleet.serveMenu(lw, r, h.menu)
 			return

@@ -134,7 +134,7 @@ func (p *Policy) parse(sig []byte, names []string) (minisign.Signature, minisign
 		return s, minisign.PublicKey{}, fmt.Errorf("%w: signed by key %s, which is not a trust anchor (anchors: %s)",
 			ErrUntrusted, keyID(s.KeyID), strings.Join(p.KeyIDs(), ", "))
 	}
-	if n := commentFile(s.TrustedComment); !slices.Contains(names, n) {
+	if n := CommentFile(s.TrustedComment); !slices.Contains(names, n) {
 		if n == "" {
 			return s, p.Keys[i], fmt.Errorf("%w: the signature's trusted comment %q names no file (want file:%s)", ErrUntrusted, s.TrustedComment, names[0])
 		}
@@ -145,9 +145,9 @@ func (p *Policy) parse(sig []byte, names []string) (minisign.Signature, minisign
 
 var fileRE = regexp.MustCompile(`(?:^|[\s])file:(\S+)`)
 
-// commentFile is the file a trusted comment names ("timestamp:... file:NAME hashed"), "" for
+// CommentFile is the file a trusted comment names ("timestamp:... file:NAME hashed"), "" for
 // none.
-func commentFile(c string) string {
+func CommentFile(c string) string {
 	m := fileRE.FindStringSubmatch(c)
 	if m == nil {
 		return ""
