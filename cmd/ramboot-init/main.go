@@ -27,6 +27,7 @@ import (
 	"github.com/ramboot/ramboot/internal/kmod"
 	"github.com/ramboot/ramboot/internal/layout"
 	"github.com/ramboot/ramboot/internal/netup"
+	"github.com/ramboot/ramboot/internal/reaper"
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/internal/sysinit"
 	"github.com/ramboot/ramboot/internal/trust"
@@ -46,6 +47,9 @@ func main() {
 	// First: a ^C or ^\ typed on the console before anything else is set up must not end
 	// PID 1 (the Go runtime exits on them, and the kernel panics).
 	sigs := sysinit.CatchSignals()
+	// Orphans (what a hook or the shell left running) are PID 1's to reap. Every child /init
+	// starts goes through reaper.Start, which keeps it out of this loop's hands.
+	go reaper.Reap(context.Background())
 	setupErr := sysinit.Setup()
 	logger := sysinit.NewLogger(os.Stdout)
 	logf := logger.Printf

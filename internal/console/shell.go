@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+
+	"github.com/ramboot/ramboot/internal/reaper"
 )
 
 // ShellPath is the initramfs's shell (busybox, when built with --busybox).
@@ -43,7 +45,8 @@ func Shell(path string) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.Env = []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/", "TERM=linux", "PS1=ramboot# "}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := cmd.Run(); err != nil {
+	// Through reaper: /init's orphan reaping must leave the shell's exit to this Wait.
+	if err := reaper.Run(cmd); err != nil {
 		return fmt.Errorf("shell: %w", err)
 	}
 	return nil
