@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,15 +23,20 @@ var ErrNoReturn = errors.New("past the point of no return")
 // noReturn marks err as past the point of no return.
 func noReturn(err error) error { return fmt.Errorf("%w (%w)", err, ErrNoReturn) }
 
-// Moves are the mounts carried into the new root, in order.
+// Moves are the mounts carried into the new root, in order (with what is mounted below them:
+// /dev/pts goes with /dev).
 var Moves = []string{"/dev", "/proc", "/sys", "/run"}
 
-// SwitchRoot moves Moves into newRoot, makes newRoot "/", DELETES EVERYTHING in the old root
-// (the initramfs, to free its memory; other file systems mounted below it are left alone) and
-// execs init with args and env. It returns only on failure. Once the first mount has moved
-// there is nothing to go back to: such errors wrap ErrNoReturn, and the caller can only report
-// them and reboot.
+// SwitchRoot moves Moves into newRoot, DETACHES EVERY OTHER MOUNT of the old root (/tmp of
+// sysinit, anything a hook mounted: unreachable from the new root, they would pin their
+// contents in RAM; each is freed once no process uses it any more), makes newRoot "/",
+// DELETES EVERYTHING in the old root (the initramfs, to free its memory) and execs init with
+// args and env. It returns only on failure. Once the first mount has moved there is nothing to
+// go back to: such errors wrap ErrNoReturn, and the caller can only report them and reboot.
 func SwitchRoot(newRoot, init string, args, env []string) error {
+	// Read while /proc is still where it was.
+	mountinfo, _ := os.ReadFile("/proc/self/mountinfo")
+	detach := Leftovers(string(mountinfo), newRoot, Moves)
 	for _, m := range Moves {
 		if err := os.MkdirAll(filepath.Join(newRoot, m), 0o755); err != nil {
 			return fmt.Errorf("switch_root: %w", err)
@@ -49,6 +57,10 @@ func SwitchRoot(newRoot, init string, args, env []string) error {
 			return err
 		}
 		moved = true
+	}
+	for _, m := range detach {
+		// Best effort, as the deletion below: a mount that stays pins memory, nothing more.
+		unix.Unmount(m, unix.MNT_DETACH)
 	}
 	if err := unix.Chdir(newRoot); err != nil {
 		return noReturn(fmt.Errorf("switch_root: chdir %s: %w", newRoot, err))
@@ -103,4 +115,50 @@ func deleteTree(fd int, dev uint64) {
 		}
 		unix.Unlinkat(fd, n, 0)
 	}
+}
+
+// Leftovers returns the mount points in mountinfo (the text of /proc/self/mountinfo) that
+// switch_root would leave behind in the old root: all but "/", newRoot and what is below it,
+// and moves and what is below them. The last mounted come first, so that a mount goes before
+// the one it is on.
+func Leftovers(mountinfo, newRoot string, moves []string) []string {
+	keep := append([]string{filepath.Clean(newRoot)}, moves...)
+	var out []string
+	for _, l := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescape(f[4])
+		if mp == "/" || slices.ContainsFunc(keep, func(k string) bool { return below(mp, k) }) {
+			continue
+		}
+		out = append(out, mp)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// below reports whether p is dir or below it.
+func below(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a space, \011, \012, \134).
+func unescape(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
