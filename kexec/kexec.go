@@ -150,10 +150,18 @@ func catInitrds(paths []string, tmpDir string) (*os.File, error) {
 	return out, nil
 }
 
+// The calls Exec makes, in order (fakes in tests).
+var (
+	syncFS      = unix.Sync
+	kexecReboot = ukexec.Reboot
+)
+
 // Exec boots the loaded image. It does not return on success. DESTRUCTIVE: the running
-// system is gone, without unmounting or syncing anything.
+// system is gone, without unmounting anything; file systems are synced first, as before a
+// reboot or power-off (what a hook wrote to a disk).
 func Exec() error {
-	if err := ukexec.Reboot(); err != nil {
+	syncFS()
+	if err := kexecReboot(); err != nil {
 		return fmt.Errorf("kexec reboot: %w", err)
 	}
 	return errors.New("kexec reboot returned")

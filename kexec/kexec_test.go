@@ -1,9 +1,11 @@
 package kexec
 
 import (
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -48,5 +50,19 @@ func TestCatInitrds(t *testing.T) {
 	n, _ := f.Read(buf)
 	if want := "12345\x00\x00\x00678"; string(buf[:n]) != want {
 		t.Errorf("joined %q, want %q", buf[:n], want)
+	}
+}
+
+// TestExecSyncs: Exec syncs the file systems before it reboots into the loaded kernel.
+func TestExecSyncs(t *testing.T) {
+	var calls []string
+	defer func(s func(), r func() error) { syncFS, kexecReboot = s, r }(syncFS, kexecReboot)
+	syncFS = func() { calls = append(calls, "sync") }
+	kexecReboot = func() error { calls = append(calls, "reboot"); return errors.New("fake reboot") }
+	if err := Exec(); err == nil || !strings.Contains(err.Error(), "fake reboot") {
+		t.Errorf("Exec: %v", err)
+	}
+	if got := strings.Join(calls, " "); got != "sync reboot" {
+		t.Errorf("Exec called %q, want %q", got, "sync reboot")
 	}
 }
