@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"aead.dev/minisign"
+
 	"github.com/ramboot/ramboot/internal/report"
 	"github.com/ramboot/ramboot/internal/serve"
 	"github.com/ramboot/ramboot/internal/vmtest"
@@ -30,17 +32,18 @@ entries:
 // fleetServer is `ramboot serve --reports --menu` in the test: the VM tests' directory, a menu
 // and the boot reports. It returns the server's port and its handler.
 func fleetServer(t *testing.T) (string, *serve.Handler) {
-	return fleetServerMenu(t, fmt.Sprintf(reportMenu, built.sums["rootfs.tar.zst"]))
+	return fleetServerMenu(t, fmt.Sprintf(reportMenu, built.sums["rootfs.tar.zst"]), nil)
 }
 
-// fleetServerMenu is fleetServer with the menu given.
-func fleetServerMenu(t *testing.T, text string) (string, *serve.Handler) {
+// fleetServerMenu is fleetServer with the menu given, its renditions signed with key (nil:
+// unsigned).
+func fleetServerMenu(t *testing.T, text string, key *minisign.PrivateKey) (string, *serve.Handler) {
 	t.Helper()
 	menu := filepath.Join(t.TempDir(), "menu.yaml")
 	if err := os.WriteFile(menu, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h, err := serve.New(built.dir, serve.Options{Menu: menu, Reports: t.TempDir(), RollbackAfter: 2, Logf: t.Logf})
+	h, err := serve.New(built.dir, serve.Options{Menu: menu, Reports: t.TempDir(), RollbackAfter: 2, Logf: t.Logf, SignKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,31 +175,42 @@ func TestVMReportFailure(t *testing.T) {
 }
 
 // rollbackMenu's default, new, is broken (its image is missing); old boots. No countdown: a
-// failed boot goes to ramboot.onerror= instead of back to the menu.
+// failed boot goes to ramboot.onerror= instead of back to the menu. Both are pinned: the test
+// runs under the chain of trust.
 const rollbackMenu = `title: Fleet
 default: new
 timeout: 0
 entries:
   - name: new
-    ramroot: http://SERVER/missing.tar.zst
+    ramroot: {url: http://SERVER/missing.tar.zst, sha256: "%[1]s"}
   - name: old
-    ramroot: http://SERVER/rootfs.tar.zst
+    ramroot: {url: http://SERVER/rootfs.tar.zst, sha256: "%[1]s"}
 `
 
 // TestVMRollback boots one machine four times against `ramboot serve --menu --reports
-// --rollback-after 2`: old is booted and confirmed healthy, the menu's new default fails
-// twice, and the third boot gets old as its default from the server, and boots it.
+// --rollback-after 2 --sign-key`, with an initramfs that trusts only that key: old is booted
+// and confirmed healthy, the menu's new default fails twice, and the third boot gets old as
+// its default from the server, in a menu signed for that machine, and boots it.
 func TestVMRollback(t *testing.T) {
-	setup(t)
-	port, h := fleetServerMenu(t, rollbackMenu)
+	setupTrust(t)
+	keyText, err := os.ReadFile(trusted.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key minisign.PrivateKey
+	if err := key.UnmarshalText(keyText); err != nil {
+		t.Fatal(err)
+	}
+	port, h := fleetServerMenu(t, fmt.Sprintf(rollbackMenu, built.sums["rootfs.tar.zst"]), &key)
 	boot := func(extra string) *vmtest.VM {
 		return vmtest.Start(t, vmtest.Options{
-			Kernel: built.kernel, Initrd: built.initrd,
+			Kernel: built.kernel, Initrd: trusted.initrd,
 			Append: fmt.Sprintf("ramboot.menu=http://10.0.2.2:%s/menu.yaml ramboot.report=http://10.0.2.2:%s%s BOOTIF=%s ramboot.onerror=poweroff ramboot.retry=0 %s",
 				port, port, serve.EventsPath, bootif(mac1), extra),
 			NICs: []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1}},
 		})
 	}
+	signed := `menu http://10\.0\.2\.2:` + port + `/menu\.yaml: signature by key [0-9A-F]{16} verified; trusted comment: timestamp:\d+ file:menu\.yaml hashed ramboot serve: rendition for 10\.0\.2\.2:` + port
 	machine := func() serve.Machine {
 		ms := h.Fleet().Machines()
 		if len(ms) != 1 {
@@ -206,6 +220,7 @@ func TestVMRollback(t *testing.T) {
 	}
 	// Boot 1: the operator boots old, which comes up and confirms.
 	vm := boot("ramboot.default=old")
+	vm.Expect(signed, bootTimeout)
 	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
 	vm.Wait(time.Minute)
 	resp, err := http.Post("http://127.0.0.1:"+port+serve.MachinesPath+"/"+mac1+"/healthy", "", nil)
@@ -225,6 +240,7 @@ func TestVMRollback(t *testing.T) {
 	}
 	// Boot 4: rolled back to old by the server.
 	vm = boot("")
+	vm.Expect(signed, bootTimeout)
 	vm.Expect(`booting old`, bootTimeout)
 	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
 	vm.Wait(time.Minute)
