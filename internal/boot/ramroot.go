@@ -1,7 +1,6 @@
 package boot
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -233,11 +232,16 @@ func copyTree(r *os.Root, dst, src string) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(bufio.NewWriter(out), in)
+		// Straight into the file (copy_file_range when the kernel can): no buffer of our own
+		// that could keep the end of the file back. A failed write or close is the copy's.
+		_, err = io.Copy(out, in)
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}
-		return err
+		if err != nil {
+			return fmt.Errorf("copying %s: %w", p, err)
+		}
+		return nil
 	})
 }
 
