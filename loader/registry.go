@@ -361,9 +361,15 @@ type registryImage struct {
 }
 
 // fetchDoc reads a manifest or config from the sources, by tag or digest; a document fetched
-// by digest is verified. It returns the bytes and the source they came from. Sources that
-// fail are left out of live, with a log line.
-func (r *registryRun) fetchDoc(ctx context.Context, kind, ref string, want *v1.Hash) ([]byte, registrySource, error) {
+// by digest is verified, and is read only up to size, its descriptor's (0: by tag, unknown;
+// at most maxManifest either way). It returns the bytes and the source they came from. Sources
+// that fail, or serve a document other than the one asked for, are left out of live, with a
+// log line.
+func (r *registryRun) fetchDoc(ctx context.Context, kind, ref string, want *v1.Hash, size int64) ([]byte, registrySource, error) {
+	limit := int64(maxManifest)
+	if size > 0 {
+		limit = min(size, limit)
+	}
 	live := r.sources()
 	for len(live) > 0 {
 		urls := make([]string, len(live))
@@ -374,7 +380,7 @@ func (r *registryRun) fetchDoc(ctx context.Context, kind, ref string, want *v1.H
 		if err != nil {
 			return nil, registrySource{}, err
 		}
-		b, err := io.ReadAll(io.LimitReader(s, maxManifest+1))
+		b, err := io.ReadAll(io.LimitReader(s, limit+1))
 		cur := s.cur
 		failed := slices.Clone(s.lastErr)
 		s.Close()
@@ -388,20 +394,24 @@ func (r *registryRun) fetchDoc(ctx context.Context, kind, ref string, want *v1.H
 			return nil, registrySource{}, r.explain(kind, ref, err)
 		}
 		src := live[min(cur, len(live)-1)]
-		if len(b) > maxManifest {
-			return nil, src, fmt.Errorf("%s %s at %s: larger than %s", kind, ref, src, HumanBytes(maxManifest))
-		}
-		if want != nil {
-			got := v1.Hash{Algorithm: "sha256", Hex: sha256Hex(b)}
-			if got != *want {
-				cerr := fmt.Errorf("%s %s at %s: %w", kind, ref, src, &ChecksumError{Want: want.Hex, Got: got.Hex})
-				if !src.mirror {
-					return nil, src, cerr
-				}
-				r.dropMirror(src, cerr)
-				live = r.sources()
-				continue
+		var bad error
+		switch {
+		case int64(len(b)) > limit && size > 0 && size <= maxManifest:
+			bad = fmt.Errorf("%s %s at %s: %w: more than the %d bytes its descriptor says", kind, ref, src, ErrChecksum, size)
+		case int64(len(b)) > limit:
+			bad = fmt.Errorf("%s %s at %s: larger than %s", kind, ref, src, HumanBytes(maxManifest))
+		case want != nil:
+			if got := (v1.Hash{Algorithm: "sha256", Hex: sha256Hex(b)}); got != *want {
+				bad = fmt.Errorf("%s %s at %s: %w", kind, ref, src, &ChecksumError{Want: want.Hex, Got: got.Hex})
 			}
+		}
+		if bad != nil {
+			if !src.mirror {
+				return nil, src, bad
+			}
+			r.dropMirror(src, bad)
+			live = r.sources()
+			continue
 		}
 		return b, src, nil
 	}
@@ -454,7 +464,7 @@ func (r *registryRun) resolve(ctx context.Context, pin string) (*registryImage, 
 		}
 		want = &h
 	}
-	b, src, err := r.fetchDoc(ctx, "manifests", ref.Identifier(), want)
+	b, src, err := r.fetchDoc(ctx, "manifests", ref.Identifier(), want, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -475,7 +485,10 @@ func (r *registryRun) resolve(ctx context.Context, pin string) (*registryImage, 
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ref, err)
 		}
-		if b, src, err = r.fetchDoc(ctx, "manifests", d.Digest.String(), &d.Digest); err != nil {
+		if d.Size <= 0 {
+			return nil, fmt.Errorf("%s: %w: image manifest %s: size %d in the index", ref, ErrFormat, d.Digest, d.Size)
+		}
+		if b, src, err = r.fetchDoc(ctx, "manifests", d.Digest.String(), &d.Digest, d.Size); err != nil {
 			return nil, err
 		}
 		img.manifest, img.from = d.Digest, src
@@ -492,7 +505,10 @@ func (r *registryRun) resolve(ctx context.Context, pin string) (*registryImage, 
 	default:
 		return nil, fmt.Errorf("%s: %w: config %q: not a container image", ref, ErrMediaType, doc.Config.MediaType)
 	}
-	cb, _, err := r.fetchDoc(ctx, "blobs", doc.Config.Digest.String(), &doc.Config.Digest)
+	if doc.Config.Size <= 0 {
+		return nil, fmt.Errorf("%s: %w: config %s: size %d in the manifest", ref, ErrFormat, doc.Config.Digest, doc.Config.Size)
+	}
+	cb, _, err := r.fetchDoc(ctx, "blobs", doc.Config.Digest.String(), &doc.Config.Digest, doc.Config.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -509,6 +525,10 @@ func (r *registryRun) resolve(ctx context.Context, pin string) (*registryImage, 
 		}
 		if l.Digest.Algorithm != "sha256" {
 			return nil, fmt.Errorf("%s: layer %d: %w: digest algorithm %s", ref, i+1, ErrMediaType, l.Digest.Algorithm)
+		}
+		// The size bounds what is read of the blob: a layer without one is refused.
+		if l.Size <= 0 {
+			return nil, fmt.Errorf("%s: layer %d (%s): %w: size %d in the manifest", ref, i+1, l.Digest, ErrFormat, l.Size)
 		}
 	}
 	img.layers = doc.Layers

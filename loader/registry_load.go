@@ -191,7 +191,7 @@ func (r *registryRun) applyLayer(ctx context.Context, q *blobQueue, a *layerAppl
 		return fmt.Errorf("%w, while extracting", ctx.Err())
 	}}
 	if err := a.Layer(tail, lower); err != nil {
-		return 0, format, blob.explain(err)
+		return 0, format, blob.verdict(br, err)
 	}
 	// The compressed stream's own checks, and the blob's digest, cover every byte.
 	if _, err := io.Copy(io.Discard, tail); err != nil {
@@ -349,6 +349,21 @@ func (r *registryRun) download(ctx context.Context, q *blobQueue, l v1.Descripto
 		return errStopped
 	}
 	src.set(s)
+	dropFailed := func() {
+		for i, e := range s.lastErr {
+			if e != nil && live[i].mirror && i != s.cur {
+				r.dropMirror(live[i], e)
+			}
+		}
+	}
+	// At most the declared size and one byte more is read: a source that sends more (an
+	// endless stream for a real digest) has served a bad blob, found before it fills the
+	// target, whatever the extraction makes of it.
+	overlong := func(what string) error {
+		dropFailed()
+		from := live[min(s.cur, len(live)-1)]
+		return &badBlobError{src: from, err: fmt.Errorf("blob from %s: %w: %s than the %d bytes the manifest says", from, ErrChecksum, what, l.Size)}
+	}
 	h := sha256.New()
 	var n int64
 	for {
@@ -362,12 +377,20 @@ func (r *registryRun) download(ctx context.Context, q *blobQueue, l v1.Descripto
 		var err error
 		for k < len(b)/2 && err == nil {
 			var c int
-			c, err = s.Read(b[k:])
+			c, err = s.Read(b[k:min(int64(len(b)), int64(k)+l.Size+1-n)])
 			if c > 0 {
 				h.Write(b[k : k+c])
 				m.arrived(c)
 			}
 			k += c
+			if total := s.Size(); total > l.Size {
+				q.free <- b
+				return overlong(fmt.Sprintf("it announced %d bytes, more", total))
+			}
+			if n+int64(k) > l.Size {
+				q.free <- b
+				return overlong("it sent more")
+			}
 		}
 		n += int64(k)
 		if k > 0 && !q.send(blobChunk{b: b[:k]}) {
@@ -380,25 +403,17 @@ func (r *registryRun) download(ctx context.Context, q *blobQueue, l v1.Descripto
 			break
 		}
 		if err != nil {
-			for i, e := range s.lastErr {
-				if e != nil && live[i].mirror && i != s.cur {
-					r.dropMirror(live[i], e)
-				}
-			}
+			dropFailed()
 			return err
 		}
 	}
-	for i, e := range s.lastErr {
-		if e != nil && live[i].mirror && i != s.cur {
-			r.dropMirror(live[i], e)
-		}
-	}
+	dropFailed()
 	from := live[min(s.cur, len(live)-1)]
 	got := hex.EncodeToString(h.Sum(nil))
 	switch {
 	case got != l.Digest.Hex:
 		return &badBlobError{src: from, err: fmt.Errorf("blob from %s: %w", from, &ChecksumError{Want: l.Digest.Hex, Got: got})}
-	case l.Size > 0 && n != l.Size:
+	case n != l.Size:
 		return &badBlobError{src: from, err: fmt.Errorf("blob from %s: %w: %d bytes, the manifest says %d", from, ErrChecksum, n, l.Size)}
 	}
 	return nil
@@ -456,6 +471,18 @@ func (b *blobReader) Read(p []byte) (int, error) {
 	n := copy(p, b.buf[b.off:])
 	b.off += n
 	return n, nil
+}
+
+// verdict explains an extraction that failed before the end of its blob. Unless the load was
+// ended, the rest of the blob is read first (at most its declared size: the download stops
+// there), so that its digest is known: a blob that is not the one asked for (a mirror's wrong
+// data filling the target, a decompression bomb) is then blamed on its source, which loses it
+// the load, instead of failing the image.
+func (b *blobReader) verdict(rest io.Reader, err error) error {
+	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrPanic) && b.failure() == nil {
+		io.Copy(io.Discard, rest)
+	}
+	return b.explain(err)
 }
 
 // explain prefers the download's own failure to what it caused downstream (a corrupt gzip

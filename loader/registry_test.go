@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -651,5 +652,109 @@ func TestSetupTransient(t *testing.T) {
 		if got := setupTransient(tt.err); got != tt.want {
 			t.Errorf("setupTransient(%v) = %v, want %v", tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestRegistryOverlongBlob: a mirror that answers a layer's digest with endless (valid tar)
+// data is cut at the layer's declared size, and dropped as a mirror serving a bad blob; the
+// origin then serves the image. The target is a 1 MiB tmpfs: read to its end, the endless
+// blob filled it, and the load failed with "not enough space", the mirror never dropped.
+func TestRegistryOverlongBlob(t *testing.T) {
+	needRoot(t)
+	layers := layeredImage(t)
+	digests := map[string]bool{}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests[d.String()] = true
+	}
+	tr := newTestRegistry(t)
+	u := pushImage(t, tr.host, "lab/layered:v1", "linux", runtime.GOARCH, layers...)
+	mirror := newTestRegistry(t)
+	pushImage(t, mirror.host, "lab/layered:v1", "linux", runtime.GOARCH, layers...)
+	var endless atomic.Int64
+	var announce, config atomic.Bool
+	mirror.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/") || !(digests[path.Base(r.URL.Path)] || config.Load()) {
+			return false
+		}
+		endless.Add(1)
+		if announce.Load() {
+			w.Header().Set("Content-Length", fmt.Sprint(256<<20+4096*1024))
+		}
+		w.WriteHeader(http.StatusOK) // without Content-Length: as long as the client reads
+		tw := tar.NewWriter(w)
+		data := bytes.Repeat([]byte("ramboot "), 8<<10)
+		for i := range 4096 { // 256 MiB at most, should the client never stop
+			hdr := &tar.Header{Name: fmt.Sprintf("junk/%06d", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data)), ModTime: epoch}
+			if tw.WriteHeader(hdr) != nil {
+				return true
+			}
+			if _, err := tw.Write(data); err != nil {
+				return true
+			}
+		}
+		return true
+	})
+	for _, tt := range []struct {
+		name             string
+		announce, config bool
+		want             string
+	}{
+		{"endless", false, false, "it sent more than the"},
+		{"announced", true, false, "it announced 272629760 bytes, more than the"},
+		// The image config is read before any layer: the mirror is dropped there.
+		{"config", false, true, "more than the"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			announce.Store(tt.announce)
+			config.Store(tt.config)
+			endless.Store(0)
+			lines, logf := loadLog(t)
+			dir := smallTmpfs(t)
+			opts := Options{Logf: logf, Fetcher: quickFetcher(logf), Registry: Registry{Mirrors: []string{"http://" + mirror.host}}}
+			if _, err := Load(context.Background(), dir, []string{u}, opts); err != nil {
+				t.Fatalf("got %v, want the image from the origin", err)
+			}
+			checkLayered(t, dir)
+			log := strings.Join(*lines, "\n")
+			if endless.Load() == 0 || !strings.Contains(log, "mirror "+mirror.host) || !strings.Contains(log, tt.want) {
+				t.Errorf("the mirror's overlong blob is not named (%d endless answers): %q", endless.Load(), log)
+			}
+		})
+	}
+}
+
+// TestRegistryLayerSize: a manifest whose layer has no size (0) or a negative one is refused:
+// the size bounds what is read of the blob.
+func TestRegistryLayerSize(t *testing.T) {
+	tr := newTestRegistry(t)
+	u := pushImage(t, tr.host, "lab/layered:v1", "linux", runtime.GOARCH, layeredImage(t)...)
+	for _, size := range []int64{0, -1} {
+		tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/manifests/v1") {
+				return false
+			}
+			rec := httptest.NewRecorder()
+			tr.reg.ServeHTTP(rec, r)
+			var m v1.Manifest
+			if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+				t.Error(err)
+				return false
+			}
+			m.Layers[1].Size = size
+			b, _ := json.Marshal(m)
+			w.Header().Set("Content-Type", string(m.MediaType))
+			w.Write(b)
+			return true
+		})
+		dir := filepath.Join(t.TempDir(), "root")
+		_, err := Load(context.Background(), dir, []string{u}, Options{Fetcher: quickFetcher(t.Logf)})
+		if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), fmt.Sprintf("layer 2 (sha256:")) || !strings.Contains(err.Error(), fmt.Sprintf("size %d", size)) {
+			t.Errorf("layer size %d: got %v, want ErrFormat naming layer 2 and its size", size, err)
+		}
+		assertEmpty(t, dir)
 	}
 }
