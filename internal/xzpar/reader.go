@@ -1,18 +1,3 @@
-// Package xzpar decodes xz data from a stream, decoding independent blocks
-// in parallel.
-//
-// Multi-threaded xz encoders (xz -T, pixz) split their input into blocks
-// whose headers record the compressed size, so a sequential reader can cut
-// the input into blocks without decoding it and hand each block to a
-// different core. Output is delivered in order; the block being read streams
-// to the consumer as it is decoded. Memory is bounded by a budget: blocks are
-// decoded ahead only as far as their buffers fit in it, and blocks too large
-// for it, like blocks without recorded sizes (single-threaded xz), are
-// decoded sequentially as they are read, into a window of about the
-// dictionary size.
-//
-// Only the LZMA2 filter is supported; that is what xz and pixz produce by
-// default.
 package xzpar
 
 import (
