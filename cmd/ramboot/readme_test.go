@@ -143,3 +143,25 @@ func TestReadmeSynopses(t *testing.T) {
 		}
 	}
 }
+
+// TestLicence: the repository has a LICENSE (BSD-3-Clause, the ramboot authors), and the
+// README says under which terms ramboot is published.
+func TestLicence(t *testing.T) {
+	lic, err := os.ReadFile("../../LICENSE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"BSD 3-Clause License\n", "Copyright (c) 2026, The ramboot authors\n", "3. Neither the name of the copyright holder"} {
+		if !strings.Contains(string(lic), want) {
+			t.Errorf("LICENSE has no %q", want)
+		}
+	}
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "\n## Licence\n")
+	if sec, _, _ = strings.Cut(sec, "\n## "); !ok || !strings.Contains(sec, "BSD 3-Clause") || !strings.Contains(sec, "(LICENSE)") {
+		t.Errorf("README: no Licence section naming BSD 3-Clause and linking LICENSE: %q", sec)
+	}
+}
