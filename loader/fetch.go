@@ -22,9 +22,11 @@ import (
 // Retries: a failed attempt (a refused, reset or cut connection, a stall, a 5xx, 408 or 429)
 // is retried after a random delay, resuming with Range at the byte reached. Failures count
 // against a budget of time, not of attempts: a stream gives up once RetryFor has passed without
-// a byte arriving. A URL that fails Attempts times in a row hands over to the next mirror, and
-// after the last mirror the first is tried again, as long as the budget lasts. A URL that
-// answers for good (404, 403, an untrusted certificate) is not tried again.
+// a byte arriving. A URL that fails Attempts times in a row hands over to the next mirror; a
+// stall or a server error (5xx) hands over at once. After the last mirror the first is tried
+// again, as long as the budget lasts (and until every URL has failed Attempts times). Without
+// mirrors a URL is retried. A URL that answers for good (404, 403, an untrusted certificate)
+// is not tried again.
 type Fetcher struct {
 	// Client does the requests. Default: NewClient("", 0).
 	Client *http.Client
@@ -35,8 +37,8 @@ type Fetcher struct {
 	// stream fails once every URL has failed Attempts times in a row. Every URL is tried
 	// Attempts times before a stream gives up, however small the budget.
 	RetryFor time.Duration
-	// Attempts is how many failed attempts in a row on one URL hand over to the next mirror.
-	// Default 4.
+	// Attempts is how many failed attempts in a row on one URL hand over to the next mirror
+	// (a stall or a 5xx hands over at once). Default 4.
 	Attempts int
 	// Backoff and MaxBackoff bound the delay before a retry: a random delay between zero and
 	// Backoff before the first retry since the last progress, the bound doubling for each
@@ -51,9 +53,9 @@ type Fetcher struct {
 	// MinRate and MinRateWindow: a connection that delivers fewer than MinRate bytes per
 	// second, averaged over the last MinRateWindow, is stalled too, so that a server trickling
 	// a byte now and then cannot hold a boot forever. Unlike a connection that dies after
-	// delivering data, a slow one does not count as progress: after Attempts slow windows in a
-	// row the next mirror takes over, and after Attempts slow windows on every URL the
-	// download fails with an error wrapping ErrStalled that names the rate seen. Zero means
+	// delivering data, a slow one does not count as progress: the next mirror takes over at
+	// once, and after Attempts slow windows on every URL the download fails with an error
+	// wrapping ErrStalled that names the rate seen. Zero means
 	// the default, DefaultMinRate over DefaultMinRateWindow; a negative value of either
 	// disables the check.
 	MinRate       int64

@@ -346,9 +346,11 @@ func (s *Stream) fail(err error, slow bool) {
 		return
 	}
 	// The next URL: the same one until it has failed Attempts times in a row, then the next
-	// live one, round and round.
+	// live one, round and round. With another live URL to go to, a stall or a server error
+	// hands over at once: a trickling or failing server is not given Attempts stall periods
+	// while a mirror may serve at full speed.
 	next := s.cur
-	if s.dead[next] || r.fails[next]%attempts == 0 {
+	if s.dead[next] || r.fails[next]%attempts == 0 || (live > 1 && handOver(err)) {
 		for next = (next + 1) % len(s.urls); s.dead[next]; next = (next + 1) % len(s.urls) {
 		}
 	}
@@ -398,6 +400,14 @@ func (s *Stream) fail(err error, slow bool) {
 	default:
 		s.logf("%s: %v (at byte %d): retry %d%s", s.urls[s.cur], err, s.off, r.fails[s.cur], inDelay(wait))
 	}
+}
+
+// handOver reports whether a failure moves a stream with mirrors to the next one at once: a
+// stall (nothing, or too little, arriving) or a server error (5xx). Other failures (a cut or
+// refused connection, throttling) are retried on the same URL first.
+func handOver(err error) bool {
+	var he *HTTPError
+	return errors.Is(err, ErrStalled) || (errors.As(err, &he) && he.Code >= 500)
 }
 
 // tell passes a change of s.status on to whoever follows the stream.
@@ -549,7 +559,11 @@ func (s *Stream) try() error {
 		return errClosed
 	}
 	if err := s.accept206(resp); err != nil {
-		s.endAttempt()
+		// The watchdog may have ended it (skipping what a server ignoring Range sends again):
+		// then it stalled, whatever the read said.
+		if stall, _ := s.endAttempt(); stall != nil {
+			return stall
+		}
 		return err
 	}
 	return nil

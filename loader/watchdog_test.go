@@ -1,15 +1,18 @@
 package loader
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -199,6 +202,106 @@ func TestContextEnds(t *testing.T) {
 			check(t, err)
 			if _, err := os.Stat(dst); !os.IsNotExist(err) {
 				t.Errorf("%s left behind: %v", dst, err)
+			}
+		})
+	}
+}
+
+// attemptLog records which server each request went to, in order.
+type attemptLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (l *attemptLog) wrap(name string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.mu.Lock()
+		l.got = append(l.got, name)
+		l.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (l *attemptLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.got, " ")
+}
+
+// TestMirrorHandover: with mirrors, a stall or a server error hands over to the next mirror at
+// once, round and round (a server trickling a byte now and then, Range ignored, was given
+// Attempts full stall periods before its mirror was asked); without mirrors a URL keeps its
+// Attempts. The order of the requests is the proof, not the time taken.
+func TestMirrorHandover(t *testing.T) {
+	img := zstdOf(t, tarOf(t, randomTree(22, 64<<10)))
+	// A trickle that ignores Range: one byte every 20 ms from the first, whatever is asked.
+	trickle := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(img)))
+		for _, b := range img {
+			w.Write([]byte{b})
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+	for _, tt := range []struct {
+		name    string
+		servers func(l *attemptLog) map[string]http.Handler
+		urls    []string
+		want    string // the servers asked, in order
+	}{
+		{"trickling primary", func(l *attemptLog) map[string]http.Handler {
+			return map[string]http.Handler{"/p": l.wrap("p", trickle), "/m": l.wrap("m", &faultServer{content: img})}
+		}, []string{"/p", "/m"}, "p m"},
+		// The mirror is cut at byte 1000 (retried: that is no stall), then fails (503): back on
+		// the trickle, which sends the first 1000 bytes again (Range ignored), stalling while
+		// they are skipped, and that hands over too.
+		{"back on the trickle", func(l *attemptLog) map[string]http.Handler {
+			var n atomic.Int32
+			cut := &faultServer{content: img, cuts: []int64{1000}}
+			m := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if n.Add(1) == 2 {
+					http.Error(w, "try later", http.StatusServiceUnavailable)
+					return
+				}
+				cut.ServeHTTP(w, r)
+			})
+			return map[string]http.Handler{"/p": l.wrap("p", trickle), "/m": l.wrap("m", m)}
+		}, []string{"/p", "/m"}, "p m m p m"},
+		{"failing primary", func(l *attemptLog) map[string]http.Handler {
+			return map[string]http.Handler{"/p": l.wrap("p", &faultServer{fail: 100}), "/m": l.wrap("m", &faultServer{content: img})}
+		}, []string{"/p", "/m"}, "p m"},
+		{"round and round", func(l *attemptLog) map[string]http.Handler {
+			return map[string]http.Handler{"/p": l.wrap("p", &faultServer{content: img, fail: 2}),
+				"/m1": l.wrap("m1", &faultServer{fail: 100}), "/m2": l.wrap("m2", &faultServer{fail: 100})}
+		}, []string{"/p", "/m1", "/m2"}, "p m1 m2 p m1 m2 p"},
+		{"no mirror", func(l *attemptLog) map[string]http.Handler {
+			return map[string]http.Handler{"/p": l.wrap("p", &faultServer{content: img, fail: 3})}
+		}, []string{"/p"}, "p p p p"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var l attemptLog
+			srv := serve(t, tt.servers(&l))
+			var urls []string
+			for _, u := range tt.urls {
+				urls = append(urls, srv.URL+u)
+			}
+			f := &Fetcher{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, IdleTimeout: 10 * time.Second, RetryFor: 10 * time.Second,
+				Attempts: 4, MinRate: 100 << 10, MinRateWindow: 200 * time.Millisecond, Logf: t.Logf}
+			s, err := f.Open(context.Background(), urls...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			got, err := io.ReadAll(s)
+			if err != nil || !bytes.Equal(got, img) {
+				t.Fatalf("read %d of %d bytes: %v", len(got), len(img), err)
+			}
+			if l.String() != tt.want {
+				t.Errorf("requests to %q, want %q", l.String(), tt.want)
 			}
 		})
 	}
