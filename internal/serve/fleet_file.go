@@ -44,7 +44,7 @@ type syncSchedule struct {
 
 // OpenFleet opens (or creates) the events file at path, a file or a directory (then
 // path/reports.jsonl), and replays it. A line that cannot be read (the last one, cut by a
-// crash; one of garbage; one longer than any event) is skipped, and the skipped lines are
+// crash; one of garbage; one longer than maxReplayLine) is skipped, and the skipped lines are
 // counted in one log line. rollbackAfter > 0 turns rollback on (see Fleet.Default). The file
 // is fsynced every SyncInterval while events arrive, and by Close.
 func OpenFleet(path string, rollbackAfter int, logf func(string, ...any)) (*Fleet, error) {
