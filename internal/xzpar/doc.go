@@ -46,7 +46,10 @@
 // flags needInitDic and needInitProp. They name what any LZMA2 decoder keeps
 // track of: the first chunk must reset the dictionary, and the first LZMA
 // chunk after a dictionary reset must set the properties. The output window
-// and the chunk sources (window.go) are the first version's, moved unchanged:
-// its header listed that linear window, where XZ Embedded decodes into a ring
-// buffer, among its changes to the code it derived from.
+// and the chunk sources (window.go) were written for this package's parallel
+// reader in its first version and moved unchanged: a linear buffer shared with
+// the consumer under the block's lock, which slides only when a block is
+// decoded as it streams. XZ Embedded decodes into a ring buffer of its own;
+// the first version's header listed the linear window among the ways it
+// departed from that design.
 package xzpar
