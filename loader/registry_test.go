@@ -3,6 +3,7 @@ package loader
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -36,6 +38,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/ramboot/ramboot/bootmenu"
 	"github.com/ramboot/ramboot/internal/cmdline"
+	"golang.org/x/sys/unix"
 )
 
 // testRegistry is go-containerregistry's in-memory registry on loopback, behind a handler
@@ -756,5 +759,67 @@ func TestRegistryLayerSize(t *testing.T) {
 			t.Errorf("layer size %d: got %v, want ErrFormat naming layer 2 and its size", size, err)
 		}
 		assertEmpty(t, dir)
+	}
+}
+
+// TestRegistryBombFromMirror: a mirror answers a layer's digest with a blob of the right size
+// that decompresses to far more than the target holds. The extraction fails (no space) long
+// before the blob's end; the rest of the blob is then read, its digest found wrong, and the
+// mirror is dropped: the origin serves the image. It was the image that failed, with "not
+// enough space".
+func TestRegistryBombFromMirror(t *testing.T) {
+	needRoot(t)
+	// 12 MiB of noise, more than the blob queue and the decompressor read ahead.
+	noise := make([]byte, 12<<20)
+	rnd := mathrand.New(mathrand.NewPCG(1, 2))
+	for i := range noise {
+		noise[i] = byte(rnd.Uint32())
+	}
+	es := []entry{fileEntry("noise", string(noise))}
+	layer := static.NewLayer(tarOf(t, es), types.OCIUncompressedLayer)
+	size, err := layer.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, _ := layer.Digest()
+	// The bomb: gzip members, read as one stream: a tar header of a file of 1 MiB, then its
+	// data in a member of its own (compressed once, about 1.6 KiB), and again.
+	mib := gzipOf(t, bytes.Repeat([]byte("ramboot "), 128<<10))
+	var bomb, hdr bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	for i := 0; int64(bomb.Len()) < size; i++ {
+		hdr.Reset()
+		tar.NewWriter(&hdr).WriteHeader(&tar.Header{Name: fmt.Sprintf("bomb%05d", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 20, ModTime: epoch})
+		zw.Reset(&bomb)
+		zw.Write(hdr.Bytes())
+		zw.Close()
+		bomb.Write(mib)
+	}
+	blob := bomb.Bytes()[:size]
+
+	tr := newTestRegistry(t)
+	u := pushImage(t, tr.host, "lab/noise:v1", "linux", runtime.GOARCH, layer)
+	mirror := newTestRegistry(t)
+	pushImage(t, mirror.host, "lab/noise:v1", "linux", runtime.GOARCH, layer)
+	mirror.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || path.Base(r.URL.Path) != digest.String() {
+			return false
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(blob))
+		return true
+	})
+	lines, logf := loadLog(t)
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=32m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	opts := Options{Logf: logf, Fetcher: quickFetcher(logf), Registry: Registry{Mirrors: []string{"http://" + mirror.host}}}
+	if _, err := Load(context.Background(), dir, []string{u}, opts); err != nil {
+		t.Fatalf("got %v, want the image from the origin", err)
+	}
+	checkTree(t, dir, es)
+	if log := strings.Join(*lines, "\n"); !strings.Contains(log, "mirror "+mirror.host) || !strings.Contains(log, "checksum mismatch") {
+		t.Errorf("the mirror's bad blob is not named: %q", log)
 	}
 }
