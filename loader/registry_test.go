@@ -755,7 +755,7 @@ func TestRegistryLayerSize(t *testing.T) {
 		})
 		dir := filepath.Join(t.TempDir(), "root")
 		_, err := Load(context.Background(), dir, []string{u}, Options{Fetcher: quickFetcher(t.Logf)})
-		if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), fmt.Sprintf("layer 2 (sha256:")) || !strings.Contains(err.Error(), fmt.Sprintf("size %d", size)) {
+		if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "layer 2 (sha256:") || !strings.Contains(err.Error(), fmt.Sprintf("size %d", size)) {
 			t.Errorf("layer size %d: got %v, want ErrFormat naming layer 2 and its size", size, err)
 		}
 		assertEmpty(t, dir)
