@@ -191,7 +191,7 @@ func (r *registryRun) applyLayer(ctx context.Context, q *blobQueue, a *layerAppl
 		return fmt.Errorf("%w, while extracting", ctx.Err())
 	}}
 	if err := a.Layer(tail, lower); err != nil {
-		return 0, format, blob.verdict(br, err)
+		return 0, format, blob.verdict(err)
 	}
 	// The compressed stream's own checks, and the blob's digest, cover every byte.
 	if _, err := io.Copy(io.Discard, tail); err != nil {
@@ -260,8 +260,15 @@ type blobQueue struct {
 	done   chan struct{}
 	exited chan struct{}
 	once   sync.Once
-	mu     sync.Mutex
-	cur    *Stream
+	// discard, closed by judge: the reader has given up on the current blob; the download
+	// finishes it without handing it over, records its verdict and stops.
+	discard     chan struct{}
+	discardOnce sync.Once
+	n           int // blobs handed to readers (next)
+
+	mu       sync.Mutex
+	cur      *Stream
+	verdicts map[int]error // by layer index, once the blob has ended: nil when verified
 }
 
 // blobChunk is data of the current blob, or (b nil) its end: err nil when it was verified.
@@ -278,7 +285,8 @@ const (
 func (r *registryRun) startBlobs(ctx context.Context, layers []v1.Descriptor, m *meter, src *blobsSource) *blobQueue {
 	q := &blobQueue{
 		full: make(chan blobChunk, blobBuffers+1), free: make(chan []byte, blobBuffers),
-		done: make(chan struct{}), exited: make(chan struct{}),
+		done: make(chan struct{}), exited: make(chan struct{}), discard: make(chan struct{}),
+		verdicts: map[int]error{},
 	}
 	for range blobBuffers {
 		q.free <- make([]byte, blobBufferSize)
@@ -293,7 +301,10 @@ func (r *registryRun) startBlobs(ctx context.Context, layers []v1.Descriptor, m 
 			if err != nil {
 				err = fmt.Errorf("layer %d of %d (%s): %w", i+1, len(layers), l.Digest, err)
 			}
-			if !q.send(blobChunk{err: err}) || err != nil {
+			q.mu.Lock()
+			q.verdicts[i] = err
+			q.mu.Unlock()
+			if q.discarding() || !q.send(blobChunk{err: err}) || err != nil || q.discarding() {
 				return
 			}
 		}
@@ -301,13 +312,43 @@ func (r *registryRun) startBlobs(ctx context.Context, layers []v1.Descriptor, m 
 	return q
 }
 
+// send hands a chunk to the reader; false when the load has ended. Once the reader has given
+// up on the blob (discard), the chunk is dropped.
 func (q *blobQueue) send(c blobChunk) bool {
 	select {
 	case q.full <- c:
 		return true
+	case <-q.discard:
+		return true
 	case <-q.done:
 		return false
 	}
+}
+
+func (q *blobQueue) discarding() bool {
+	select {
+	case <-q.discard:
+		return true
+	default:
+		return false
+	}
+}
+
+// judge is called by the reader of blob i that stopped before its end: the download finishes
+// that blob unread and stops; judge returns its failure (nil for a verified blob). A blob that
+// had already ended is judged at once.
+func (q *blobQueue) judge(i int) error {
+	q.mu.Lock()
+	v, ok := q.verdicts[i]
+	q.mu.Unlock()
+	if !ok {
+		q.discardOnce.Do(func() { close(q.discard) })
+		<-q.exited
+		q.mu.Lock()
+		v = q.verdicts[i]
+		q.mu.Unlock()
+	}
+	return v
 }
 
 // stop ends the download and waits for its goroutine.
@@ -366,10 +407,23 @@ func (r *registryRun) download(ctx context.Context, q *blobQueue, l v1.Descripto
 	}
 	h := sha256.New()
 	var n int64
+	// Once the reader has given up on the blob, the rest is read into scratch.
+	var scratch []byte
+	// release puts b back into the pool, unless it is scratch.
+	release := func(b []byte) {
+		if scratch == nil || &b[0] != &scratch[0] {
+			q.free <- b
+		}
+	}
 	for {
 		var b []byte
 		select {
 		case b = <-q.free:
+		case <-q.discard:
+			if scratch == nil {
+				scratch = make([]byte, blobBufferSize)
+			}
+			b = scratch
 		case <-q.done:
 			return errStopped
 		}
@@ -384,20 +438,20 @@ func (r *registryRun) download(ctx context.Context, q *blobQueue, l v1.Descripto
 			}
 			k += c
 			if total := s.Size(); total > l.Size {
-				q.free <- b
+				release(b)
 				return overlong(fmt.Sprintf("it announced %d bytes, more", total))
 			}
 			if n+int64(k) > l.Size {
-				q.free <- b
+				release(b)
 				return overlong("it sent more")
 			}
 		}
 		n += int64(k)
-		if k > 0 && !q.send(blobChunk{b: b[:k]}) {
+		switch {
+		case k == 0 || q.discarding():
+			release(b)
+		case !q.send(blobChunk{b: b[:k]}):
 			return errStopped
-		}
-		if k == 0 {
-			q.free <- b
 		}
 		if err == io.EOF {
 			break
@@ -422,6 +476,7 @@ func (r *registryRun) download(ctx context.Context, q *blobQueue, l v1.Descripto
 // blobReader reads one blob of the queue.
 type blobReader struct {
 	q   *blobQueue
+	i   int // the layer's index
 	buf []byte
 	off int
 	mu  sync.Mutex
@@ -435,7 +490,11 @@ func (b *blobReader) failure() error {
 }
 
 // next returns the reader of the next blob; the previous one must have been read to its end.
-func (q *blobQueue) next() *blobReader { return &blobReader{q: q} }
+func (q *blobQueue) next() *blobReader {
+	b := &blobReader{q: q, i: q.n}
+	q.n++
+	return b
+}
 
 func (b *blobReader) Read(p []byte) (int, error) {
 	for b.off >= len(b.buf) {
@@ -474,13 +533,16 @@ func (b *blobReader) Read(p []byte) (int, error) {
 }
 
 // verdict explains an extraction that failed before the end of its blob. Unless the load was
-// ended, the rest of the blob is read first (at most its declared size: the download stops
-// there), so that its digest is known: a blob that is not the one asked for (a mirror's wrong
-// data filling the target, a decompression bomb) is then blamed on its source, which loses it
-// the load, instead of failing the image.
-func (b *blobReader) verdict(rest io.Reader, err error) error {
-	if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrPanic) && b.failure() == nil {
-		io.Copy(io.Discard, rest)
+// ended, the download is let finish the blob first (at most its declared size: the download
+// stops there), so that its digest is known: a blob that is not the one asked for (a mirror's
+// wrong data filling the target, a decompression bomb) is then blamed on its source, which
+// loses it the load, instead of failing the image.
+func (b *blobReader) verdict(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrPanic) {
+		return b.explain(err)
+	}
+	if berr := b.q.judge(b.i); berr != nil {
+		return berr
 	}
 	return b.explain(err)
 }
