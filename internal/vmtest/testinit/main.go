@@ -31,6 +31,7 @@ func main() {
 			fmt.Printf("TESTINIT-ROOTFS %s\n", f[2])
 		}
 	}
+	otherMounts()
 	links, _ := filepath.Glob("/sys/class/net/*")
 	for _, l := range links {
 		mac, _ := os.ReadFile(filepath.Join(l, "address"))
@@ -56,6 +57,34 @@ func main() {
 	fmt.Println("TESTINIT-DONE")
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+// otherMounts prints the mounts other processes see that this one does not: a process that a
+// hook left running still has the initramfs as its root, and sees what stayed mounted on it.
+func otherMounts() {
+	seen := func(pid string) map[string]bool {
+		b, _ := os.ReadFile("/proc/" + pid + "/mountinfo")
+		m := map[string]bool{}
+		for _, l := range strings.Split(string(b), "\n") {
+			// The mount point is the fifth field, the type the first after " - ".
+			_, after, _ := strings.Cut(l, " - ")
+			if f, t := strings.Fields(l), strings.Fields(after); len(f) > 4 && len(t) > 0 {
+				m[f[4]+" "+t[0]] = true
+			}
+		}
+		return m
+	}
+	own := seen("self")
+	others := map[string]bool{}
+	pids, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range pids {
+		for k := range seen(filepath.Base(p)) {
+			if !own[k] && !others[k] {
+				others[k] = true
+				fmt.Printf("TESTINIT-OTHER-MOUNT %s\n", k)
+			}
+		}
+	}
 }
 
 // kmsg prints the kernel log records /init wrote (the boot story as dmesg has it in the booted
