@@ -1,0 +1,146 @@
+package peimage
+
+import (
+	"bytes"
+	"debug/pe"
+	"encoding/binary"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/ramboot/ramboot/internal/peimage/peimagetest"
+)
+
+const stubPath = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+
+// TestChecksumStub: the checksum of systemd's stub is the one its linker wrote.
+func TestChecksumStub(t *testing.T) {
+	img, err := os.ReadFile(stubPath)
+	if err != nil {
+		t.Skipf("no stub: %v", err)
+	}
+	l, err := Parse(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := Checksum(img, l.ChecksumOff), binary.LittleEndian.Uint32(img[l.ChecksumOff:]); got != want {
+		t.Errorf("Checksum = %#x, the stub says %#x", got, want)
+	}
+}
+
+func TestChecksumOdd(t *testing.T) {
+	// 0x0201 + 0x0003 + the length 5, the checksum field (offset 2) skipped.
+	if got := Checksum([]byte{1, 2, 0xff, 0xff, 3}, 2); got != 0x0204+5 {
+		t.Errorf("Checksum = %#x, want %#x", got, 0x0204+5)
+	}
+}
+
+func TestAppendSections(t *testing.T) {
+	for _, align := range []uint32{0x200, 0x1000} {
+		img := peimagetest.New(peimagetest.Options{SectionAlignment: align})
+		add := []NewSection{
+			{".osrel", []byte("ID=test\n")},
+			{".cmdline", []byte("console=ttyS0")},
+			{".linux", bytes.Repeat([]byte{0xaa}, 3000)},
+		}
+		out, err := AppendSections(img, add)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := pe.NewFile(bytes.NewReader(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, _ := pe.NewFile(bytes.NewReader(img))
+		if got, want := len(f.Sections), len(old.Sections)+len(add); got != want {
+			t.Fatalf("%d sections, want %d", got, want)
+		}
+		oh := f.OptionalHeader.(*pe.OptionalHeader64)
+		prevEnd := uint32(0)
+		for i, s := range f.Sections {
+			if i < len(old.Sections) {
+				o := old.Sections[i]
+				if s.SectionHeader != o.SectionHeader {
+					t.Errorf("section %s header changed: %+v, was %+v", s.Name, s.SectionHeader, o.SectionHeader)
+				}
+			} else {
+				a := add[i-len(old.Sections)]
+				if s.Name != a.Name || s.VirtualSize != uint32(len(a.Data)) {
+					t.Errorf("section %d: %s, %d bytes, want %s, %d", i, s.Name, s.VirtualSize, a.Name, len(a.Data))
+				}
+				data, _ := s.Data()
+				if !bytes.Equal(data[:s.VirtualSize], a.Data) {
+					t.Errorf("section %s: data differs", s.Name)
+				}
+			}
+			if s.VirtualAddress%align != 0 || s.Offset%oh.FileAlignment != 0 || s.Size%oh.FileAlignment != 0 {
+				t.Errorf("section %s: address %#x, offset %#x, raw size %#x not aligned", s.Name, s.VirtualAddress, s.Offset, s.Size)
+			}
+			if s.VirtualAddress < prevEnd {
+				t.Errorf("section %s at %#x overlaps the one before (ends at %#x)", s.Name, s.VirtualAddress, prevEnd)
+			}
+			prevEnd = s.VirtualAddress + s.VirtualSize
+		}
+		last := f.Sections[len(f.Sections)-1]
+		if want := (last.VirtualAddress + last.VirtualSize + align - 1) &^ (align - 1); oh.SizeOfImage != want {
+			t.Errorf("SizeOfImage %#x, want %#x", oh.SizeOfImage, want)
+		}
+		if uint32(len(out)) != last.Offset+last.Size {
+			t.Errorf("file is %d bytes, the last section ends at %d", len(out), last.Offset+last.Size)
+		}
+		if !bytes.Equal(out[oh.SizeOfHeaders:len(img)], img[oh.SizeOfHeaders:]) {
+			t.Error("the image's section data changed")
+		}
+		l, _ := Parse(out)
+		if got := Checksum(out, l.ChecksumOff); got != oh.CheckSum {
+			t.Errorf("checksum %#x, want %#x", oh.CheckSum, got)
+		}
+	}
+}
+
+func TestAppendSectionsNoRoom(t *testing.T) {
+	// 0x200 bytes of headers: 0x40 + 24 + 240 = 0x148 before the table, room for 4 headers.
+	img := peimagetest.New(peimagetest.Options{SizeOfHeaders: 0x200})
+	_, err := AppendSections(img, []NewSection{{"a", []byte{1}}, {"b", []byte{1}}})
+	if !errors.Is(err, ErrNoRoom) {
+		t.Errorf("got %v, want ErrNoRoom", err)
+	}
+	if _, err := AppendSections(img, []NewSection{{"a", []byte{1}}}); err != nil {
+		t.Errorf("one section: %v", err)
+	}
+}
+
+func TestRenameSection(t *testing.T) {
+	img := peimagetest.New(peimagetest.Options{})
+	if err := RenameSection(img, ".sbat", ".sbatstb"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Parse(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Sections[1].Name != ".sbatstb" {
+		t.Errorf("section 1 is %q", l.Sections[1].Name)
+	}
+	if err := RenameSection(img, ".sbat", "x"); err == nil {
+		t.Error("renamed a section that is not there")
+	}
+}
+
+// FuzzParse: Parse of any bytes returns an error or a layout whose offsets lie in the file.
+func FuzzParse(f *testing.F) {
+	f.Add(peimagetest.New(peimagetest.Options{}))
+	if b, err := os.ReadFile(stubPath); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := Parse(b)
+		if err != nil {
+			return
+		}
+		if l.ChecksumOff+4 > len(b) || l.SectionTableOff > len(b) || int(l.DataEnd()) > len(b) {
+			t.Fatalf("layout out of the file: %+v", l)
+		}
+		_ = Checksum(b, l.ChecksumOff)
+	})
+}
