@@ -35,8 +35,9 @@ type Registry struct {
 	// Mirrors are registries ("http://cache:5000", "https://mirror.example", "HOST:PORT") tried
 	// in order before the registry a URL names, as containerd's hosts.toml mirrors are: one
 	// that fails is skipped with a log line; one that serves a blob other than the digest
-	// asks for is dropped and the load starts over without it. A mirror given as http:// is
-	// spoken to over plain HTTP.
+	// asks for (or more bytes than the manifest says: a blob is read only up to its size) is
+	// dropped and the load starts over without it. A mirror given as http:// is spoken to
+	// over plain HTTP.
 	Mirrors []string
 	// Insecure are registries (HOST:PORT) spoken to over plain HTTP (containerd's plain-http).
 	Insecure []string
