@@ -30,7 +30,7 @@ func fetchFlags(o *fetchOptions) *cmdFlags {
 	fs.StringVar(&o.auth, "registry-auth", "", "registry credentials: a docker config.json `FILE`")
 	fs.StringVar(&o.ca, "ca", "", "PEM `FILE` of CA certificates to trust besides the system's")
 	fs.DurationVar(&o.idle, "idle-timeout", 30*time.Second, "resume a connection that delivers nothing for this long")
-	fs.IntVar(&o.attempts, "attempts", 4, "failed attempts in a row on one URL before the next mirror")
+	fs.IntVar(&o.attempts, "attempts", 4, "failed attempts in a row on one URL before the next mirror (a stall or a 5xx moves on at once)")
 	fs.DurationVar(&o.retry, "retry", loader.DefaultRetryFor, "keep retrying (with random backoff, resuming) for this long without receiving a byte; 0: give up once every URL failed --attempts times")
 	fs.BoolVar(&o.quiet, "q", false, "no progress output")
 	return fs
