@@ -38,6 +38,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -147,15 +148,22 @@ func (r Runner) runOne(ctx context.Context, stage, name string) (string, error) 
 	}()
 	err = reaper.Wait(cmd)
 	pr.SetReadDeadline(time.Now().Add(Grace))
-	if rerr := <-read; errors.Is(rerr, os.ErrDeadlineExceeded) {
-		// Something the hook left running holds the pipe: drain it for as long as it does.
-		pr.SetReadDeadline(time.Time{})
-		go func() {
-			io.Copy(io.Discard, pr)
+	select {
+	case rerr := <-read:
+		if errors.Is(rerr, os.ErrDeadlineExceeded) {
+			// Something the hook left running holds the pipe: drain it for as long as it
+			// does, so that it neither blocks nor dies of SIGPIPE.
+			pr.SetReadDeadline(time.Time{})
+			go func() {
+				io.Copy(io.Discard, pr)
+				pr.Close()
+			}()
+		} else {
 			pr.Close()
-		}()
-	} else {
-		pr.Close()
+		}
+	case <-time.After(2 * Grace):
+		// The deadline did not take (a pipe is pollable: this should not happen). PID 1
+		// does not wait on: the reader goes on into out, which stays capped.
 	}
 	return out.String(), err
 }
@@ -163,11 +171,14 @@ func (r Runner) runOne(ctx context.Context, stage, name string) (string, error) 
 // tail keeps the last max bytes written to it.
 type tail struct {
 	max     int
+	mu      sync.Mutex
 	buf     []byte
 	dropped int64
 }
 
 func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > 2*t.max {
 		cut := len(t.buf) - t.max
@@ -180,6 +191,8 @@ func (t *tail) Write(p []byte) (int, error) {
 // String is the output kept, from the start of a line, after a line that says how much was
 // dropped.
 func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	b, dropped := t.buf, t.dropped
 	if len(b) > t.max {
 		dropped += int64(len(b) - t.max)

@@ -33,7 +33,9 @@ func (m Mount) String() string {
 	return s
 }
 
-// Mounts are what /init mounts before anything else, in order.
+// Mounts are what /init mounts before anything else, in order. At switch_root, /dev (with
+// /dev/pts), /proc, /sys and /run move into the new root; the rest (/tmp) is detached, so that
+// it does not pin its contents in RAM below the new root (internal/switchroot).
 var Mounts = []Mount{
 	{Source: "proc", Target: "/proc", FSType: "proc", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, Mode: 0o555},
 	{Source: "sysfs", Target: "/sys", FSType: "sysfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, Mode: 0o555},
