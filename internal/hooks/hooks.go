@@ -11,10 +11,11 @@
 //
 // What a hook leaves running lives on, reparented to /init, which reaps it when it exits
 // (internal/reaper). When the hook had the console as its terminal, the kernel sends its
-// process group SIGHUP as the hook exits, as on a logout: a daemon ignores it (nohup,
-// trap "" HUP) or leaves the group. What the leftovers write to the hook's stdout or stderr is
-// read and discarded by /init, so they neither block nor die of SIGPIPE, until /init switches
-// root or kexecs:
+// process group SIGHUP as the hook exits, as on a logout: a daemon must ignore it (nohup,
+// trap "" HUP) or leave the group (setsid) before the hook exits, or it dies with the hook (a
+// hook that starts one in the background waits until it has). What the leftovers write to
+// the hook's stdout or stderr is read and discarded by /init, so they neither block nor die of
+// SIGPIPE, until /init switches root or kexecs:
 //   - At switch_root they go on running under the image's init, which inherits them as it
 //     inherits PID 1. Their root is still the initramfs, emptied by switch_root, and the pipe
 //     that was their stdout has no reader any more: their next write there gets SIGPIPE. The
