@@ -10,7 +10,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ramboot/ramboot/internal/reaper"
 )
+
+// TestMain runs the tests as /init runs hooks: the orphans of the hooks are this process's (a
+// child subreaper) and reaper.Reap reaps them all along, which must leave every hook's exit
+// status to Run.
+func TestMain(m *testing.M) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "prctl(PR_SET_CHILD_SUBREAPER):", err)
+		os.Exit(1)
+	}
+	go reaper.Reap(context.Background())
+	os.Exit(m.Run())
+}
 
 func TestRunHooks(t *testing.T) {
 	dir := t.TempDir()
@@ -21,7 +37,8 @@ func TestRunHooks(t *testing.T) {
 		os.WriteFile(filepath.Join(stage, name), []byte("#!/bin/sh\n"+body+"\n"), mode)
 	}
 	hook("20-second", fmt.Sprintf(`echo "2 $RAMBOOT_STAGE $RAMBOOT_ROOT" >> %s`, out), 0o755)
-	hook("10-first", fmt.Sprintf(`echo 1 >> %s`, out), 0o755)
+	// Orphans that exit at once: reaped meanwhile, they must not take the hooks' statuses.
+	hook("10-first", fmt.Sprintf(`(exit 4) >/dev/null 2>&1 & echo 1 >> %s`, out), 0o755)
 	hook("15-not-executable", "exit 1", 0o644)
 	var log []string
 	logf := func(f string, a ...any) { log = append(log, fmt.Sprintf(f, a...)) }
@@ -35,7 +52,7 @@ func TestRunHooks(t *testing.T) {
 	if err := (Runner{Dir: dir, Env: env, Logf: logf}).Run(context.Background(), "post-extract"); err != nil {
 		t.Errorf("a stage without hooks: %v", err)
 	}
-	hook("30-fails", "echo checking the BMC; echo 'BMC unreachable' >&2; exit 3", 0o755)
+	hook("30-fails", "(exit 0) >/dev/null 2>&1 & echo checking the BMC; echo 'BMC unreachable' >&2; exit 3", 0o755)
 	err := (Runner{Dir: dir, Env: env, Logf: logf}).Run(context.Background(), "pre-fetch")
 	if err == nil || !strings.Contains(err.Error(), "hook pre-fetch/30-fails failed: exit status 3: BMC unreachable") {
 		t.Errorf("failing hook: %v", err)
