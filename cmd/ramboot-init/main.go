@@ -23,6 +23,7 @@ import (
 	"github.com/ramboot/ramboot/internal/boot"
 	"github.com/ramboot/ramboot/internal/cmdline"
 	"github.com/ramboot/ramboot/internal/console"
+	"github.com/ramboot/ramboot/internal/efi"
 	"github.com/ramboot/ramboot/internal/hooks"
 	"github.com/ramboot/ramboot/internal/kmod"
 	"github.com/ramboot/ramboot/internal/layout"
@@ -89,6 +90,50 @@ type state struct {
 	printkLevel      string    // the console log level before the menu quieted it
 	b                *boot.Booter
 	rep              *report.Reporter // the boot report (events, boot.json)
+	// firmwareURI is the URI node of the firmware's boot entry ("" when it has none).
+	firmwareURI string
+	// originDone: relative references of the command line were resolved (once, with the first
+	// lease).
+	originDone bool
+}
+
+// firmwareBootNIC takes BOOTIF from the UEFI firmware's boot entry when the command line has
+// none: under UEFI there is no pxelinux to append it, but BootCurrent's load option names the
+// NIC the firmware booted from in its device path. It returns the entry's URI node ("" when
+// empty or absent). Without UEFI (no efivarfs) it does nothing.
+func firmwareBootNIC(c *cmdline.Config, logf func(string, ...any)) string {
+	num, o, err := efi.Current(efi.Dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "" // BIOS, or no efivarfs
+	case err != nil:
+		logf("firmware boot entry: %v", err)
+		return ""
+	case !o.Network():
+		return ""
+	}
+	mac := o.MAC()
+	switch {
+	case c.BootIF != nil:
+		logf("firmware booted Boot%04X %q (%s); BOOTIF= of the command line wins", num, o.Description, o)
+	case mac != nil:
+		c.BootIF = mac
+		logf("BOOTIF %s from the firmware's boot entry Boot%04X %q (%s)", mac, num, o.Description, o)
+	}
+	return o.URI()
+}
+
+// resolveOrigin makes the command line's relative ramroot= and ramboot.menu= (and kexec files)
+// absolute against the URL the firmware fetched this initramfs from, once a lease is there.
+func (s *state) resolveOrigin() {
+	if s.originDone || s.lease == nil {
+		return
+	}
+	s.originDone = true
+	origin, from := boot.Origin(s.firmwareURI, s.lease)
+	for _, l := range boot.ResolveRelative(s.cfg, origin) {
+		s.logf("%s (relative to %s, from %s)", l, origin, from)
+	}
 }
 
 // run parses the command line and runs boot attempts until one succeeds (it then does not
@@ -97,7 +142,8 @@ func run(ctx context.Context, rawCmdline string, logger *sysinit.Logger) error {
 	logf := logger.Printf
 	logf("starting; kernel command line: %s", rawCmdline)
 	cfg, problems := cmdline.Parse(rawCmdline)
-	s := &state{cfg: cfg, logger: logger, logf: logf, rep: newReporter(cfg, rawCmdline, logf)}
+	firmwareURI := firmwareBootNIC(cfg, logf)
+	s := &state{cfg: cfg, logger: logger, logf: logf, firmwareURI: firmwareURI, rep: newReporter(cfg, rawCmdline, logf)}
 	for _, p := range problems {
 		// Reported and skipped: one bad parameter never stops the boot of the valid ones.
 		msg := "skipped a bad kernel parameter: " + p.Error()
@@ -188,6 +234,10 @@ func (s *state) boot(ctx context.Context) error {
 			s.lease = lease
 			s.logf("network: %s %s %s via %s", lease.Iface, lease.MAC, lease.Addr, lease.Gateway)
 			s.reportNetwork(lease, time.Since(start))
+			s.resolveOrigin()
+			if unattended {
+				p, _ = boot.FromCmdline(c) // with its references resolved
+			}
 		case unattended:
 			return &networkError{err}
 		default:
