@@ -38,13 +38,15 @@ type Layout struct {
 	SizeOfImage      uint32
 	SizeOfHeaders    uint32
 
-	NumSectionsOff  int // COFF header NumberOfSections (uint16)
-	SizeOfInitOff   int // optional header SizeOfInitializedData (uint32)
-	SizeOfImageOff  int // optional header SizeOfImage (uint32)
-	ChecksumOff     int // optional header CheckSum (uint32)
-	NumDirs         int // NumberOfRvaAndSizes
-	DirsOff         int // the first data directory entry (8 bytes each)
-	SectionTableOff int // the first section header
+	NumSectionsOff  int    // COFF header NumberOfSections (uint16)
+	SymbolTableOff  int    // COFF header PointerToSymbolTable (uint32)
+	SymbolTable     uint32 // where the COFF symbol table is in the file, 0 for none
+	SizeOfInitOff   int    // optional header SizeOfInitializedData (uint32)
+	SizeOfImageOff  int    // optional header SizeOfImage (uint32)
+	ChecksumOff     int    // optional header CheckSum (uint32)
+	NumDirs         int    // NumberOfRvaAndSizes
+	DirsOff         int    // the first data directory entry (8 bytes each)
+	SectionTableOff int    // the first section header
 	Sections        []Section
 	CertTableOff    uint32 // the certificate table's file offset, 0 when there is none
 	CertTableSize   uint32
@@ -74,6 +76,8 @@ func Parse(img []byte) (*Layout, error) {
 	coff := lfanew + 4
 	opt := coff + 20
 	l.NumSectionsOff = coff + 2
+	l.SymbolTableOff = coff + 8
+	l.SymbolTable = f.PointerToSymbolTable
 	optSize := int(f.SizeOfOptionalHeader)
 	if opt+optSize > len(img) {
 		return nil, errors.New("reading pe headers: optional header past the end of the file")
@@ -216,8 +220,10 @@ func alignUp(v, a uint32) uint32 { return (v + a - 1) &^ (a - 1) }
 //
 // The headers must have room for the new section headers below SizeOfHeaders and the first
 // section's data (ErrNoRoom otherwise: growing them would move every section in the file).
-// img must have no certificate table (signing comes after) and nothing but zeros after its
-// last section's data.
+// img must have no certificate table (signing comes after) and nothing after its last
+// section's data but zeros or a COFF symbol table with its string table (which some linkers
+// leave in EFI binaries, Debian's systemd stub among them): that moves to the end of the
+// file, after the new sections.
 func AppendSections(img []byte, secs []NewSection) ([]byte, error) {
 	l, err := Parse(img)
 	if err != nil {
@@ -227,8 +233,13 @@ func AppendSections(img []byte, secs []NewSection) ([]byte, error) {
 		return nil, errors.New("appending sections: the image is signed (remove its signature first)")
 	}
 	dataEnd := l.DataEnd()
-	if tail := img[min(int(dataEnd), len(img)):]; len(bytes.Trim(tail, "\x00")) != 0 {
-		return nil, fmt.Errorf("appending sections: %d bytes after the last section's data (a symbol table?): not supported", len(tail))
+	tail := img[min(int(dataEnd), len(img)):]
+	var symbols []byte
+	if st := l.SymbolTable; st != 0 && st >= dataEnd && int(st) < len(img) {
+		tail, symbols = img[dataEnd:st], img[st:]
+	}
+	if len(bytes.Trim(tail, "\x00")) != 0 {
+		return nil, fmt.Errorf("appending sections: %d bytes after the last section's data that are not a symbol table: not supported", len(tail))
 	}
 	tableEnd := l.SectionTableOff + SectionHeaderSize*(l.NumSections+len(secs))
 	limit := int(l.SizeOfHeaders)
@@ -252,6 +263,7 @@ func AppendSections(img []byte, secs []NewSection) ([]byte, error) {
 	if size > 1<<32-1 {
 		return nil, fmt.Errorf("appending sections: the image would be %d bytes, over 4 GiB", size)
 	}
+	size += uint64(len(symbols))
 	out := make([]byte, fileOff, size)
 	copy(out, img[:dataEnd])
 	le := binary.LittleEndian
@@ -276,6 +288,10 @@ func AppendSections(img []byte, secs []NewSection) ([]byte, error) {
 		out = append(out, make([]byte, int(raw)-len(s.Data))...)
 		initData += raw
 		va = alignUp(va+uint32(len(s.Data)), l.SectionAlignment)
+	}
+	if symbols != nil {
+		le.PutUint32(out[l.SymbolTableOff:], uint32(len(out)))
+		out = append(out, symbols...)
 	}
 	le.PutUint16(out[l.NumSectionsOff:], uint16(l.NumSections+len(secs)))
 	le.PutUint32(out[l.SizeOfImageOff:], va)
@@ -305,4 +321,24 @@ func RenameSection(img []byte, from, to string) error {
 		}
 	}
 	return fmt.Errorf("renaming section %s: no such section", from)
+}
+
+// StripCertificates returns img without its certificate table (its signatures), as it was
+// before signing: the table must be at the end of the file. An image without one is returned
+// as is.
+func StripCertificates(img []byte) ([]byte, error) {
+	l, err := Parse(img)
+	if err != nil {
+		return nil, err
+	}
+	if !l.Signed() {
+		return img, nil
+	}
+	if int(l.CertTableOff)+int(l.CertTableSize) != len(img) {
+		return nil, fmt.Errorf("removing signatures: the certificate table (%#x bytes at %#x) is not at the end of the file", l.CertTableSize, l.CertTableOff)
+	}
+	out := bytes.Clone(img[:l.CertTableOff])
+	clear(out[l.CertDirOff():][:8])
+	SetChecksum(out, l)
+	return out, nil
 }

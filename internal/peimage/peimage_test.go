@@ -144,3 +144,47 @@ func FuzzParse(f *testing.F) {
 		_ = Checksum(b, l.ChecksumOff)
 	})
 }
+
+func TestStripCertificates(t *testing.T) {
+	img := peimagetest.New(peimagetest.Options{})
+	l, _ := Parse(img)
+	signed := append(bytes.Clone(img), "8 bytes.a fake certificate table"...)
+	binary.LittleEndian.PutUint32(signed[l.CertDirOff():], uint32(len(img)))
+	binary.LittleEndian.PutUint32(signed[l.CertDirOff()+4:], uint32(len(signed)-len(img)))
+	got, err := StripCertificates(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	SetChecksum(img, l)
+	if !bytes.Equal(got, img) {
+		t.Error("stripping the table did not give back the unsigned image")
+	}
+}
+
+// TestAppendSectionsSymbolTable: a COFF symbol table after the sections moves to the end of
+// the file, and the header points to it.
+func TestAppendSectionsSymbolTable(t *testing.T) {
+	img := peimagetest.New(peimagetest.Options{})
+	l, _ := Parse(img)
+	// One symbol (18 bytes: name, value, section 1, type, class 3, no aux), then an empty
+	// string table (its length, 4).
+	syms := []byte("dummy\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x03\x00\x04\x00\x00\x00")
+	binary.LittleEndian.PutUint32(img[l.SymbolTableOff:], uint32(len(img)))
+	binary.LittleEndian.PutUint32(img[l.SymbolTableOff+4:], 1)
+	img = append(img, syms...)
+	out, err := AppendSections(img, []NewSection{{".linux", []byte("kernel")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := pe.NewFile(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := f.Sections[len(f.Sections)-1]
+	if got, want := f.PointerToSymbolTable, last.Offset+last.Size; got != want {
+		t.Errorf("PointerToSymbolTable %#x, want %#x (after the new section)", got, want)
+	}
+	if !bytes.Equal(out[f.PointerToSymbolTable:], syms) {
+		t.Errorf("symbol table moved as %q", out[f.PointerToSymbolTable:])
+	}
+}
