@@ -23,6 +23,10 @@ type Mount struct {
 	Flags                  uintptr
 	Data                   string
 	Mode                   os.FileMode // of Target when it is created
+	// IfPresent mounts only when Target exists already: a mount point the kernel makes in
+	// sysfs when it has the feature (efivarfs under UEFI, securityfs), where nothing can be
+	// created.
+	IfPresent bool
 }
 
 func (m Mount) String() string {
@@ -43,10 +47,19 @@ var Mounts = []Mount{
 	{Source: "devpts", Target: "/dev/pts", FSType: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "gid=5,mode=620,ptmxmode=000", Mode: 0o755},
 	{Source: "tmpfs", Target: "/run", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=0755", Mode: 0o755},
 	{Source: "tmpfs", Target: "/tmp", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=1777", Mode: 0o1777},
+	// The firmware's variables (BootCurrent: the boot NIC under UEFI) and the kernel's lockdown
+	// state (kexec under Secure Boot). Both move with /sys.
+	{Source: "efivarfs", Target: "/sys/firmware/efi/efivars", FSType: "efivarfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY, IfPresent: true},
+	{Source: "securityfs", Target: "/sys/kernel/security", FSType: "securityfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, IfPresent: true},
 }
 
 // Do performs the mount; an already mounted target (EBUSY) is fine.
 func (m Mount) Do() error {
+	if m.IfPresent {
+		if _, err := os.Stat(m.Target); err != nil {
+			return nil
+		}
+	}
 	if err := os.MkdirAll(m.Target, m.Mode); err != nil {
 		return err
 	}

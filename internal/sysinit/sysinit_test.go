@@ -18,11 +18,28 @@ func TestMountsString(t *testing.T) {
 		"mount -t devpts devpts /dev/pts -o gid=5,mode=620,ptmxmode=000",
 		"mount -t tmpfs tmpfs /run -o mode=0755",
 		"mount -t tmpfs tmpfs /tmp -o mode=1777",
+		"mount -t efivarfs efivarfs /sys/firmware/efi/efivars",
+		"mount -t securityfs securityfs /sys/kernel/security",
+	}
+	if len(Mounts) != len(want) {
+		t.Fatalf("%d mounts, want %d", len(Mounts), len(want))
 	}
 	for i, m := range Mounts {
 		if got := m.String(); got != want[i] {
 			t.Errorf("mount %d: %q, want %q", i, got, want[i])
 		}
+	}
+}
+
+// TestMountIfPresent: a mount point that the kernel has not made is no mount and no error (a
+// BIOS machine has no efivarfs directory), and nothing is created for it.
+func TestMountIfPresent(t *testing.T) {
+	missing := t.TempDir() + "/firmware/efi/efivars"
+	if err := (Mount{Source: "efivarfs", Target: missing, FSType: "efivarfs", IfPresent: true}).Do(); err != nil {
+		t.Errorf("absent mount point: %v", err)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("the absent mount point was created: %v", err)
 	}
 }
 
