@@ -3,7 +3,6 @@ package uki
 import (
 	"bytes"
 	"debug/pe"
-	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -17,17 +16,7 @@ import (
 	"github.com/ramboot/ramboot/internal/vmtest"
 )
 
-// fakeKernel is a small x86-64 bzImage look-alike: a PE with the setup header's magic, the
-// 64-bit load flag and a version string.
-func fakeKernel(release string) []byte {
-	b := peimagetest.New(peimagetest.Options{Sections: []peimagetest.Section{{Name: ".text", Data: bytes.Repeat([]byte{0x90}, 5000)}}})
-	copy(b[hdrMagicOff:], "HdrS")
-	binary.LittleEndian.PutUint16(b[hdrVersionOff:], 0x20f)
-	binary.LittleEndian.PutUint16(b[hdrXloadOff:], xlfKernel64)
-	binary.LittleEndian.PutUint16(b[hdrKernelVerOff:], 0x100)
-	copy(b[0x300:], release+" (test@example.org) #1 SMP\x00")
-	return b
-}
+func fakeKernel(release string) []byte { return peimagetest.BzImage(release) }
 
 // realStub is systemd's x86-64 stub: in CI it must be installed (systemd-boot-efi).
 func realStub(t *testing.T) []byte {
@@ -277,4 +266,32 @@ func TestMergeSBAT(t *testing.T) {
 	if got, want := mergeSBAT([]byte(stub+"\x00\x00"), "v1,2"), stub+"\nramboot,1,ramboot,ramboot,v1.2,https://github.com/ramboot/ramboot\n"; got != want {
 		t.Errorf("merged: %q, want %q", got, want)
 	}
+}
+
+func TestInspect(t *testing.T) {
+	uki, err := Build(Spec{Stub: peimagetest.New(peimagetest.Options{}), Kernel: fakeKernel("6.1.0-99-test"), Cmdline: "console=ttyS0", Version: "v1.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := Inspect(uki)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Uname != "6.1.0-99-test" || info.Cmdline != "console=ttyS0" || info.PrettyName != "ramboot v1.2" {
+		t.Errorf("Inspect = %+v", info)
+	}
+}
+
+// FuzzInspect: any bytes given to ramboot uki --verify are read or refused, without panics.
+func FuzzInspect(f *testing.F) {
+	uki, err := Build(Spec{Stub: peimagetest.New(peimagetest.Options{}), Kernel: fakeKernel("6.1.0-99-test"), Cmdline: "console=ttyS0", Version: "v1.2"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uki)
+	f.Add(fakeKernel("6.1"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = Inspect(b)
+		_, _ = ParseKernel(b)
+	})
 }

@@ -89,3 +89,17 @@ func New(o Options) []byte {
 	le.PutUint32(opt[56:], va)
 	return img
 }
+
+// BzImage is a small x86-64 bzImage look-alike: a PE whose headers carry the x86 boot
+// protocol's "HdrS" magic, the 64-bit load flag and a kernel version string that starts
+// with release.
+func BzImage(release string) []byte {
+	b := New(Options{Sections: []Section{{Name: ".text", Data: make([]byte, 5000)}}})
+	le := binary.LittleEndian
+	copy(b[0x202:], "HdrS")
+	le.PutUint16(b[0x206:], 0x20f) // boot protocol 2.15
+	le.PutUint16(b[0x236:], 1)     // xloadflags: XLF_KERNEL_64
+	le.PutUint16(b[0x20e:], 0x100) // kernel_version: the string at 0x200 past this
+	copy(b[0x300:], release+" (test@example.org) #1 SMP\x00")
+	return b
+}
