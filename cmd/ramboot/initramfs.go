@@ -30,9 +30,16 @@ func initramfsFlags(o *initramfsOptions) *cmdFlags {
 	for _, set := range initramfs.ModuleSets {
 		fs.about = append(fs.about, fmt.Sprintf("  %-16s %s", set.Name, set.Doc))
 	}
-	s := &o.spec
 	fs.StringVar(&o.out, "o", "", "write the initramfs to `OUT`: .cpio, .cpio.gz, .cpio.xz or .cpio.zst (required)")
 	fs.require("o")
+	o.addFlags(fs)
+	return fs
+}
+
+// addFlags adds the flags that say what goes into the initramfs (all but -o): ramboot uki
+// builds one with them too.
+func (o *initramfsOptions) addFlags(fs *cmdFlags) {
+	s := &o.spec
 	fs.StringVar(&s.Init, "init", defaultInit(), "pack this `FILE` as /init (a static binary)")
 	fs.StringVar(&s.Modules, "modules", "", "pack the wired network drivers, virtio and their dependencies from this kernel's /lib/modules/RELEASE `DIR` (RELEASE is read from the modules)")
 	fs.Var(&o.sets, "modules-set", "also pack this `SET` of modules (repeatable, or comma-separated): "+strings.Join(initramfs.ModuleSetNames(), ", "))
@@ -49,7 +56,6 @@ func initramfsFlags(o *initramfsOptions) *cmdFlags {
 	fs.StringVar(&s.EmbedRootfs, "embed-rootfs", "", "embed this root-filesystem image `FILE` (boot it with ramroot=/rootfs/NAME)")
 	fs.Var(&o.trust, "trust", "trust this minisign public key `PUBKEY`: menus and images must then be signed by an anchor (repeatable)")
 	fs.StringVar(&s.PasswordHash, "password-hash", "", "lock e (edit), the shell and locked entries with this `HASH` (ramboot passwd)")
-	return fs
 }
 
 func runInitramfs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -62,21 +68,9 @@ func runInitramfs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.printUsage(stderr)
 		return fmt.Errorf("%w: -o OUT is required", errUsage)
 	}
-	s := o.spec
-	s.ModulePrefixes, s.ExtraModules, s.Trust = o.prefixes, o.extra, o.trust
-	for _, v := range o.sets {
-		for _, name := range strings.Split(v, ",") {
-			if name = strings.TrimSpace(name); name == "" {
-				continue
-			}
-			if _, err := initramfs.LookupModuleSet(name); err != nil {
-				return fmt.Errorf("%w: --modules-set: %v", errUsage, err)
-			}
-			s.ModuleSets = append(s.ModuleSets, name)
-		}
-	}
-	for i, p := range s.ModulePrefixes {
-		s.ModulePrefixes[i] = strings.TrimSuffix(p, "/") + "/"
+	s, err := o.buildSpec()
+	if err != nil {
+		return err
 	}
 	f, err := createOutput(o.out, 0o644)
 	if err != nil {
@@ -118,6 +112,27 @@ func runInitramfs(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	return nil
+}
+
+// buildSpec is the initramfs the flags describe.
+func (o *initramfsOptions) buildSpec() (initramfs.Spec, error) {
+	s := o.spec
+	s.ModulePrefixes, s.ExtraModules, s.Trust = o.prefixes, o.extra, o.trust
+	for _, v := range o.sets {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name == "" {
+				continue
+			}
+			if _, err := initramfs.LookupModuleSet(name); err != nil {
+				return s, fmt.Errorf("%w: --modules-set: %v", errUsage, err)
+			}
+			s.ModuleSets = append(s.ModuleSets, name)
+		}
+	}
+	for i, p := range s.ModulePrefixes {
+		s.ModulePrefixes[i] = strings.TrimSuffix(p, "/") + "/"
+	}
+	return s, nil
 }
 
 // chosenLines say where the packed modules and firmware came from, a line each:
