@@ -39,6 +39,8 @@ var commands = []command{
 		func() *cmdFlags { return imageFlags(new(imageOptions)) }, runImage},
 	{"menu", "validate a boot menu (YAML or pxelinux) and list its entries",
 		func() *cmdFlags { return menuCheckFlags(new(string)) }, runMenu},
+	{"uki", "build a Unified Kernel Image (UEFI HTTP boot, Secure Boot signed with --key), or --verify one",
+		func() *cmdFlags { return ukiFlags(new(ukiOptions)) }, runUKI},
 	{"serve", "serve DIR over HTTP (Range, HEAD, ETag) for labs and tests; boot reports, fleet dashboard",
 		func() *cmdFlags { return serveFlags(new(serveOptions)) }, runServe},
 	{"version", "print ramboot's version and the Go version that built it",
