@@ -3,7 +3,10 @@
 // back), Exec does not return.
 //
 // Load prefers kexec_file_load(2) and falls back to kexec_load(2) (u-root's bzImage loader)
-// only where the kernel does not support file loading for this image (ENOSYS, ENOEXEC).
+// only where the kernel does not support file loading for this image (ENOSYS, ENOEXEC), and
+// never under lockdown (Secure Boot), where kexec_load is refused and kexec_file_load loads
+// only kernels signed by a key the running kernel trusts. Its refusal is a *RefusedError
+// (ErrUntrusted): final, retrying cannot change it.
 package kexec
 
 import (
@@ -21,7 +24,9 @@ import (
 
 // Image is what to kexec into: local files (already fetched and verified).
 type Image struct {
-	Kernel  string
+	Kernel string
+	// Name is how errors name the kernel: its URL (Kernel when empty).
+	Name    string
 	Initrds []string
 	Cmdline string
 }
@@ -61,10 +66,15 @@ func hasParam(cmdline, key string) bool {
 }
 
 // Load loads img for a later Exec. Several initrds are concatenated (cpio archives may be, each
-// compressed or not) into one file under tmpDir, since kexec_file_load takes one.
+// compressed or not) into one file under tmpDir, since kexec_file_load takes one. Under lockdown
+// only kexec_file_load is tried; a signature it refuses is a *RefusedError.
 func Load(img Image, tmpDir string, logf func(string, ...any)) error {
 	if logf == nil {
 		logf = func(string, ...any) {}
+	}
+	name := img.Name
+	if name == "" {
+		name = img.Kernel
 	}
 	kernel, err := os.Open(img.Kernel)
 	if err != nil {
@@ -78,28 +88,129 @@ func Load(img Image, tmpDir string, logf func(string, ...any)) error {
 		}
 		defer initrd.Close()
 	}
-	err = ukexec.FileLoad(kernel, initrd, img.Cmdline)
-	if err == nil {
-		return nil
+	mode, err := readLockdown()
+	if err != nil {
+		// Not known to be locked down: kexec_file_load first, as always; a refusal still
+		// reads as one, and kexec_load would be refused with EPERM.
+		logf("kexec: %v", err)
 	}
-	if !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.ENOEXEC) {
+	if mode.Locked() {
+		logf("kexec: the kernel is locked down (%s): only kexec_file_load, only a kernel signed by a key it trusts", mode)
+	}
+	err = fileLoad(kernel, initrd, img.Cmdline)
+	switch {
+	case err == nil:
+		return nil
+	case refusal(err, mode):
+		return &RefusedError{Kernel: name, Lockdown: mode, SecureBoot: secureBoot(), Err: err}
+	case !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.ENOEXEC):
 		return fmt.Errorf("kexec_file_load: %s: %w", explain(err), err)
+	case mode.Locked():
+		return fmt.Errorf("kexec_file_load: %s: %w; %w (lockdown=%s)", explain(err), err, ErrLockedDown, mode)
 	}
 	logf("kexec_file_load not supported for this kernel (%v): trying kexec_load", err)
 	if initrd != nil {
-		initrd.Seek(0, io.SeekStart)
+		if _, err := initrd.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("kexec: rewinding initrd: %w", err)
+		}
 	}
-	if err := linux.KexecLoad(kernel, initrd, img.Cmdline, nil, nil); err != nil {
+	if err := segmentLoad(kernel, initrd, img.Cmdline); err != nil {
 		return fmt.Errorf("kexec_load: %s: %w", explain(err), err)
 	}
 	return nil
 }
 
+// The calls Load makes (fakes in tests).
+var (
+	fileLoad    = ukexec.FileLoad
+	segmentLoad = func(kernel, initrd *os.File, cmdline string) error {
+		return linux.KexecLoad(kernel, initrd, cmdline, nil, nil)
+	}
+	readLockdown = ReadLockdown
+)
+
+// ErrUntrusted: the running kernel refused to load a kernel whose signature it does not trust
+// (no signature, a key outside its keyrings, contents changed after signing). Retrying cannot
+// help; only a kernel signed by a key the running kernel trusts loads.
+var ErrUntrusted = errors.New("kernel not signed by a key the running kernel trusts")
+
+// ErrLockedDown: kexec_file_load cannot load the image and kexec_load, the fallback, is refused
+// while the kernel is locked down. Retrying cannot help either.
+var ErrLockedDown = errors.New("kexec_load is refused while the kernel is locked down")
+
+// RefusedError is the running kernel's refusal of a kernel's signature. errors.Is matches it
+// with ErrUntrusted and with the syscall's errno.
+type RefusedError struct {
+	Kernel     string // the kernel's URL
+	Lockdown   Lockdown
+	SecureBoot bool  // the firmware booted with Secure Boot on
+	Err        error // kexec_file_load's error
+}
+
+func (e *RefusedError) Error() string {
+	why := "the kernel enforces signatures on kexec"
+	switch {
+	case e.Lockdown.Locked() && e.SecureBoot:
+		why = "the kernel is locked down by Secure Boot"
+	case e.Lockdown.Locked():
+		why = fmt.Sprintf("the kernel is locked down (%s)", e.Lockdown)
+	}
+	s := fmt.Sprintf("%s and %s is not signed by a key it trusts", why, e.Kernel)
+	var errno unix.Errno
+	if errors.As(e.Err, &errno) {
+		s += fmt.Sprintf(" (kexec_file_load: %s: %s)", unix.ErrnoName(errno), refusalReason(errno))
+	}
+	return s
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUntrusted) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrUntrusted }
+
+// refusal reports whether kexec_file_load's err is the kernel refusing the image's signature.
+// The signature check's own errors surface only when the kernel enforces signatures; under
+// lockdown without enforcement the kernel returns EPERM for any of them (kexec_file.c,
+// kimage_validate_signature).
+func refusal(err error, mode Lockdown) bool {
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case unix.ENODATA, unix.ENOKEY, unix.EKEYREJECTED, unix.EKEYEXPIRED, unix.EKEYREVOKED,
+		unix.EBADMSG, unix.ELIBBAD, unix.ENOPKG:
+		return true
+	case unix.EPERM:
+		return mode.Locked()
+	}
+	return false
+}
+
+// refusalReason says what the kernel's signature check found, in the errno's terms.
+func refusalReason(errno unix.Errno) string {
+	switch errno {
+	case unix.ENODATA:
+		return "it has no signature"
+	case unix.ENOKEY:
+		return "signed, but by no key the kernel trusts"
+	case unix.EKEYREJECTED:
+		return "its signature does not match its contents"
+	case unix.EKEYEXPIRED, unix.EKEYREVOKED:
+		return "the signing key expired or was revoked"
+	case unix.EBADMSG, unix.ELIBBAD:
+		return "its signature or PE headers are malformed"
+	case unix.ENOPKG:
+		return "its signature uses an algorithm the kernel lacks"
+	case unix.EPERM:
+		return "not permitted under lockdown"
+	}
+	return errno.Error()
+}
+
 // explain turns the errnos of the kexec calls into what an operator can act on.
 func explain(err error) string {
 	switch {
-	case errors.Is(err, unix.EKEYREJECTED), errors.Is(err, unix.EBADMSG):
-		return "the kernel's signature was rejected (secure boot requires a signed kernel)"
 	case errors.Is(err, unix.EPERM):
 		return "not permitted (kernel lockdown, kexec disabled by sysctl kernel.kexec_load_disabled, or no CAP_SYS_BOOT)"
 	case errors.Is(err, unix.ENOEXEC):

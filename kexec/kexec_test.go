@@ -2,11 +2,14 @@ package kexec
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestComposeCmdline(t *testing.T) {
@@ -64,5 +67,120 @@ func TestExecSyncs(t *testing.T) {
 	}
 	if got := strings.Join(calls, " "); got != "sync reboot" {
 		t.Errorf("Exec called %q, want %q", got, "sync reboot")
+	}
+}
+
+// fakeKernel replaces the syscalls and files Load uses: kexec_file_load fails with fileErr,
+// the lockdown file says mode, the firmware's SecureBoot variable says sb. It returns the calls
+// made, in order.
+func fakeKernel(t *testing.T, mode Lockdown, sb bool, fileErr error) *[]string {
+	t.Helper()
+	var calls []string
+	oldFile, oldSeg, oldLock, oldSB := fileLoad, segmentLoad, readLockdown, secureBootVar
+	t.Cleanup(func() { fileLoad, segmentLoad, readLockdown, secureBootVar = oldFile, oldSeg, oldLock, oldSB })
+	fileLoad = func(kernel, initrd *os.File, cmdline string) error {
+		calls = append(calls, "kexec_file_load")
+		if fileErr != nil {
+			return fmt.Errorf("SYS_kexec_file_load(3, 4, %s, 0) = %w", cmdline, fileErr)
+		}
+		return nil
+	}
+	segmentLoad = func(kernel, initrd *os.File, cmdline string) error {
+		calls = append(calls, "kexec_load")
+		if mode.Locked() {
+			return unix.EPERM
+		}
+		return nil
+	}
+	readLockdown = func() (Lockdown, error) { return mode, nil }
+	secureBootVar = filepath.Join(t.TempDir(), "SecureBoot")
+	if sb {
+		os.WriteFile(secureBootVar, []byte{6, 0, 0, 0, 1}, 0o644)
+	}
+	return &calls
+}
+
+func testImage(t *testing.T) Image {
+	dir := t.TempDir()
+	k, i := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd")
+	os.WriteFile(k, []byte("MZ kernel"), 0o644)
+	os.WriteFile(i, []byte("070701"), 0o644)
+	return Image{Kernel: k, Name: "http://10.0.2.2/vmlinuz", Initrds: []string{i}, Cmdline: "console=ttyS0"}
+}
+
+// TestLoadRefused: the kernel's refusals of a signature are a *RefusedError that says so in
+// one sentence and matches ErrUntrusted; kexec_load is never tried after one, nor at all under
+// lockdown; other errors are not refusals.
+func TestLoadRefused(t *testing.T) {
+	const url = "http://10.0.2.2/vmlinuz"
+	for _, tt := range []struct {
+		name    string
+		mode    Lockdown
+		sb      bool
+		err     error
+		refused bool
+		final   bool // wraps ErrLockedDown
+		want    string
+		calls   string
+	}{
+		{name: "ENOKEY under Secure Boot", mode: "integrity", sb: true, err: unix.ENOKEY, refused: true,
+			want: "the kernel is locked down by Secure Boot and " + url + " is not signed by a key it trusts (kexec_file_load: ENOKEY: signed, but by no key the kernel trusts)", calls: "kexec_file_load"},
+		{name: "EKEYREJECTED under Secure Boot", mode: "integrity", sb: true, err: unix.EKEYREJECTED, refused: true,
+			want: "the kernel is locked down by Secure Boot and " + url + " is not signed by a key it trusts (kexec_file_load: EKEYREJECTED: its signature does not match its contents)", calls: "kexec_file_load"},
+		{name: "EPERM under Secure Boot", mode: "integrity", sb: true, err: unix.EPERM, refused: true,
+			want: "the kernel is locked down by Secure Boot and " + url + " is not signed by a key it trusts (kexec_file_load: EPERM: not permitted under lockdown)", calls: "kexec_file_load"},
+		{name: "ENODATA under lockdown= without Secure Boot", mode: "confidentiality", err: unix.ENODATA, refused: true,
+			want: "the kernel is locked down (confidentiality) and " + url + " is not signed by a key it trusts (kexec_file_load: ENODATA: it has no signature)", calls: "kexec_file_load"},
+		{name: "EBADMSG, signatures enforced", mode: "none", err: unix.EBADMSG, refused: true,
+			want: "the kernel enforces signatures on kexec and " + url + " is not signed by a key it trusts (kexec_file_load: EBADMSG: its signature or PE headers are malformed)", calls: "kexec_file_load"},
+		{name: "EPERM without lockdown", mode: "none", err: unix.EPERM,
+			want: "kexec_file_load: not permitted", calls: "kexec_file_load"},
+		{name: "ENOEXEC under lockdown: no kexec_load", mode: "integrity", sb: true, err: unix.ENOEXEC, final: true,
+			want: "kexec_load is refused while the kernel is locked down (lockdown=integrity)", calls: "kexec_file_load"},
+		{name: "ENOSYS under lockdown: no kexec_load", mode: "integrity", err: unix.ENOSYS, final: true,
+			want: "kexec_load is refused while the kernel is locked down", calls: "kexec_file_load"},
+		{name: "ENOEXEC, not locked down: kexec_load", mode: "none", err: unix.ENOEXEC, calls: "kexec_file_load kexec_load"},
+		{name: "ENOMEM", mode: "integrity", sb: true, err: unix.ENOMEM, want: "not enough memory", calls: "kexec_file_load"},
+		{name: "loads under lockdown", mode: "integrity", sb: true, calls: "kexec_file_load"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := fakeKernel(t, tt.mode, tt.sb, tt.err)
+			err := Load(testImage(t), t.TempDir(), t.Logf)
+			if got := strings.Join(*calls, " "); got != tt.calls {
+				t.Errorf("calls %q, want %q", got, tt.calls)
+			}
+			if tt.want == "" {
+				if err != nil {
+					t.Errorf("Load: %v, want success", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Load succeeded, want %q", tt.want)
+			}
+			if tt.refused && err.Error() != tt.want || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q, want %q", err, tt.want)
+			}
+			if got := errors.Is(err, ErrUntrusted); got != tt.refused {
+				t.Errorf("errors.Is(%v, ErrUntrusted) = %v, want %v", err, got, tt.refused)
+			}
+			if got := errors.Is(err, ErrLockedDown); got != tt.final {
+				t.Errorf("errors.Is(%v, ErrLockedDown) = %v, want %v", err, got, tt.final)
+			}
+			if !errors.Is(err, tt.err) {
+				t.Errorf("%v does not wrap %v", err, tt.err)
+			}
+		})
+	}
+}
+
+// TestLoadNamesKernel: without a Name the refusal names the local file.
+func TestLoadNamesKernel(t *testing.T) {
+	fakeKernel(t, "integrity", true, unix.ENOKEY)
+	img := testImage(t)
+	img.Name = ""
+	var r *RefusedError
+	if err := Load(img, t.TempDir(), nil); !errors.As(err, &r) || r.Kernel != img.Kernel {
+		t.Errorf("Load: %v, want a refusal naming %s", err, img.Kernel)
 	}
 }

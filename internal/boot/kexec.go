@@ -12,9 +12,13 @@ import (
 	"github.com/ramboot/ramboot/loader"
 )
 
+// loadKexec is kexec.Load (a fake in tests).
+var loadKexec = kexec.Load
+
 // prepareKexec fetches the kernel and initrds (verified when sums are given), composes the
 // command line (BOOTIF= of the boot NIC when missing, ip= of the lease when asked) and loads
-// it; the returned step boots it.
+// it; the returned step boots it. A locked-down kernel's refusal of the kernel's signature is
+// kexec's *RefusedError (kexec.ErrUntrusted), naming the kernel's URL: final for this entry.
 func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(loader.Progress)) (Exec, error) {
 	dir := "/tmp/kexec"
 	os.RemoveAll(dir)
@@ -34,6 +38,7 @@ func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(l
 		return nil, err
 	}
 	b.reportDone(res)
+	img.Name = res.URL // a refusal of its signature names it
 	for i, f := range k.Initrds {
 		p := filepath.Join(dir, fmt.Sprintf("initrd%d", i))
 		b.logf("fetching initrd %s", f.URLs[0])
@@ -62,7 +67,7 @@ func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(l
 		return nil, err
 	}
 	b.logf("kexec: loading with command line: %s", img.Cmdline)
-	if err := kexec.Load(img, dir, b.logf); err != nil {
+	if err := loadKexec(img, dir, b.logf); err != nil {
 		return nil, err
 	}
 	return func() error {
