@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/ramboot/ramboot/internal/cmdline"
 	"github.com/ramboot/ramboot/internal/console"
 	"github.com/ramboot/ramboot/internal/sysinit"
+	"github.com/ramboot/ramboot/kexec"
 )
 
 // next is what follows a failed boot attempt.
@@ -29,7 +31,8 @@ const maxAttempts = 4
 
 // decide is the recovery policy: what follows the failed attempt (numbered from 1) with err,
 // under ramboot.onerror=, and how long to wait first. Past the point of no return (the
-// initramfs is gone) only a reboot or a power-off is possible.
+// initramfs is gone) only a reboot or a power-off is possible. A refusal is not retried: it would
+// be refused again; by default the menu follows, where another entry can be chosen.
 func decide(err error, onerror cmdline.OnError, attempt int, hasShell bool) (next, time.Duration) {
 	if boot.IsNoReturn(err) {
 		if onerror == cmdline.OnErrorPoweroff {
@@ -38,6 +41,10 @@ func decide(err error, onerror cmdline.OnError, attempt int, hasShell bool) (nex
 		return nextReboot, 0
 	}
 	switch onerror {
+	case cmdline.OnErrorRetry:
+		if refused(err) {
+			return nextMenu, 0
+		}
 	case cmdline.OnErrorMenu:
 		return nextMenu, 0
 	case cmdline.OnErrorShell:
@@ -54,6 +61,13 @@ func decide(err error, onerror cmdline.OnError, attempt int, hasShell bool) (nex
 		return nextRetry, time.Duration(attempt*attempt) * 5 * time.Second
 	}
 	return nextReboot, 0 // final() offers the shell first when there is one
+}
+
+// refused reports whether err is the same on every attempt, so that retrying only delays what
+// follows: the locked-down kernel refusing a kernel's signature, or kexec_load being refused
+// under lockdown. Network errors, stalls and deadlines are not final.
+func refused(err error) bool {
+	return errors.Is(err, kexec.ErrUntrusted) || errors.Is(err, kexec.ErrLockedDown)
 }
 
 // final never returns: past the point of no return, or when retries are used up, it powers off

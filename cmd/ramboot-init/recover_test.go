@@ -14,14 +14,21 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ramboot/ramboot/internal/boot"
 	"github.com/ramboot/ramboot/internal/cmdline"
 	"github.com/ramboot/ramboot/internal/hooks"
+	"github.com/ramboot/ramboot/kexec"
 )
 
 func TestDecide(t *testing.T) {
 	plain := errors.New("fetching: connection refused")
 	gone := fmt.Errorf("switch_root: exec /sbin/init: no such file (%w)", boot.ErrNoReturn)
+	// What kexec.Load returns when the locked-down kernel refuses a signature, or cannot load
+	// an image without kexec_load, wrapped as an attempt's error may be (a deadline's cause).
+	untrusted := fmt.Errorf("%w (ramboot.deadline=10m passed)", &kexec.RefusedError{Kernel: "http://10.0.2.2/vmlinuz", Lockdown: "integrity", SecureBoot: true, Err: unix.ENOKEY})
+	lockedDown := fmt.Errorf("kexec_file_load: not a kernel image: %w; %w (lockdown=integrity)", unix.ENOEXEC, kexec.ErrLockedDown)
 	for _, tt := range []struct {
 		name     string
 		err      error
@@ -44,6 +51,14 @@ func TestDecide(t *testing.T) {
 		{"no return, menu", gone, cmdline.OnErrorMenu, 1, true, nextReboot, 0},
 		{"no return, shell", gone, cmdline.OnErrorShell, 1, true, nextReboot, 0},
 		{"no return, poweroff", gone, cmdline.OnErrorPoweroff, 1, true, nextPoweroff, 0},
+		// A refusal is final: never retried; by default the menu follows at once.
+		{"refused, retry", untrusted, cmdline.OnErrorRetry, 1, true, nextMenu, 0},
+		{"refused, retry, no shell", untrusted, cmdline.OnErrorRetry, 1, false, nextMenu, 0},
+		{"kexec_load locked down, retry", lockedDown, cmdline.OnErrorRetry, 1, true, nextMenu, 0},
+		{"refused, menu", untrusted, cmdline.OnErrorMenu, 1, true, nextMenu, 0},
+		{"refused, shell", untrusted, cmdline.OnErrorShell, 1, true, nextShell, 0},
+		{"refused, reboot", untrusted, cmdline.OnErrorReboot, 1, true, nextReboot, 0},
+		{"refused, poweroff", lockedDown, cmdline.OnErrorPoweroff, 1, true, nextPoweroff, 0},
 	} {
 		got, wait := decide(tt.err, tt.onerror, tt.attempt, tt.hasShell)
 		if got != tt.want || wait != tt.wait {
@@ -160,5 +175,25 @@ func TestDeadline(t *testing.T) {
 	}
 	if n, _ := decide(err, cmdline.OnErrorRetry, 1, true); n != nextRetry {
 		t.Errorf("after a deadline: %v, want a retry", n)
+	}
+}
+
+// TestRefusalNotRetried: an unattended boot whose kernel the locked-down kernel refuses is
+// decided once, with no attempt after it: the policy goes to the menu rather than fetching and
+// loading the same refused kernel again (before, it retried maxAttempts times and rebooted).
+func TestRefusalNotRetried(t *testing.T) {
+	err := &kexec.RefusedError{Kernel: "http://10.0.2.2/vmlinuz", Lockdown: "integrity", SecureBoot: true, Err: unix.EKEYREJECTED}
+	attempts := 0
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		attempts++
+		if n, _ := decide(err, cmdline.OnErrorRetry, attempt, true); n != nextRetry {
+			if n != nextMenu {
+				t.Errorf("after a refusal: %v, want the menu", n)
+			}
+			break
+		}
+	}
+	if attempts != 1 {
+		t.Errorf("%d attempts at a refused kernel, want 1", attempts)
 	}
 }
