@@ -221,9 +221,10 @@ func alignUp(v, a uint32) uint32 { return (v + a - 1) &^ (a - 1) }
 // The headers must have room for the new section headers below SizeOfHeaders and the first
 // section's data (ErrNoRoom otherwise: growing them would move every section in the file).
 // img must have no certificate table (signing comes after) and nothing after its last
-// section's data but zeros or a COFF symbol table with its string table (which some linkers
-// leave in EFI binaries, Debian's systemd stub among them): that moves to the end of the
-// file, after the new sections.
+// section's data but zeros or a COFF symbol table with its string table, which is dropped:
+// the PE/COFF specification deprecates it in images ("should be zero"), no loader reads it,
+// and left after the sections it is data no section covers, which sbverify warns about
+// ("gaps between PE/COFF sections?"). Debian's systemd stub has one.
 func AppendSections(img []byte, secs []NewSection) ([]byte, error) {
 	l, err := Parse(img)
 	if err != nil {
@@ -234,9 +235,8 @@ func AppendSections(img []byte, secs []NewSection) ([]byte, error) {
 	}
 	dataEnd := l.DataEnd()
 	tail := img[min(int(dataEnd), len(img)):]
-	var symbols []byte
 	if st := l.SymbolTable; st != 0 && st >= dataEnd && int(st) < len(img) {
-		tail, symbols = img[dataEnd:st], img[st:]
+		tail = img[dataEnd:st]
 	}
 	if len(bytes.Trim(tail, "\x00")) != 0 {
 		return nil, fmt.Errorf("appending sections: %d bytes after the last section's data that are not a symbol table: not supported", len(tail))
@@ -263,7 +263,6 @@ func AppendSections(img []byte, secs []NewSection) ([]byte, error) {
 	if size > 1<<32-1 {
 		return nil, fmt.Errorf("appending sections: the image would be %d bytes, over 4 GiB", size)
 	}
-	size += uint64(len(symbols))
 	out := make([]byte, fileOff, size)
 	copy(out, img[:dataEnd])
 	le := binary.LittleEndian
@@ -289,10 +288,7 @@ func AppendSections(img []byte, secs []NewSection) ([]byte, error) {
 		initData += raw
 		va = alignUp(va+uint32(len(s.Data)), l.SectionAlignment)
 	}
-	if symbols != nil {
-		le.PutUint32(out[l.SymbolTableOff:], uint32(len(out)))
-		out = append(out, symbols...)
-	}
+	clear(out[l.SymbolTableOff:][:8]) // PointerToSymbolTable, NumberOfSymbols
 	le.PutUint16(out[l.NumSectionsOff:], uint16(l.NumSections+len(secs)))
 	le.PutUint32(out[l.SizeOfImageOff:], va)
 	le.PutUint32(out[l.SizeOfInitOff:], le.Uint32(out[l.SizeOfInitOff:])+initData)

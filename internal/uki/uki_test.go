@@ -211,19 +211,13 @@ func TestBuildObjdump(t *testing.T) {
 			t.Errorf("objdump -h does not show %s:\n%s", s, out)
 		}
 	}
-	// The stub's COFF symbol table moved to the end of the file, and reads the same.
+	// The stub's COFF symbol table is gone, so nothing lies outside the sections.
 	syms, err := runOut(objdump, "-t", p)
 	if err != nil {
 		t.Fatalf("objdump -t: %v\n%s", err, syms)
 	}
-	stubSyms, err := runOut(objdump, "-t", X64.DefaultStub())
-	if err != nil {
-		t.Fatalf("objdump -t: %v\n%s", err, stubSyms)
-	}
-	_, syms, _ = strings.Cut(syms, "SYMBOL TABLE:")
-	_, stubSyms, _ = strings.Cut(stubSyms, "SYMBOL TABLE:")
-	if syms != stubSyms {
-		t.Errorf("objdump -t of the UKI:\n%.2000s\nof the stub:\n%.2000s", syms, stubSyms)
+	if !strings.Contains(syms, "no symbols") {
+		t.Errorf("objdump -t of the UKI:\n%.2000s", syms)
 	}
 }
 
