@@ -333,6 +333,7 @@ func verifyUKI(file, certFile string, w io.Writer) error {
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	var bad error
+	firstUntrusted, laterTrusted := false, 0 // laterTrusted: the first signature after the first that CERT trusts
 	for i, s := range sigs {
 		which := ""
 		if i == 0 {
@@ -348,10 +349,18 @@ func verifyUKI(file, certFile string, w io.Writer) error {
 		if ca != nil {
 			trusted := s.TrustedBy(ca)
 			fmt.Fprintf(w, "  by %s: %s\n", certFile, yesNo(trusted))
-			if i == 0 && !trusted {
-				bad = errors.Join(bad, fmt.Errorf("the first signature is not by %s (%s) or a key it issued", certFile, ca.Subject))
+			firstUntrusted = firstUntrusted || i == 0 && !trusted
+			if i > 0 && trusted && laterTrusted == 0 {
+				laterTrusted = i + 1
 			}
 		}
+	}
+	if firstUntrusted {
+		msg := fmt.Sprintf("the first signature is not by %s (%s) or a key it issued", certFile, ca.Subject)
+		if laterTrusted > 0 {
+			msg += fmt.Sprintf("; signature %d is: firmware accepts that, the kernel (kexec) and shim do not", laterTrusted)
+		}
+		bad = errors.Join(bad, errors.New(msg))
 	}
 	if bad != nil {
 		return fmt.Errorf("%s: %w", file, bad)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/internal/authenticode"
 	"github.com/ramboot/ramboot/internal/peimage/peimagetest"
 	"github.com/ramboot/ramboot/internal/uki"
 	"github.com/ramboot/ramboot/internal/vmtest"
@@ -121,11 +122,31 @@ func TestUKISignVerify(t *testing.T) {
 			t.Errorf("sbverify --cert: %v\n%s", err, b)
 		}
 	})
-	// One byte changed in the kernel: --verify fails.
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Signed again, by another key: both signatures are listed; --cert of the second fails,
+	// and says why (the kernel and shim check only the first).
+	otherKey := strings.TrimSuffix(otherCert, ".pem") + ".key"
+	signer, c, err := loadSigningKey(otherKey, otherCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice, err := authenticode.Sign(b, c, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, out+".twice", twice)
+	stdout, _, err = runArgs("uki", "--verify", out+".twice", "--cert", otherCert)
+	if err == nil || !strings.Contains(err.Error(), "signature 2 is: firmware accepts that") ||
+		!strings.Contains(stdout, "signature 2 of 2: SHA-256 by CN=other") {
+		t.Errorf("--verify of a UKI signed twice, with the second's certificate: %v\n%s", err, stdout)
+	}
+	if _, _, err := runArgs("uki", "--verify", out+".twice", "--cert", cert); err != nil {
+		t.Errorf("--verify of a UKI signed twice, with the first's certificate: %v", err)
+	}
+	// One byte changed in the kernel: --verify fails.
 	f, err := pe.NewFile(strings.NewReader(string(b)))
 	if err != nil {
 		t.Fatal(err)
