@@ -80,14 +80,191 @@ type NIC struct {
 	Model    string // QEMU device: virtio-net-pci, vmxnet3, e1000
 	MAC      string
 	Restrict bool // no route to the host: this NIC gets a DHCP lease but cannot reach the server
+	// HTTPBoot is the URL this NIC's DHCP offers as the boot file (UEFI HTTP boot fetches it;
+	// the host is 10.0.2.2: "http://10.0.2.2:PORT/ramboot.efi").
+	HTTPBoot string
+	// TFTP is a directory served over TFTP on this NIC's network and BootFile the file in it its
+	// DHCP offers (UEFI PXE, or iPXE under BIOS). Not together with HTTPBoot: DHCP offers one
+	// boot file.
+	TFTP, BootFile string
+	// BootIndex is the NIC's place in the firmware's boot order (QEMU's bootindex=; lower boots
+	// first). 0: none given.
+	BootIndex int
+	// IPXE keeps QEMU's iPXE option ROM on the NIC under UEFI, where it is left out by default
+	// (romfile=) so that the firmware's own network stack boots, as on a server.
+	IPXE bool
+}
+
+// netdev is the NIC's -netdev value.
+func (n NIC) netdev(i int) string {
+	s := fmt.Sprintf("user,id=n%d", i)
+	if n.Restrict {
+		s += ",restrict=on"
+	}
+	switch {
+	case n.HTTPBoot != "":
+		s += ",bootfile=" + n.HTTPBoot
+	case n.TFTP != "":
+		s += ",tftp=" + n.TFTP + ",bootfile=" + n.BootFile
+	}
+	return s
+}
+
+// device is the NIC's -device value.
+func (n NIC) device(i int, fw Firmware) string {
+	s := fmt.Sprintf("%s,netdev=n%d", n.Model, i)
+	if n.MAC != "" {
+		s += ",mac=" + n.MAC
+	}
+	if n.BootIndex > 0 {
+		s += fmt.Sprintf(",bootindex=%d", n.BootIndex)
+	}
+	if fw != BIOS && !n.IPXE {
+		s += ",romfile="
+	}
+	return s
+}
+
+// Firmware is what the VM boots with.
+type Firmware string
+
+const (
+	// BIOS is QEMU's default (SeaBIOS): with Options.Kernel, QEMU loads it (-kernel);
+	// without, SeaBIOS boots the NIC with a BootIndex through its iPXE option ROM.
+	BIOS Firmware = ""
+	// UEFI is Debian's OVMF without Secure Boot, with a fresh copy of its variable store.
+	UEFI Firmware = "uefi"
+	// SecureBoot is Debian's OVMF with Secure Boot on: a fresh copy of the variable store that
+	// has Debian's test key (SnakeoilCert) in PK, KEK and db, SMM, and the secure flash.
+	// What it boots must be signed with SnakeoilKey (see SnakeoilKeyPair).
+	SecureBoot Firmware = "secureboot"
+)
+
+// Debian's OVMF (package ovmf). The snakeoil key is a test key: enrolled in the Secure Boot
+// variable store OVMFSnakeoilVars, its private key beside it, encrypted with SnakeoilPassphrase.
+const (
+	OVMFCode           = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	OVMFVars           = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	OVMFSecureCode     = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+	OVMFSnakeoilVars   = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd"
+	SnakeoilKey        = "/usr/share/ovmf/PkKek-1-snakeoil.key"
+	SnakeoilCert       = "/usr/share/ovmf/PkKek-1-snakeoil.pem"
+	SnakeoilPassphrase = "snakeoil"
+)
+
+// firmwareArgs are the QEMU arguments of fw (none for BIOS): the code read-only, a fresh copy
+// of the variable store (vars, else the firmware's own) writable, an RNG (UEFI HTTP boot needs
+// one). A firmware that is missing fails the test in CI and skips it elsewhere.
+func firmwareArgs(t testing.TB, fw Firmware, vars string) []string {
+	t.Helper()
+	var code, store string
+	var args []string
+	switch fw {
+	case BIOS:
+		return nil
+	case UEFI:
+		code, store = OVMFCode, OVMFVars
+	case SecureBoot:
+		code, store = OVMFSecureCode, OVMFSnakeoilVars
+		args = append(args, "-global", "driver=cfi.pflash01,property=secure,value=on")
+	default:
+		t.Fatalf("vmtest: unknown firmware %q", fw)
+	}
+	if vars != "" {
+		store = vars
+	}
+	for _, f := range []string{code, store} {
+		if _, err := os.Stat(f); err != nil {
+			Missing(t, f+" (Debian's ovmf)")
+		}
+	}
+	copied := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
+	b, err := os.ReadFile(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(copied, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return append(args,
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
+		"-drive", "if=pflash,format=raw,unit=1,file="+copied,
+		"-device", "virtio-rng-pci")
+}
+
+// noPXE turns off the firmware's PXE when every NIC that offers a boot file offers a URL: OVMF
+// tries PXE before HTTP boot on each NIC, which only fails there and costs a minute under TCG.
+func noPXE(nics []NIC) []string {
+	http := false
+	for _, n := range nics {
+		if n.TFTP != "" {
+			return nil
+		}
+		http = http || n.HTTPBoot != ""
+	}
+	if !http {
+		return nil
+	}
+	return []string{"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no",
+		"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"}
+}
+
+// SnakeoilKeyPair returns the Secure Boot test key of OVMFSnakeoilVars decrypted (sbsign and
+// `ramboot uki --key` take no passphrase) and its certificate, for signing what SecureBoot
+// must accept. Without openssl or the key, the test fails in CI and is skipped elsewhere.
+func SnakeoilKeyPair(t testing.TB) (key, cert string) {
+	t.Helper()
+	for _, f := range []string{SnakeoilKey, SnakeoilCert} {
+		if _, err := os.Stat(f); err != nil {
+			Missing(t, f+" (Debian's ovmf)")
+		}
+	}
+	key = filepath.Join(t.TempDir(), "snakeoil.key")
+	out, err := exec.Command(Tool(t, "openssl"), "pkey", "-in", SnakeoilKey, "-passin", "pass:"+SnakeoilPassphrase, "-out", key).CombinedOutput()
+	if err != nil {
+		t.Fatalf("decrypting %s: %v: %s", SnakeoilKey, err, out)
+	}
+	return key, SnakeoilCert
+}
+
+// SWTPM starts a software TPM 2.0 for the VM (stopped when the test ends) and returns the QEMU
+// arguments that attach it. Without swtpm the test fails in CI and is skipped elsewhere.
+func SWTPM(t testing.TB) []string {
+	t.Helper()
+	bin := Tool(t, "swtpm")
+	state := t.TempDir()
+	sock := filepath.Join(state, "swtpm-sock")
+	sw := exec.Command(bin, "socket", "--tpm2", "--tpmstate", "dir="+state, "--ctrl", "type=unixio,path="+sock)
+	if err := sw.Start(); err != nil {
+		t.Fatalf("starting swtpm: %v", err)
+	}
+	t.Cleanup(func() { sw.Process.Kill(); sw.Wait() })
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("swtpm: no socket %s after 5s", sock)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return []string{"-chardev", "socket,id=chrtpm,path=" + sock, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"}
 }
 
 // Options describe a VM.
 type Options struct {
+	// Kernel, Initrd and Append are loaded by QEMU (-kernel). With a Firmware, a zero Kernel
+	// lets the firmware boot from the NICs (HTTPBoot, TFTP).
 	Kernel Kernel
 	Initrd string
 	Append string
 	NICs   []NIC
+	// Firmware is BIOS (default), UEFI or SecureBoot.
+	Firmware Firmware
+	// Vars is a variable store to start from instead of the firmware's own (a copy is used).
+	Vars string
+	// TPM attaches a software TPM 2.0 (SWTPM).
+	TPM    bool
 	Memory string // default 1G
 	// VirtConsole, when set, is a file that receives a virtio console (hvc0). A second serial
 	// port would not do: the kernel's 8250 driver is one console, on one port only.
@@ -144,7 +321,11 @@ func Start(t testing.TB, o Options) *VM {
 	if mem == "" {
 		mem = "1G"
 	}
-	args := []string{"-machine", "q35"}
+	machine := "q35"
+	if o.Firmware == SecureBoot {
+		machine += ",smm=on" // the variable store is writable only from SMM
+	}
+	args := []string{"-machine", machine}
 	switch o.CPU {
 	case "":
 		args = append(args, "-cpu", "max")
@@ -153,10 +334,17 @@ func Start(t testing.TB, o Options) *VM {
 		args = append(args, "-cpu", o.CPU)
 	}
 	args = append(args, "-m", mem, "-smp", "1",
-		"-display", "none", "-vga", "none", "-serial", "stdio", "-monitor", "none",
-		"-no-reboot", "-kernel", o.Kernel.Vmlinuz, "-initrd", o.Initrd,
-		"-append", appendLine(o.Append),
-	)
+		"-display", "none", "-vga", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot")
+	args = append(args, firmwareArgs(t, o.Firmware, o.Vars)...)
+	if o.Kernel.Vmlinuz != "" {
+		args = append(args, "-kernel", o.Kernel.Vmlinuz, "-initrd", o.Initrd, "-append", appendLine(o.Append))
+	}
+	if o.Firmware != BIOS {
+		args = append(args, noPXE(o.NICs)...)
+	}
+	if o.TPM {
+		args = append(args, SWTPM(t)...)
+	}
 	if o.VirtConsole != "" {
 		args = append(args, "-device", "virtio-serial-pci", "-chardev", "file,id=vc0,path="+o.VirtConsole,
 			"-device", "virtconsole,chardev=vc0")
@@ -165,15 +353,10 @@ func Start(t testing.TB, o Options) *VM {
 		args = append(args, "-nic", "none")
 	}
 	for i, n := range o.NICs {
-		netdev := fmt.Sprintf("user,id=n%d", i)
-		if n.Restrict {
-			netdev += ",restrict=on"
+		if n.HTTPBoot != "" && n.TFTP != "" {
+			t.Fatalf("vmtest: NIC %d has both HTTPBoot and TFTP: its DHCP offers one boot file", i)
 		}
-		dev := fmt.Sprintf("%s,netdev=n%d", n.Model, i)
-		if n.MAC != "" {
-			dev += ",mac=" + n.MAC
-		}
-		args = append(args, "-netdev", netdev, "-device", dev)
+		args = append(args, "-netdev", n.netdev(i), "-device", n.device(i, o.Firmware))
 	}
 	args = append(args, o.Extra...)
 	vm := &VM{t: t, started: time.Now(), term: vt.NewSafeEmulator(TermWidth, TermHeight)}
