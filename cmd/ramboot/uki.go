@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ramboot/ramboot/internal/authenticode"
 	"github.com/ramboot/ramboot/internal/initramfs"
+	"github.com/ramboot/ramboot/internal/pemkey"
 	"github.com/ramboot/ramboot/internal/uki"
 	"github.com/ramboot/ramboot/loader"
 )
@@ -25,7 +25,7 @@ type ukiOptions struct {
 	initramfs                     initramfsOptions
 	kernel, initrd, cmdline, stub string
 	key, cert, out, verify        string
-	compression                   string
+	keyPassword, compression      string
 }
 
 func ukiFlags(o *ukiOptions) *cmdFlags {
@@ -40,7 +40,8 @@ func ukiFlags(o *ukiOptions) *cmdFlags {
 	fs.StringVar(&o.initrd, "initrd", "", "put this initramfs `FILE` in the UKI instead of building ramboot's")
 	fs.StringVar(&o.cmdline, "cmdline", "", "the kernel command `LINE` (with Secure Boot on, systemd's stub ignores any other)")
 	fs.StringVar(&o.stub, "stub", "", "systemd's EFI stub `FILE` (default "+uki.StubDir+"/linuxARCH.efi.stub for the kernel's architecture, from systemd-boot-efi)")
-	fs.StringVar(&o.key, "key", "", "sign with this PEM private `KEY` (RSA for firmware; PKCS #1, PKCS #8 or EC, unencrypted)")
+	fs.StringVar(&o.key, "key", "", "sign with this PEM private `KEY` (RSA for firmware; PKCS #8, encrypted or not, PKCS #1 or EC)")
+	fs.StringVar(&o.keyPassword, "key-password-file", "", "--key's password is the first line of `FILE` (default: ask on the terminal when the key is encrypted)")
 	fs.StringVar(&o.cert, "cert", "", "the PEM `CERT` of --key; with --verify, the certificate to check the signature against")
 	fs.StringVar(&o.out, "o", "", "write the UKI to `OUT` (an EFI binary: name it .efi)")
 	fs.StringVar(&o.verify, "verify", "", "list the sections and signatures of this PE `FILE` (a UKI), and check them")
@@ -92,7 +93,7 @@ func runUKI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var cert *x509.Certificate
 	if o.key != "" {
 		var err error
-		if signer, cert, err = loadSigningKey(o.key, o.cert); err != nil {
+		if signer, cert, err = loadSigningKey(ctx, o.key, o.cert, o.keyPassword, stderr); err != nil {
 			return err
 		}
 	}
@@ -227,64 +228,38 @@ func writeFileAtomic(out string, b []byte) error {
 	return os.Rename(f.Name(), out)
 }
 
-// loadSigningKey reads a PEM private key and the PEM certificate that goes with it.
-func loadSigningKey(keyFile, certFile string) (crypto.Signer, *x509.Certificate, error) {
+// loadSigningKey reads a PEM private key, asking for its password (the first line of
+// passwordFile, else on the terminal) when it is encrypted, and the PEM certificate that goes
+// with it.
+func loadSigningKey(ctx context.Context, keyFile, certFile, passwordFile string, stderr io.Writer) (crypto.Signer, *x509.Certificate, error) {
 	cert, err := loadCert(certFile)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := os.ReadFile(keyFile)
+	text, err := os.ReadFile(keyFile)
 	if err != nil {
 		return nil, nil, err
 	}
-	for rest := b; ; {
-		var blk *pem.Block
-		if blk, rest = pem.Decode(rest); blk == nil {
-			return nil, nil, fmt.Errorf("%s: no PEM private key", keyFile)
-		}
-		var key any
-		switch blk.Type {
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-		case "RSA PRIVATE KEY":
-			key, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(blk.Bytes)
-		case "ENCRYPTED PRIVATE KEY":
-			return nil, nil, fmt.Errorf("%s: the key is encrypted: decrypt it first (openssl pkey -in %s -out KEY)", keyFile, keyFile)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", keyFile, err)
-		}
-		signer, ok := key.(crypto.Signer)
-		if !ok {
-			return nil, nil, fmt.Errorf("%s: a %T cannot sign", keyFile, key)
-		}
-		return signer, cert, nil
+	key, err := pemkey.PrivateKey(text, func() (string, error) {
+		return readPassword(ctx, passwordFile, "password for "+keyFile+": ", false, stderr)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", keyFile, err)
 	}
+	return key, cert, nil
 }
 
 // loadCert reads the first certificate of a PEM file.
 func loadCert(file string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(file)
+	text, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
-	for rest := b; ; {
-		var blk *pem.Block
-		if blk, rest = pem.Decode(rest); blk == nil {
-			return nil, fmt.Errorf("%s: no PEM certificate", file)
-		}
-		if blk.Type == "CERTIFICATE" {
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", file, err)
-			}
-			return c, nil
-		}
+	c, err := pemkey.Certificate(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
+	return c, nil
 }
 
 // verifyUKI prints the sections and signatures of a PE image. It fails when a signature does

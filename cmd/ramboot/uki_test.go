@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"debug/pe"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"os"
 	"os/exec"
@@ -129,7 +131,7 @@ func TestUKISignVerify(t *testing.T) {
 	// Signed again, by another key: both signatures are listed; --cert of the second fails,
 	// and says why (the kernel and shim check only the first).
 	otherKey := strings.TrimSuffix(otherCert, ".pem") + ".key"
-	signer, c, err := loadSigningKey(otherKey, otherCert)
+	signer, c, err := loadSigningKey(context.Background(), otherKey, otherCert, "", io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,5 +207,31 @@ func TestUKIRealKernel(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "kernel: "+k.Version) {
 		t.Errorf("--verify:\n%s", stdout)
+	}
+}
+
+// TestUKISnakeoil: Debian's OVMF test key, encrypted (password "snakeoil"), signs a UKI with
+// --key-password-file; its certificate (enrolled in that OVMF's db) verifies it.
+func TestUKISnakeoil(t *testing.T) {
+	const key, cert = "/usr/share/ovmf/PkKek-1-snakeoil.key", "/usr/share/ovmf/PkKek-1-snakeoil.pem"
+	if _, err := os.Stat(key); err != nil {
+		vmtest.Missing(t, key+" (ovmf)")
+	}
+	dir := t.TempDir()
+	stub, kernel, initrd := ukiInputs(t, dir)
+	pwFile := filepath.Join(dir, "password")
+	writeFile(t, pwFile, []byte("snakeoil\n"))
+	out := filepath.Join(dir, "ramboot.efi")
+	if _, stderr, err := runArgs("uki", "--kernel", kernel, "--initrd", initrd, "--stub", stub,
+		"--key", key, "--key-password-file", pwFile, "--cert", cert, "-o", out); err != nil {
+		t.Fatalf("uki: %v\n%s", err, stderr)
+	}
+	if stdout, _, err := runArgs("uki", "--verify", out, "--cert", cert); err != nil {
+		t.Errorf("--verify: %v\n%s", err, stdout)
+	}
+	writeFile(t, pwFile, []byte("oilsnake\n"))
+	if _, _, err := runArgs("uki", "--kernel", kernel, "--initrd", initrd, "--stub", stub,
+		"--key", key, "--key-password-file", pwFile, "--cert", cert, "-o", out); err == nil || !strings.Contains(err.Error(), "wrong password") {
+		t.Errorf("a wrong password: %v", err)
 	}
 }
