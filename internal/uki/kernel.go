@@ -80,9 +80,13 @@ func ParseKernel(b []byte) (Kernel, error) {
 		}
 		return k, nil
 	}
+	if bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+		// Debian's arm64 vmlinuz is a gzipped Image, which GRUB decompresses; the stub does not.
+		return k, errors.New("the kernel is gzip-compressed (as Debian's arm64 vmlinuz is): give the Image inside it (zcat VMLINUZ > Image)")
+	}
 	f, err := pe.NewFile(bytes.NewReader(b))
 	if err != nil {
-		return k, errors.New("not a kernel image: neither an x86 bzImage nor an EFI-stub PE (is it compressed? give the vmlinuz the boot loader loads)")
+		return k, errors.New("not a kernel image: neither an x86 bzImage nor an EFI-stub PE")
 	}
 	defer f.Close()
 	if k.Arch = archOf(f.Machine); k.Arch == "" {
