@@ -142,6 +142,7 @@ func run(ctx context.Context, rawCmdline string, logger *sysinit.Logger) error {
 	logf := logger.Printf
 	logf("starting; kernel command line: %s", rawCmdline)
 	cfg, problems := cmdline.Parse(rawCmdline)
+	mountEfivars(logf)
 	firmwareURI := firmwareBootNIC(cfg, logf)
 	s := &state{cfg: cfg, logger: logger, logf: logf, firmwareURI: firmwareURI, rep: newReporter(cfg, rawCmdline, logf)}
 	for _, p := range problems {
@@ -264,19 +265,50 @@ func withCause(ctx context.Context, err error) error {
 	return err
 }
 
-// coldplug loads the drivers for the hardware present (an optional step: failures are logged).
-func coldplug(logf func(string, ...any)) {
+// modules returns the running kernel's module directory in the initramfs and its index; nil
+// (and a line in the log) when there is none.
+func modules(logf func(string, ...any)) (string, *kmod.Index) {
 	var u unix.Utsname
 	unix.Uname(&u)
 	rel := unix.ByteSliceToString(u.Release[:])
 	dir := layout.ModulesRoot + "/" + rel
 	if _, err := os.Stat(dir); err != nil {
 		logf("no modules for kernel %s in the initramfs: relying on built-in drivers", rel)
-		return
+		return "", nil
 	}
 	ix, err := kmod.LoadIndex(os.DirFS(dir))
 	if err != nil {
 		logf("modules: %v", err)
+		return "", nil
+	}
+	return dir, ix
+}
+
+// mountEfivars mounts the UEFI firmware's variables, loading efivarfs first when the kernel
+// has it as a module (Debian's do). Nothing happens without UEFI.
+func mountEfivars(logf func(string, ...any)) {
+	if _, err := os.Stat(sysinit.Efivarfs.Target); err != nil {
+		return // not booted by UEFI
+	}
+	if dir, ix := modules(func(string, ...any) {}); ix != nil {
+		if paths, err := ix.Deps(sysinit.EfivarfsModule); err == nil {
+			l := kmod.NewLinuxLoader(dir)
+			for _, p := range paths {
+				if err := l.Load(p, ""); err != nil {
+					logf("modules: %s: %v", p, err)
+				}
+			}
+		}
+	}
+	if err := sysinit.Efivarfs.Do(); err != nil {
+		logf("%v", err)
+	}
+}
+
+// coldplug loads the drivers for the hardware present (an optional step: failures are logged).
+func coldplug(logf func(string, ...any)) {
+	dir, ix := modules(logf)
+	if ix == nil {
 		return
 	}
 	start := time.Now()

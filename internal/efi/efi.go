@@ -32,12 +32,16 @@ var ErrFormat = errors.New("malformed EFI variable")
 
 // Device path node types and the messaging subtypes read here (UEFI 2.10, 10.3).
 const (
+	typeHardware  = 0x01
+	typeACPI      = 0x02
 	typeMessaging = 0x03
 	typeEnd       = 0x7f
 	subMAC        = 11
 	subIPv4       = 12
 	subIPv6       = 13
 	subURI        = 24
+	// pciRootHID is the ACPI node's _HID of a PCI root bridge, EISA "PNP0A03".
+	pciRootHID = 0x0a0341d0
 )
 
 // Node is one node of a device path.
@@ -162,6 +166,10 @@ func (o LoadOption) String() string {
 	var parts []string
 	for _, n := range o.Path {
 		switch {
+		case n.Type == typeACPI && n.SubType == 1 && len(n.Data) >= 8 && binary.LittleEndian.Uint32(n.Data) == pciRootHID:
+			parts = append(parts, fmt.Sprintf("PciRoot(0x%x)", binary.LittleEndian.Uint32(n.Data[4:])))
+		case n.Type == typeHardware && n.SubType == 1 && len(n.Data) >= 2:
+			parts = append(parts, fmt.Sprintf("Pci(0x%x,0x%x)", n.Data[1], n.Data[0]))
 		case n.Type == typeMessaging && n.SubType == subMAC && len(n.Data) >= 33:
 			parts = append(parts, fmt.Sprintf("MAC(%x,0x%x)", []byte(o.MAC()), n.Data[32]))
 		case n.Type == typeMessaging && n.SubType == subIPv4:

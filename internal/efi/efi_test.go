@@ -54,7 +54,7 @@ func TestParseLoadOption(t *testing.T) {
 	if o.Description != "UEFI HTTPv4 (MAC:525400123457)" || o.URI() != "" || !o.Network() {
 		t.Errorf("option %+v: URI %q network %v", o, o.URI(), o.Network())
 	}
-	if got, want := o.String(), "Node(2,1)/Node(1,1)/MAC(525400123457,0x1)/IPv4(...)/Uri()"; got != want {
+	if got, want := o.String(), "PciRoot(0x0)/Pci(0x3,0x0)/MAC(525400123457,0x1)/IPv4(...)/Uri()"; got != want {
 		t.Errorf("String = %q, want %q", got, want)
 	}
 	o, err = ParseLoadOption(loadOption("x", httpBootPath("http://10.0.2.2/ramboot.efi")))

@@ -42,6 +42,7 @@ func (b *builder) choose(ix *kmod.Index, s Spec) ([]string, error) {
 		}
 		groups = append(groups, group{name, set.members(ix)})
 	}
+	groups = append(groups, group{"/init", ModuleSet{Paths: InitModules}.members(ix)})
 	// A module's name resolves to one path (updates/ shadows kernel/): count that one.
 	var names []string
 	for i, g := range groups {

@@ -32,6 +32,10 @@ type ModuleSet struct {
 // split drivers such as mlx5), USB, and the hypervisors' own (virtio, Hyper-V's vmbus, Xen).
 var nicBuses = []string{"pci", "usb", "virtio", "vmbus", "xen", "auxiliary"}
 
+// InitModules are the modules /init itself may need, packed whatever the sets, when the kernel
+// has them as modules: efivarfs, for the UEFI firmware's boot entry (the boot NIC).
+var InitModules = []string{"kernel/fs/efivarfs/efivarfs"}
+
 // DefaultModuleSet is packed unless ModulePrefixes replaces it.
 const DefaultModuleSet = "ethernet"
 

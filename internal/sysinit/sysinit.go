@@ -25,7 +25,8 @@ type Mount struct {
 	Mode                   os.FileMode // of Target when it is created
 	// IfPresent mounts only when Target exists already: a mount point the kernel makes in
 	// sysfs when it has the feature (efivarfs under UEFI, securityfs), where nothing can be
-	// created.
+	// created. A file system type the kernel does not know (yet: its module is not loaded)
+	// is no error either.
 	IfPresent bool
 }
 
@@ -49,9 +50,16 @@ var Mounts = []Mount{
 	{Source: "tmpfs", Target: "/tmp", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=1777", Mode: 0o1777},
 	// The firmware's variables (BootCurrent: the boot NIC under UEFI) and the kernel's lockdown
 	// state (kexec under Secure Boot). Both move with /sys.
-	{Source: "efivarfs", Target: "/sys/firmware/efi/efivars", FSType: "efivarfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY, IfPresent: true},
+	Efivarfs,
 	{Source: "securityfs", Target: "/sys/kernel/security", FSType: "securityfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, IfPresent: true},
 }
+
+// Efivarfs is the firmware's variables. Distribution kernels build efivarfs as a module, which
+// is not loaded yet when Mounts are: /init loads it (EfivarfsModule) and mounts again.
+var Efivarfs = Mount{Source: "efivarfs", Target: "/sys/firmware/efi/efivars", FSType: "efivarfs", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY, IfPresent: true}
+
+// EfivarfsModule is the module that provides efivarfs, by name.
+const EfivarfsModule = "efivarfs"
 
 // Do performs the mount; an already mounted target (EBUSY) is fine.
 func (m Mount) Do() error {
@@ -63,7 +71,11 @@ func (m Mount) Do() error {
 	if err := os.MkdirAll(m.Target, m.Mode); err != nil {
 		return err
 	}
-	if err := unix.Mount(m.Source, m.Target, m.FSType, m.Flags, m.Data); err != nil && !errors.Is(err, unix.EBUSY) {
+	err := unix.Mount(m.Source, m.Target, m.FSType, m.Flags, m.Data)
+	if m.IfPresent && errors.Is(err, unix.ENODEV) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, unix.EBUSY) {
 		return fmt.Errorf("%s: %w", m, err)
 	}
 	return nil
