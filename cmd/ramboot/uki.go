@@ -65,7 +65,7 @@ func runUKI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if o.verify != "" {
 		for name := range set {
 			if name != "verify" && name != "cert" {
-				return usageErr("--verify takes only --cert, not --%s", name)
+				return usageErr("--verify takes only --cert, not %s", dashes(name))
 			}
 		}
 		return verifyUKI(o.verify, o.cert, stdout)
@@ -81,7 +81,7 @@ func runUKI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if o.initrd != "" {
 		for name := range set {
 			if ukiInitramfsFlag(name) {
-				return usageErr("--initrd FILE is the initramfs: --%s builds one", name)
+				return usageErr("--initrd FILE is the initramfs: %s builds one", dashes(name))
 			}
 		}
 	}
