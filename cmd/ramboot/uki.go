@@ -246,6 +246,10 @@ func loadSigningKey(ctx context.Context, keyFile, certFile, passwordFile string,
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", keyFile, err)
 	}
+	// Checked before the UKI is built, not after.
+	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		return nil, nil, fmt.Errorf("%s is not the key of %s", keyFile, certFile)
+	}
 	return key, cert, nil
 }
 

@@ -148,6 +148,10 @@ func TestUKISignVerify(t *testing.T) {
 	if _, _, err := runArgs("uki", "--verify", out+".twice", "--cert", cert); err != nil {
 		t.Errorf("--verify of a UKI signed twice, with the first's certificate: %v", err)
 	}
+	if _, _, err := runArgs("uki", "--kernel", kernel, "--initrd", initrd, "--stub", stub, "--key", key, "--cert", otherCert, "-o", out+".x"); err == nil ||
+		!strings.Contains(err.Error(), "is not the key of") {
+		t.Errorf("a key with another's certificate: %v", err)
+	}
 	// One byte changed in the kernel: --verify fails.
 	f, err := pe.NewFile(strings.NewReader(string(b)))
 	if err != nil {
