@@ -56,6 +56,12 @@ fuzz: ## run each fuzz target for a short while (FUZZFLAGS: -fuzztime 30s -fuzzm
 	$(GO) test ./internal/kmod -run '^$$' -fuzz FuzzModinfoSection $(FUZZFLAGS)
 	$(GO) test ./internal/kmod -run '^$$' -fuzz FuzzMatch $(FUZZFLAGS)
 	$(GO) test ./internal/imageconv -run '^$$' -fuzz FuzzParseSource $(FUZZFLAGS)
+	$(GO) test ./internal/efi -run '^$$' -fuzz FuzzParseLoadOption $(FUZZFLAGS)
+	$(GO) test ./internal/peimage -run '^$$' -fuzz FuzzParse $(FUZZFLAGS)
+	$(GO) test ./internal/authenticode -run '^$$' -fuzz FuzzSignatures $(FUZZFLAGS)
+	$(GO) test ./internal/authenticode -run '^$$' -fuzz FuzzParseSignedData $(FUZZFLAGS)
+	$(GO) test ./internal/uki -run '^$$' -fuzz FuzzInspect $(FUZZFLAGS)
+	$(GO) test ./internal/pemkey -run '^$$' -fuzz FuzzDecryptPKCS8 $(FUZZFLAGS)
 
 clean: ## remove build output
 	rm -rf bin

@@ -20,6 +20,11 @@ var hostOnly = []string{
 	"github.com/ramboot/ramboot/internal/imageconv",
 	"github.com/ramboot/ramboot/internal/serve",
 	"github.com/ramboot/ramboot/cmd/ramboot",
+	// UKI building and Secure Boot signing happen on the host; /init only reads efivarfs.
+	"github.com/ramboot/ramboot/internal/uki",
+	"github.com/ramboot/ramboot/internal/peimage",
+	"github.com/ramboot/ramboot/internal/authenticode",
+	"github.com/ramboot/ramboot/internal/pemkey",
 	// /init speaks the registry protocol with go-containerregistry's transport (ping, tokens,
 	// credentials), name and v1 (manifests); not its image readers and writers, which pull
 	// in tarball, layout and daemon code.
