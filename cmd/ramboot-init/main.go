@@ -165,6 +165,8 @@ func run(ctx context.Context, rawCmdline string, logger *sysinit.Logger) error {
 			time.Sleep(wait)
 		case nextMenu:
 			s.menuAfterFailure = true
+			// Why, on the menu's status line: the console line above is cleared by the menu.
+			s.warnings = append([]string{err.Error()}, s.warnings...)
 		case nextShell:
 			if s.booter().Lock.Set() {
 				logf("the shell is locked by a password: showing the menu")
