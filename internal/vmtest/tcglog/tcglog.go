@@ -96,9 +96,16 @@ func (e *Event) Digest(a Alg) ([]byte, bool) {
 	return nil, false
 }
 
-// Description is the event's data as text when it is text: UTF-16LE (what systemd-stub logs,
-// e.g. ".linux") or ASCII, without the terminating NUL. Otherwise "".
+// Description is the event's data as text when it is text: UTF-16LE (what systemd-stub v252
+// logs, e.g. ".linux") or ASCII, without the terminating NUL; for an EV_EVENT_TAG event, the
+// tagged data as text (Linux's EFI stub tags "Linux initrd"). Otherwise "".
 func (e *Event) Description() string {
+	if e.Type == EvEventTag && len(e.Data) >= 8 {
+		// TCG_PCClientTaggedEvent: taggedEventID, taggedEventDataSize, taggedEventData.
+		if n := binary.LittleEndian.Uint32(e.Data[4:]); uint64(n) == uint64(len(e.Data)-8) {
+			return text(e.Data[8:])
+		}
+	}
 	return text(e.Data)
 }
 
