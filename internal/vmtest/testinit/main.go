@@ -5,12 +5,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/ramboot/ramboot/internal/vmtest/tcglog"
 	"golang.org/x/sys/unix"
 )
 
@@ -121,18 +125,122 @@ func kmsg() {
 	}
 }
 
-// tpm prints PCR 12 as the kernel reads it from the TPM, and ramboot's event log of it, when
-// there are (the measured-boot test recomputes the one from the other).
+// tpm prints PCRs 11 and 12 as the TPM reads them beside their values replayed from the event
+// logs, when there is a TPM: PCR 11 from the firmware's log (systemd-stub's measurements of the
+// UKI's sections), PCR 12 from ramboot's own log (and what the firmware's log puts in PCR 12
+// before it, the command line systemd-stub measures). The measured-boot tests compare them.
+//
+//	TESTINIT-TCGLOG events=<n> banks=<algs> matched=<PCRs> differ=<PCRs>
+//	TESTINIT-PCR11 replayed=<hex> tpm=<hex> events=<n> sections=<descriptions>
+//	TESTINIT-PCR12 <tpm> tpm=<hex> replayed=<hex> events=<n> initial=<hex> firmware=<hex> firmware-events=<n>
+//
+// The first field of the PCR 12 line stays the TPM's value, as older tests read it.
 func tpm() {
-	if v, err := os.ReadFile("/sys/class/tpm/tpm0/pcr-sha256/12"); err == nil {
-		fmt.Printf("TESTINIT-PCR12 %s\n", strings.ToLower(strings.TrimSpace(string(v))))
+	var fw *tcglog.Log
+	if _, err := os.Stat("/sys/kernel/security/tpm0"); err != nil {
+		// The image's init may be the first to want securityfs in this root.
+		unix.Mount("securityfs", "/sys/kernel/security", "securityfs", 0, "")
 	}
-	if b, err := os.ReadFile("/run/ramboot/tpm-events.json"); err == nil {
-		var c bytes.Buffer
-		if json.Compact(&c, b) == nil {
-			fmt.Printf("TESTINIT-TPMLOG %s\n", c.String())
+	if b, err := os.ReadFile("/sys/kernel/security/tpm0/binary_bios_measurements"); err == nil {
+		if fw, err = tcglog.Parse(b); err != nil {
+			fmt.Printf("TESTINIT-TCGLOG-ERROR %v\n", err)
 		}
 	}
+	if fw != nil {
+		fmt.Println(firmwareReport(fw))
+		v, n, err := fw.Replay(11, tcglog.SHA256)
+		if err != nil {
+			fmt.Printf("TESTINIT-TCGLOG-ERROR %v\n", err)
+		} else {
+			fmt.Printf("TESTINIT-PCR11 replayed=%x tpm=%s events=%d sections=%s\n", v, pcr(11), n, sections(fw, 11))
+		}
+	}
+	rambootLog, _ := os.ReadFile("/run/ramboot/tpm-events.json")
+	defer func() { // after the PCR 12 line: the tests read them in that order
+		var c bytes.Buffer
+		if rambootLog != nil && json.Compact(&c, rambootLog) == nil {
+			fmt.Printf("TESTINIT-TPMLOG %s\n", c.String())
+		}
+	}()
+	tpm12, err := os.ReadFile("/sys/class/tpm/tpm0/pcr-sha256/12")
+	if err != nil {
+		return
+	}
+	line := fmt.Sprintf("TESTINIT-PCR12 %s tpm=%[1]s", strings.ToLower(strings.TrimSpace(string(tpm12))))
+	if rambootLog != nil {
+		var l struct {
+			Initial string
+			Events  []struct{ SHA256 string }
+		}
+		if err := json.Unmarshal(rambootLog, &l); err == nil {
+			v, err := hex.DecodeString(l.Initial)
+			for _, e := range l.Events {
+				d, derr := hex.DecodeString(e.SHA256)
+				err = errors.Join(err, derr)
+				s := sha256.Sum256(append(v, d...))
+				v = s[:]
+			}
+			if err == nil {
+				line += fmt.Sprintf(" replayed=%x events=%d initial=%s", v, len(l.Events), l.Initial)
+			}
+		}
+	}
+	if fw != nil {
+		if v, n, err := fw.Replay(12, tcglog.SHA256); err == nil {
+			line += fmt.Sprintf(" firmware=%x firmware-events=%d", v, n)
+		}
+	}
+	fmt.Println(line)
+}
+
+// firmwareReport replays each PCR the firmware's log extends and says which equal the TPM's:
+// all should but 12 once ramboot measured into it (and 10, IMA's, which the log does not hold).
+func firmwareReport(l *tcglog.Log) string {
+	var banks, matched, differ []string
+	for _, a := range l.Algs {
+		banks = append(banks, a.Alg.String())
+	}
+	for p := uint32(0); p < 24; p++ {
+		v, n, err := l.Replay(p, tcglog.SHA256)
+		if n == 0 {
+			continue
+		}
+		if err == nil && fmt.Sprintf("%x", v) == pcr(int(p)) {
+			matched = append(matched, fmt.Sprint(p))
+		} else {
+			differ = append(differ, fmt.Sprint(p))
+		}
+	}
+	return fmt.Sprintf("TESTINIT-TCGLOG events=%d banks=%s matched=%s differ=%s", len(l.Events),
+		strings.Join(banks, ","), strings.Join(matched, ","), strings.Join(differ, ","))
+}
+
+// pcr reads a PCR of the SHA-256 bank from the kernel (5.12 and later), "none" if it cannot.
+func pcr(n int) string {
+	v, err := os.ReadFile(fmt.Sprintf("/sys/class/tpm/tpm0/pcr-sha256/%d", n))
+	if err != nil {
+		return "none"
+	}
+	return strings.ToLower(strings.TrimSpace(string(v)))
+}
+
+// sections lists the descriptions of the events extended into a PCR, a run of equal ones once
+// (systemd-stub logs a section's name and its data under the same description).
+func sections(l *tcglog.Log, pcr uint32) string {
+	var ds []string
+	for _, e := range l.Events {
+		if e.PCR != pcr || e.Type == tcglog.EvNoAction {
+			continue
+		}
+		d := strings.ReplaceAll(e.Description(), " ", "_")
+		if d == "" {
+			d = fmt.Sprintf("type%#x", uint32(e.Type))
+		}
+		if len(ds) == 0 || ds[len(ds)-1] != d {
+			ds = append(ds, d)
+		}
+	}
+	return strings.Join(ds, ",")
 }
 
 // bootReport prints what /run/ramboot/boot.json, the boot report /init left, says: the boot id,
