@@ -79,8 +79,8 @@ func TestNICArgs(t *testing.T) {
 		}
 	}
 	http := []NIC{{HTTPBoot: "http://x/a.efi"}, {}}
-	if got := noPXE(http); len(got) != 4 {
-		t.Errorf("HTTP boot only: %q, want PXE off", got)
+	if got := noPXE(http); len(got) != 6 {
+		t.Errorf("HTTP boot only: %q, want PXE and IPv6 off", got)
 	}
 	if got := noPXE(append(http, NIC{TFTP: "/srv", BootFile: "a.efi"})); got != nil {
 		t.Errorf("with a TFTP NIC: %q, want PXE on", got)

@@ -194,6 +194,8 @@ func firmwareArgs(t testing.TB, fw Firmware, vars string) []string {
 
 // noPXE turns off the firmware's PXE when every NIC that offers a boot file offers a URL: OVMF
 // tries PXE before HTTP boot on each NIC, which only fails there and costs a minute under TCG.
+// Its IPv6 stack goes too: QEMU's user network has no DHCPv6 server, and HTTP boot over IPv6
+// waits for one after an IPv4 boot failed (a refused image, say).
 func noPXE(nics []NIC) []string {
 	http := false
 	for _, n := range nics {
@@ -206,7 +208,8 @@ func noPXE(nics []NIC) []string {
 		return nil
 	}
 	return []string{"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no",
-		"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"}
+		"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no",
+		"-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no"}
 }
 
 // SnakeoilKeyPair returns the Secure Boot test key of OVMFSnakeoilVars decrypted (sbsign and
