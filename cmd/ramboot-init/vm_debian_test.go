@@ -85,8 +85,8 @@ func debianIsExecutable(p string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
-// TestVMDebianUdev boots a Debian image with systemd, udev and systemd-networkd through ramboot
-// and checks that the network config ramboot wrote into it configures the boot NIC in the
+// TestVMDebianUdev boots a Debian image with systemd, udev and systemd-networkd through ramboot,
+// from OVMF's HTTP boot of a signed UKI with Secure Boot on, and checks that the network config ramboot wrote into it configures the boot NIC in the
 // booted system. The initramfs has no udev, so the NIC has its kernel name there (eth0); the
 // booted system's udev would name it by path (ID_NET_NAME_PATH, enp0s1 here). The config must
 // name the interface the booted system has, or match it by MAC.
@@ -101,11 +101,14 @@ func TestVMDebianUdev(t *testing.T) {
 	img, sum := debianImage(t)
 	// 1.5G: the unpacked image (~130 MiB) and the modules copied into it live in RAM, and
 	// systemd wants room.
+	// Booted as fleets boot: the firmware (OVMF, Secure Boot on) HTTP-boots a signed UKI whose
+	// command line names the image relative to the UKI's URL and no BOOTIF=.
+	efi := buildUKI(t, "debian.efi", fmt.Sprintf("console=ttyS0 ramroot=../%s ramroot.sha256=%s ramboot.onerror=poweroff", img, sum), true)
 	vm := vmtest.Start(t, vmtest.Options{
-		Kernel: built.kernel, Initrd: built.initrd, Memory: "1536M",
-		Append: fmt.Sprintf("ramroot=%s/%s ramroot.sha256=%s BOOTIF=%s ramboot.onerror=poweroff", built.base, img, sum, bootif(mac1)),
-		NICs:   []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1}},
+		Firmware: vmtest.SecureBoot, Memory: "1536M",
+		NICs: []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1, HTTPBoot: efi, BootIndex: 1}},
 	})
+	vm.Expect(`BOOTIF `+mac1+` from the firmware's boot entry`, 5*time.Minute)
 
 	m := vm.Expect(`network: (\S+) `+mac1+` (\S+)`, bootTimeout)
 	initName := m[1]
