@@ -100,21 +100,9 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	file := pos[0]
-	keyText, err := os.ReadFile(o.sec)
+	sec, err := loadSecretKey(ctx, o.sec, o.passwordFile, stderr)
 	if err != nil {
 		return err
-	}
-	var sec minisign.PrivateKey
-	if minisign.IsEncrypted(keyText) {
-		pw, err := readPassword(ctx, o.passwordFile, "password for "+o.sec+": ", false, stderr)
-		if err != nil {
-			return err
-		}
-		if sec, err = minisign.DecryptKey(pw, keyText); err != nil {
-			return fmt.Errorf("%s: %w", o.sec, err)
-		}
-	} else if err := sec.UnmarshalText(keyText); err != nil {
-		return fmt.Errorf("%s: %w", o.sec, err)
 	}
 	f, err := os.Open(file)
 	if err != nil {
