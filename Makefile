@@ -12,9 +12,12 @@ gocheck: ## say in one line when Go is missing or older than 1.21 (which fetches
 	@command -v $(GO) >/dev/null 2>&1 || { echo "ramboot needs Go 1.21 or newer (it then fetches the toolchain go.mod names): install it from https://go.dev/dl/ or put /usr/local/go/bin on PATH"; exit 1; }
 	@v=$$(GOTOOLCHAIN=local $(GO) env GOVERSION 2>/dev/null); case "$$v" in go1.[0-9]|go1.[0-9].*|go1.1[0-9]|go1.1[0-9].*|go1.20|go1.20.*|"") echo "ramboot needs Go 1.21 or newer (it then fetches the toolchain go.mod names); found $${v:-an unknown version}: install one from https://go.dev/dl/"; exit 1;; esac
 
-build: gocheck ## build bin/ramboot (host CLI) and bin/ramboot-init (the static /init)
+# bin/ramboot-init is amd64's /init (the name tests and scripts know), bin/ramboot-init-arm64
+# arm64's: ramboot initramfs packs the one its modules' architecture needs.
+build: gocheck ## build bin/ramboot (host CLI) and the static /init: bin/ramboot-init (amd64), bin/ramboot-init-arm64
 	$(GO) build -o bin/ramboot ./cmd/ramboot
-	$(GO) build -trimpath -ldflags="-s -w" -o bin/ramboot-init ./cmd/ramboot-init
+	GOARCH=amd64 $(GO) build -trimpath -ldflags="-s -w" -o bin/ramboot-init ./cmd/ramboot-init
+	GOARCH=arm64 $(GO) build -trimpath -ldflags="-s -w" -o bin/ramboot-init-arm64 ./cmd/ramboot-init
 
 lint: ## gofmt, go vet and staticcheck must be clean
 	@f=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); [ -z "$$f" ] || { echo "gofmt would change: $$f"; exit 1; }
@@ -55,6 +58,7 @@ fuzz: ## run each fuzz target for a short while (FUZZFLAGS: -fuzztime 30s -fuzzm
 	$(GO) test ./internal/netup -run '^$$' -fuzz FuzzLeaseFromACK $(FUZZFLAGS)
 	$(GO) test ./internal/kmod -run '^$$' -fuzz FuzzModinfoSection $(FUZZFLAGS)
 	$(GO) test ./internal/kmod -run '^$$' -fuzz FuzzMatch $(FUZZFLAGS)
+	$(GO) test ./internal/initramfs -run '^$$' -fuzz FuzzReadMachine $(FUZZFLAGS)
 	$(GO) test ./internal/imageconv -run '^$$' -fuzz FuzzParseSource $(FUZZFLAGS)
 	$(GO) test ./internal/efi -run '^$$' -fuzz FuzzParseLoadOption $(FUZZFLAGS)
 	$(GO) test ./internal/peimage -run '^$$' -fuzz FuzzParse $(FUZZFLAGS)

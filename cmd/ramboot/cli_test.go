@@ -105,7 +105,7 @@ func TestUsageListsEveryFlag(t *testing.T) {
 			}
 		})
 	}
-	if !strings.Contains(top, "initramfs [--busybox FILE]") || !strings.Contains(top, "--menu FILE") || !strings.Contains(top, "--storage") ||
+	if !strings.Contains(top, "initramfs [--arch ARCH] [--busybox FILE]") || !strings.Contains(top, "--menu FILE") || !strings.Contains(top, "--storage") ||
 		!strings.Contains(top, "--firmware DIR") || !strings.Contains(top, "--module NAME]...") {
 		t.Errorf("ramboot help:\n%s", top)
 	}

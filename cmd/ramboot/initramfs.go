@@ -19,6 +19,7 @@ type initramfsOptions struct {
 	prefixes, extra, sets multiFlag
 	trust                 multiFlag
 	verbose               bool
+	arch                  string
 }
 
 func initramfsFlags(o *initramfsOptions) *cmdFlags {
@@ -40,7 +41,8 @@ func initramfsFlags(o *initramfsOptions) *cmdFlags {
 // builds one with them too.
 func (o *initramfsOptions) addFlags(fs *cmdFlags) {
 	s := &o.spec
-	fs.StringVar(&s.Init, "init", defaultInit(), "pack this `FILE` as /init (a static binary)")
+	fs.StringVar(&s.Init, "init", "", "pack this `FILE` as /init (a static binary; default: ramboot-init beside this program, ramboot-init-arm64 for arm64, as make build leaves them)")
+	fs.StringVar(&o.arch, "arch", "", "build the initramfs for `ARCH`, amd64 or arm64: the /init for it, and modules and --init must be for it (default: the architecture of the --modules, else amd64)")
 	fs.StringVar(&s.Modules, "modules", "", "pack the wired network drivers, virtio and their dependencies from this kernel's /lib/modules/RELEASE `DIR` (RELEASE is read from the modules)")
 	fs.Var(&o.sets, "modules-set", "also pack this `SET` of modules (repeatable, or comma-separated): "+strings.Join(initramfs.ModuleSetNames(), ", "))
 	fs.Var(&o.prefixes, "module-dir", "pack every module under this `DIR` of the tree instead of the set "+initramfs.DefaultModuleSet+" (repeatable, e.g. kernel/drivers/net/)")
@@ -132,7 +134,45 @@ func (o *initramfsOptions) buildSpec() (initramfs.Spec, error) {
 	for i, p := range s.ModulePrefixes {
 		s.ModulePrefixes[i] = strings.TrimSuffix(p, "/") + "/"
 	}
+	if o.arch != "" {
+		a, err := initramfs.ParseArch(o.arch)
+		if err != nil {
+			return s, fmt.Errorf("%w: --arch: %v", errUsage, err)
+		}
+		s.Arch = a
+	}
+	if s.Init == "" {
+		init, err := defaultInit(s)
+		if err != nil {
+			return s, err
+		}
+		s.Init = init
+	}
 	return s, nil
+}
+
+// defaultInit is the /init `make build` leaves beside this binary for the initramfs's
+// architecture: --arch, else the modules', else amd64 (see initramfs.InitName).
+func defaultInit(s initramfs.Spec) (string, error) {
+	a := s.Arch
+	if a == "" && s.Modules != "" {
+		var err error
+		if a, err = initramfs.ModulesArch(s.Modules); err != nil {
+			return "", fmt.Errorf("choosing the /init: %w (give --arch or --init FILE)", err)
+		}
+	}
+	if a == "" {
+		a = initramfs.AMD64
+	}
+	dir := "."
+	if exe, err := os.Executable(); err == nil {
+		dir = filepath.Dir(exe)
+	}
+	p := filepath.Join(dir, initramfs.InitName(a))
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("no /init for %s at %s: run make build, or give --init FILE", a, p)
+	}
+	return p, nil
 }
 
 // chosenLines say where the packed modules and firmware came from, a line each:
@@ -176,15 +216,6 @@ func moduleWarnings(s initramfs.Spec, st *initramfs.Stats) []string {
 			"a distribution kernel needs them (fine for a kernel with its drivers built in)", s.Modules)}
 	}
 	return nil
-}
-
-// defaultInit is bin/ramboot-init beside this binary, as `make build` leaves it.
-func defaultInit() string {
-	exe, err := os.Executable()
-	if err != nil {
-		return "ramboot-init"
-	}
-	return filepath.Join(filepath.Dir(exe), "ramboot-init")
 }
 
 // zstdNote says which encoder made a .cpio.zst: the zstd command makes it about 12% smaller.

@@ -27,6 +27,9 @@ import (
 type Spec struct {
 	Init    string // the static /init binary (required)
 	Modules string // a kernel's /lib/modules/<version> tree, "" for none
+	// Arch, when set, is the architecture the initramfs is for: the modules and /init must be
+	// built for it. Unset, the modules say it, and /init must match them.
+	Arch Arch
 	// ModulePrefixes, when set, replace DefaultModuleSet: every module under these
 	// directories of Modules is packed.
 	ModulePrefixes []string
@@ -53,6 +56,9 @@ type Stats struct {
 	NetModules   int // of Modules, network drivers (kernel/drivers/net/)
 	Uncompressed int64
 	KernelVer    string // the modules' kernel release; "" when none are packed
+	// Arch is the architecture of the modules and /init (Spec.Arch, else theirs); "" when
+	// neither says (no modules, and an /init that is not ELF or of another machine).
+	Arch Arch
 	// Chosen says where the packed modules came from: each set, --module-dir, --module, and
 	// the dependencies they pulled in; each module is counted once, in the first group that
 	// chose it.
@@ -163,6 +169,12 @@ func (b *builder) collect(s Spec) error {
 		if err := b.modules(s); err != nil {
 			return err
 		}
+	} else {
+		a, err := checkArch(nil, nil, s)
+		if err != nil {
+			return err
+		}
+		b.stats.Arch = a
 	}
 	if s.Firmware != "" && s.Modules == "" {
 		if err := b.tree(layout.FirmwareRoot, s.Firmware, 0o644); err != nil {
@@ -214,8 +226,19 @@ func (b *builder) modules(s Spec) error {
 	if err != nil {
 		return fmt.Errorf("reading module index of %s: %w", s.Modules, err)
 	}
-	sel, err := b.choose(ix, s)
+	// The sets choose by architecture (arm64's SoC NICs): the one --arch says, else the
+	// modules'. checkArch then holds every packed module, and /init, to it.
+	arch := s.Arch
+	if arch == "" {
+		if m, _, err := treeMachine(fsys); err == nil {
+			arch = archOf(m)
+		}
+	}
+	sel, err := b.choose(ix, s, arch)
 	if err != nil {
+		return err
+	}
+	if b.stats.Arch, err = checkArch(fsys, sel, s); err != nil {
 		return err
 	}
 	if len(sel) == 0 {

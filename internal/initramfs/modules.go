@@ -15,17 +15,17 @@ import (
 	"github.com/ramboot/ramboot/internal/layout"
 )
 
-// choose returns the module paths to pack, sorted: the default set (or every module under
+// choose returns the module paths to pack for modules of arch, sorted: the default set (or every module under
 // s.ModulePrefixes instead), s.ModuleSets, s.ExtraModules, and all their dependencies. It
 // records in b.stats.Chosen which group chose each one.
-func (b *builder) choose(ix *kmod.Index, s Spec) ([]string, error) {
+func (b *builder) choose(ix *kmod.Index, s Spec, arch Arch) ([]string, error) {
 	type group struct {
 		name  string
 		paths []string
 	}
 	var groups []group
 	if len(s.ModulePrefixes) > 0 {
-		groups = append(groups, group{"--module-dir", ModuleSet{Paths: s.ModulePrefixes}.members(ix)})
+		groups = append(groups, group{"--module-dir", ModuleSet{Paths: s.ModulePrefixes}.members(ix, arch)})
 	} else {
 		s.ModuleSets = append([]string{DefaultModuleSet}, s.ModuleSets...)
 	}
@@ -40,9 +40,9 @@ func (b *builder) choose(ix *kmod.Index, s Spec) ([]string, error) {
 		if slices.ContainsFunc(groups, func(g group) bool { return g.name == name }) {
 			continue
 		}
-		groups = append(groups, group{name, set.members(ix)})
+		groups = append(groups, group{name, set.members(ix, arch)})
 	}
-	groups = append(groups, group{"/init", ModuleSet{Paths: InitModules}.members(ix)})
+	groups = append(groups, group{"/init", ModuleSet{Paths: InitModules}.members(ix, arch)})
 	// A module's name resolves to one path (updates/ shadows kernel/): count that one.
 	var names []string
 	for i, g := range groups {

@@ -26,11 +26,25 @@ type ModuleSet struct {
 	// module without one (a library, an offload add-on, a PCMCIA or device-tree-only driver)
 	// is packed only when a chosen driver depends on it.
 	Buses []string
+	// ArchPaths and ArchBuses add, for the modules of one architecture, tree paths to Paths
+	// and buses to Buses.
+	ArchPaths map[Arch][]string
+	ArchBuses map[Arch][]string
 }
 
 // nicBuses are the buses a boot NIC sits on: PCI (and what rides on it: auxiliary devices of
 // split drivers such as mlx5), USB, and the hypervisors' own (virtio, Hyper-V's vmbus, Xen).
 var nicBuses = []string{"pci", "usb", "virtio", "vmbus", "xen", "auxiliary"}
+
+// socBuses are the buses of the NICs and PHYs of arm64 SoCs, which no PCI probe finds: devices
+// the firmware describes (ACPI's "acpi*:HID:*" aliases, the device tree's "of:", and
+// "platform:" by name), NXP's DPAA2 objects on the fsl-mc bus (LX2160A servers), and the PHYs
+// on an MDIO bus that such NICs drive themselves (Realtek's, Marvell's and Broadcom's need
+// their own driver for the link to come up).
+var socBuses = []string{"platform", "of", "acpi*", "fsl-mc", "mdio"}
+
+// socPaths are where the PHY, MDIO and PCS drivers of SoC NICs sit.
+var socPaths = []string{"kernel/drivers/net/phy/", "kernel/drivers/net/mdio/", "kernel/drivers/net/pcs/"}
 
 // InitModules are the modules /init itself may need, packed whatever the sets, when the kernel
 // has them as modules: efivarfs, for the UEFI firmware's boot entry (the boot NIC).
@@ -43,7 +57,7 @@ const DefaultModuleSet = "ethernet"
 var ModuleSets = []ModuleSet{
 	{
 		Name: "ethernet",
-		Doc:  "wired Ethernet (PCI and USB, with the USB host controllers) and the virtual NICs of virtio, VMware, Hyper-V and Xen",
+		Doc:  "wired Ethernet (PCI and USB, with the USB host controllers) and the virtual NICs of virtio, VMware, Hyper-V and Xen; for arm64 also the SoCs' own (ACPI, device tree, fsl-mc) and their PHYs",
 		Paths: []string{
 			"kernel/drivers/net/ethernet/",
 			"kernel/drivers/net/usb/",
@@ -54,8 +68,10 @@ var ModuleSets = []ModuleSet{
 			"kernel/drivers/net/hyperv/",
 			"kernel/drivers/net/xen-netfront",
 		},
-		Exclude: usbModems,
-		Buses:   nicBuses,
+		Exclude:   usbModems,
+		Buses:     nicBuses,
+		ArchPaths: map[Arch][]string{ARM64: socPaths},
+		ArchBuses: map[Arch][]string{ARM64: socBuses},
 	},
 	{
 		Name:  "wwan",
@@ -151,16 +167,19 @@ func onBus(aliases, buses []string) bool {
 	return false
 }
 
-// members returns the modules of ix that s chooses, before dependencies, sorted.
-func (s ModuleSet) members(ix *kmod.Index) []string {
+// members returns the modules of ix that s chooses for modules of arch ("" for none in
+// particular), before dependencies, sorted.
+func (s ModuleSet) members(ix *kmod.Index, arch Arch) []string {
+	paths := append(slices.Clip(s.Paths), s.ArchPaths[arch]...)
+	buses := append(slices.Clip(s.Buses), s.ArchBuses[arch]...)
 	var out []string
 	for _, p := range ix.Paths() {
 		if slices.ContainsFunc(s.Exclude, func(pat string) bool { return matchPath(p, pat) }) {
 			continue
 		}
-		for _, pat := range s.Paths {
+		for _, pat := range paths {
 			if matchPath(p, pat) {
-				if len(s.Buses) == 0 || onBus(ix.Aliases(p), s.Buses) {
+				if len(buses) == 0 || onBus(ix.Aliases(p), buses) {
 					out = append(out, p)
 				}
 				break

@@ -269,6 +269,35 @@ func modinfoSection(r io.ReaderAt) ([]byte, error) {
 	return nil, errors.New("no .modinfo section")
 }
 
+// Open returns a reader of the ELF image of the module at p in fsys (.ko, .ko.xz, .ko.zst or
+// .ko.gz), decompressed as it is read: ramboot initramfs reads a module's ELF header with it.
+func Open(fsys fs.FS, p string) (io.ReadCloser, error) {
+	f, err := fsys.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := decompress(f, p)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	return closeBoth{rc, f}, nil
+}
+
+// closeBoth closes a decompressor and the file below it.
+type closeBoth struct {
+	io.ReadCloser
+	file io.Closer
+}
+
+func (c closeBoth) Close() error {
+	err := c.ReadCloser.Close()
+	if ferr := c.file.Close(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
 // decompress returns a reader of the module image in r, decompressing by the file name's
 // extension: .ko as is, .ko.xz, .ko.zst or .ko.gz.
 func decompress(r io.Reader, name string) (io.ReadCloser, error) {
