@@ -5,8 +5,15 @@
 #                           $RAMBOOT_KERNEL_DIR, default /var/cache/ramboot/kernel
 #   get-kernel.sh generic   linux-image-amd64, the kernel bare metal boots (every driver), in
 #                           $RAMBOOT_GENERIC_KERNEL_DIR, default /var/cache/ramboot/kernel-generic
+#   get-kernel.sh cloud-arm64
+#                           linux-image-cloud-arm64, Debian's arm64 cloud kernel, in
+#                           $RAMBOOT_ARM64_KERNEL_DIR, default /var/cache/ramboot/kernel-arm64
+# The arm64 package comes from the host's own Debian sources, through an apt state of its own
+# (package lists for arm64 in a temporary directory): the host's dpkg architectures and apt
+# lists are left as they are, and no `dpkg --add-architecture` is needed.
 set -euo pipefail
 flavour=${1:-cloud}
+arch=
 case "$flavour" in
 cloud)
 	meta=linux-image-cloud-amd64
@@ -16,8 +23,13 @@ generic)
 	meta=linux-image-amd64
 	dir=${RAMBOOT_GENERIC_KERNEL_DIR:-/var/cache/ramboot/kernel-generic}
 	;;
+cloud-arm64)
+	meta=linux-image-cloud-arm64
+	arch=arm64
+	dir=${RAMBOOT_ARM64_KERNEL_DIR:-/var/cache/ramboot/kernel-arm64}
+	;;
 *)
-	echo "get-kernel: unknown kernel $flavour (want cloud or generic)" >&2
+	echo "get-kernel: unknown kernel $flavour (want cloud, generic or cloud-arm64)" >&2
 	exit 2
 	;;
 esac
@@ -29,10 +41,19 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 cd "$work"
+apt=()
+if [ -n "$arch" ] && [ "$arch" != "$(dpkg --print-architecture)" ]; then
+	# Another architecture's package lists, fetched into $work only (signatures checked
+	# against the host's keyrings as usual).
+	mkdir -p lists/partial cache/archives/partial
+	apt=(-o "APT::Architecture=$arch" -o "APT::Architectures=$arch" -o "Dir::State::Lists=$work/lists"
+		-o "Dir::Cache=$work/cache" -o Dir::State::status=/dev/null)
+	apt-get -q "${apt[@]}" update >&2
+fi
 # The meta package depends on the versioned image package: resolve it, then download that.
-pkg=$(apt-cache depends "$meta" | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+pkg=$(apt-cache "${apt[@]}" depends "$meta" | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 [ -n "$pkg" ] || { echo "get-kernel: cannot resolve $meta (run apt-get update)" >&2; exit 1; }
-apt-get download "$pkg" >&2
+apt-get "${apt[@]}" download "$pkg" >&2
 mkdir -p "$dir"
 dpkg -x ./*.deb "$dir"
 ver=$(ls "$dir/lib/modules" | head -n1)
