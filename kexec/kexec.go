@@ -2,6 +2,9 @@
 // it. Loading and executing are separate: a loaded image can still be abandoned (the menu goes
 // back), Exec does not return.
 //
+// On arm64 a gzip-compressed or EFI zboot kernel is unpacked to its raw Image first, the only
+// form arm64's kexec_file_load takes (arm64.go).
+//
 // Load prefers kexec_file_load(2) and falls back to kexec_load(2) (u-root's bzImage loader)
 // only where the kernel does not support file loading for this image (ENOSYS, ENOEXEC), and
 // never under lockdown (Secure Boot), where kexec_load is refused and kexec_file_load loads
@@ -15,6 +18,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 
 	ukexec "github.com/u-root/u-root/pkg/boot/kexec"
@@ -81,6 +85,17 @@ func Load(img Image, tmpDir string, logf func(string, ...any)) error {
 		return fmt.Errorf("kexec: opening kernel: %w", err)
 	}
 	defer kernel.Close()
+	if kernelArch == "arm64" {
+		// arm64's kexec_file_load takes only the raw Image: unpack a gzip or EFI zboot kernel.
+		img, err := arm64Image(kernel, tmpDir, logf)
+		if err != nil {
+			return fmt.Errorf("kexec: %s: %w", name, err)
+		}
+		if img != kernel {
+			defer img.Close()
+			kernel = img
+		}
+	}
 	var initrd *os.File
 	if len(img.Initrds) > 0 {
 		if initrd, err = catInitrds(img.Initrds, tmpDir); err != nil {
@@ -122,6 +137,7 @@ func Load(img Image, tmpDir string, logf func(string, ...any)) error {
 
 // The calls Load makes (fakes in tests).
 var (
+	kernelArch  = runtime.GOARCH // the running kernel's: /init is built for it
 	fileLoad    = ukexec.FileLoad
 	segmentLoad = func(kernel, initrd *os.File, cmdline string) error {
 		return linux.KexecLoad(kernel, initrd, cmdline, nil, nil)

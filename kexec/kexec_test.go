@@ -76,8 +76,11 @@ func TestExecSyncs(t *testing.T) {
 func fakeKernel(t *testing.T, mode Lockdown, sb bool, fileErr error) *[]string {
 	t.Helper()
 	var calls []string
-	oldFile, oldSeg, oldLock, oldSB := fileLoad, segmentLoad, readLockdown, secureBootVar
-	t.Cleanup(func() { fileLoad, segmentLoad, readLockdown, secureBootVar = oldFile, oldSeg, oldLock, oldSB })
+	oldFile, oldSeg, oldLock, oldSB, oldArch := fileLoad, segmentLoad, readLockdown, secureBootVar, kernelArch
+	t.Cleanup(func() {
+		fileLoad, segmentLoad, readLockdown, secureBootVar, kernelArch = oldFile, oldSeg, oldLock, oldSB, oldArch
+	})
+	kernelArch = "amd64" // testImage's kernel is no arm64 Image: arm64 hosts run these too
 	fileLoad = func(kernel, initrd *os.File, cmdline string) error {
 		calls = append(calls, "kexec_file_load")
 		if fileErr != nil {
