@@ -1,6 +1,7 @@
 // Package cmdline parses the kernel command line that ramboot's /init acts on: the ramroot
-// form (`boot=ramdisk ramroot=URL`), ramboot.* options, BOOTIF= and ip=. Parse is pure; the
-// file read of /proc/cmdline is one line in Read.
+// form (`boot=ramdisk ramroot=URL`), ramboot.* options, BOOTIF= and the network in dracut's
+// syntax (ip=, vlan=, bond=, ifname=, rd.route=, nameserver=, rd.net.timeout.*). Parse is
+// pure; the file read of /proc/cmdline is one line in Read.
 //
 // A bad parameter never stops the boot: Parse skips it, keeps every valid one and returns an
 // error per skipped parameter for /init to log and show.
@@ -41,8 +42,12 @@ type Config struct {
 	Init string
 	// BootIF is the MAC address of BOOTIF=01-aa-bb-cc-dd-ee-ff (pxelinux), nil if absent.
 	BootIF net.HardwareAddr
-	// IP is ip=, nil if absent.
+	// IP is the ip= that /init's IPv4 bring-up acts on: the last one that configures IPv4
+	// (DHCP or a static IPv4 address); nil if there is none. Network.IPs has them all.
 	IP *IPConfig
+	// Network is ip= (all of them), vlan=, bond=, ifname=, rd.route=, nameserver= and
+	// rd.net.timeout.*, checked against each other.
+	Network
 	// Menu, Default, Timeout: ramboot.menu=, ramboot.default=, ramboot.timeout= (Timeout is
 	// -1 when absent).
 	Menu    string
@@ -87,9 +92,12 @@ type Param struct {
 	HasValue   bool
 }
 
-// ParamError is a parameter Parse skipped: which one, with what value, and why.
+// ParamError is a parameter Parse skipped: which one, with what value, and why. Index is its
+// place among the parameters parsed (Config.Raw, or ParseNetwork's), for callers that map it
+// back to where it came from.
 type ParamError struct {
 	Key, Value string
+	Index      int
 	Err        error
 }
 
@@ -125,11 +133,20 @@ func Parse(s string) (*Config, []error) {
 		errs = append(errs, fmt.Errorf("kernel command line: %w in %s: it runs to the end of the line", err, last))
 	}
 	c := &Config{Init: "/sbin/init", Timeout: -1, Raw: params}
-	for _, p := range params {
-		if err := c.set(p); err != nil {
-			errs = append(errs, &ParamError{Key: p.Key, Value: p.Value, Err: err})
+	var net netBuilder
+	for i, p := range params {
+		var err error
+		if IsNetworkParam(p.Key) {
+			err = net.add(p, i)
+		} else {
+			err = c.set(p)
+		}
+		if err != nil {
+			errs = append(errs, &ParamError{Key: p.Key, Value: p.Value, Index: i, Err: err})
 		}
 	}
+	c.Network, errs = net.finish(params, errs)
+	c.IP = c.Network.legacyIP()
 	return c, errs
 }
 
@@ -164,12 +181,6 @@ func (c *Config) set(p Param) error {
 			return err
 		}
 		c.BootIF = mac
-	case "ip":
-		ip, err := ParseIP(v)
-		if err != nil {
-			return err
-		}
-		c.IP = ip
 	case "boot":
 		c.Boot = v
 	case "ramboot.registry-mirror":

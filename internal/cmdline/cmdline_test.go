@@ -65,6 +65,9 @@ func TestParse(t *testing.T) {
 			want: Config{Init: "/sbin/init", Timeout: -1},
 		},
 	} {
+		if tt.want.IP != nil {
+			tt.want.IPs = []IPConfig{*tt.want.IP}
+		}
 		got, errs := Parse(tt.in)
 		if len(errs) != 0 {
 			t.Errorf("Parse(%q): %v", tt.in, errs)
@@ -178,8 +181,8 @@ func TestParseErrors(t *testing.T) {
 		{"ip=maybe", `ip="maybe": want dhcp, off, IFACE:dhcp`},
 		{"ip=10.0.0.1::::::fancy", "autoconf"},
 		{"ip=:dhcp", "no interface name"},
-		{"ip=eth0:dhcp:1500", "mtu and macaddr"},
-		{"ip=eth0:dhcp6", `ip="eth0:dhcp6"`},
+		{"ip=eth0:dhcp:15", "MTU"},
+		{"ip=eth0:dhcp7", `ip="eth0:dhcp7"`},
 		{"ip=averyveryverylongname:dhcp", "not an interface name"},
 		{"ramboot.timeout=soon", `ramboot.timeout="soon": want seconds, e.g. 10 or 10s`},
 		{"ramboot.timeout=abc", `ramboot.timeout="abc": want seconds, e.g. 10 or 10s`},
@@ -219,6 +222,7 @@ func TestBadParamsSkipped(t *testing.T) {
 		Ramroot: []string{"http://a/r.tar"}, Timeout: 5 * time.Second, Deadline: 10 * time.Minute,
 		IP: &IPConfig{Device: "eth0", Autoconf: "dhcp"}, Init: "/bin/sh", Size: "50%",
 		OnError: OnErrorMenu, Menu: "http://m/menu.yaml",
+		Network: Network{IPs: []IPConfig{{Device: "eth0", Autoconf: "dhcp"}}},
 	}
 	if diff := cmp.Diff(&want, c, cmpConfig...); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -293,6 +297,13 @@ func FuzzParse(f *testing.F) {
 		`ramboot.menu="a b" -- x`, "ramroot.size=50% ramboot.timeout=3", `"`,
 		"ip=eth0:dhcp ramboot.timeout=10s ramboot.idle=-1 ramboot.deadline=10m",
 		"ramboot.timeout=abc ramboot.timeout=1e308 ramboot.deadline=-1h",
+		"ip=dhcp6 ip=auto6 ip=either6 ip=link6 ip=single-dhcp ip=eth0:dhcp,dhcp6 ip=eth1:dhcp6:1500:52:54:00:12:34:56",
+		"ip=[2001:db8::5]::[2001:db8::1]:64:box:eth0:none:[2001:db8::53] ip=10.0.0.5:::24::eth0:none:9000:52-54-00-12-34-56",
+		"bond=bond0:eth0,eth1:mode=802.3ad,miimon=100,lacp_rate=fast,xmit_hash_policy=layer3+4:9000 vlan=vlan0042:bond0 ip=vlan0042:dhcp",
+		"bond bond=bond1 vlan=eth0.5:eth0 vlan=vlan5:eth1 vlan=eth2.0042:bond3 ip=bond7:dhcp",
+		"ifname=bootnet:52:54:00:12:34:56 ip=bootnet:dhcp::52:54:00:12:34:57 rd.route=[2001:db8::/32]:[2001:db8::1]:bootnet",
+		"rd.route=10.0.0.0/8:10.0.0.1:eth0 rd.route=10.1.0.0/255.255.0.0::eth1 nameserver=10.0.0.53 nameserver=[2001:db8::53]",
+		"rd.net.timeout.carrier=5 rd.net.timeout.ifup=0 rd.net.timeout.dhcp=30s rd.net.timeout.ipv6dad=x",
 	} {
 		f.Add(s)
 	}
@@ -322,6 +333,19 @@ func FuzzParse(f *testing.F) {
 		}
 		if c.Timeout > maxSeconds*time.Second || c.Deadline > maxSeconds*time.Second || c.Idle > maxSeconds*time.Second {
 			t.Fatalf("timeout %v deadline %v idle %v over the bound", c.Timeout, c.Deadline, c.Idle)
+		}
+		// The network renders back to parameters that parse to the same, without an error:
+		// what a kexec passes on is what this boot used.
+		line := strings.Join(c.Network.Params(), " ")
+		back, errs := Parse(line)
+		if len(errs) != 0 {
+			t.Fatalf("%q: Params() %q: %v", s, line, errs)
+		}
+		if diff := cmp.Diff(c.Network, back.Network, cmpConfig...); diff != "" {
+			t.Fatalf("%q: Params() %q parses back otherwise (-first +back):\n%s", s, line, diff)
+		}
+		if diff := cmp.Diff(c.IP, back.IP, cmpConfig...); diff != "" {
+			t.Fatalf("%q: Config.IP differs after the round trip:\n%s", s, diff)
 		}
 	})
 }
