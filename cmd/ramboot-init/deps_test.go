@@ -57,8 +57,8 @@ func TestInitDependencies(t *testing.T) {
 	}
 }
 
-// initBudget is the size the stripped static /init may reach. It is about 11.5 MiB now (make
-// bench prints it), most of it net/http with TLS, netlink, DHCP, the decompressors, the menu,
+// initBudget is the size the stripped static /init may reach. It is about 11.4 MiB now (make
+// bench prints it; built without HTTP/2), most of it net/http with TLS, netlink, DHCP, the decompressors, the menu,
 // the chain of trust (minisign, bcrypt, go-tpm: 0.7 MiB) and the registry client
 // (go-containerregistry's transport, name and v1: 0.6 MiB).
 const initBudget = 12 << 20
