@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ramboot/ramboot/internal/cmdline"
 )
 
 // Kind is what an entry does when chosen.
@@ -68,7 +70,10 @@ type Entry struct {
 	Ramroot *Ramroot // set when Kind is KindRamroot
 	Kexec   *Kexec   // set when Kind is KindKexec
 	Menu    string   // the sub-menu's URL when Kind is KindMenu
-	Line    int      // the line of the source the entry starts at, 0 when not from a file
+	// Network is the entry's network: block (ramroot, kexec and menu entries), nil without
+	// one: the network it boots over, in the command line's parameters.
+	Network *cmdline.Network
+	Line    int // the line of the source the entry starts at, 0 when not from a file
 	// Locked entries need the password (when one is set) to boot.
 	Locked bool
 	// Pinned is set by /init when the entry comes from a menu whose signature verified (or

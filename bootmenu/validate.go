@@ -89,6 +89,14 @@ func (e *Entry) validate() *fieldError {
 			return ferr(string(h.kind), fmt.Errorf("set on a %s entry", e.Kind))
 		}
 	}
+	if e.Network != nil {
+		if !e.Bootable() && e.Kind != KindMenu {
+			return ferr("network", fmt.Errorf("set on a %s entry", e.Kind))
+		}
+		if err := validateNetwork(e.Network); err != nil {
+			return ferr("network", err)
+		}
+	}
 	switch e.Kind {
 	case KindRamroot:
 		if e.Ramroot == nil {

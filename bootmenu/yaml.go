@@ -17,7 +17,7 @@ import (
 // not silently drop a setting.
 var (
 	menuKeys    = []string{"title", "default", "timeout", "entries", "password", "report"}
-	entryKeys   = []string{"name", "title", "ramroot", "kexec", "menu", "action", "locked"}
+	entryKeys   = []string{"name", "title", "ramroot", "kexec", "menu", "action", "locked", "network"}
 	ramrootKeys = []string{"init", "size", "cmdline"} // besides fileKeys
 	kexecKeys   = []string{"kernel", "initrd", "cmdline", "ipappend", "bootif"}
 	fileKeys    = []string{"url", "sha256", "mirrors"}
@@ -42,6 +42,12 @@ var (
 //	      cmdline: console=ttyS0
 //	      ipappend: true       # add ip= of the lease; bootif: false drops BOOTIF=
 //	  - {name: more, menu: other.yaml}
+//	  - name: vlan
+//	    ramroot: rescue.tar.zst
+//	    network:               # the network it boots over, as the command line's
+//	      bond: "bond0:eth0,eth1:mode=802.3ad"   # ip=, vlan=, bond=, ifname=, rd.route=,
+//	      vlan: vlan42:bond0                     # nameserver= and rd.net.timeout.*
+//	      ip: vlan42:dhcp                        # (see networkKeys)
 //	  - {name: shell, action: shell}   # or reboot, poweroff
 //	    locked: true           # booting it needs the password
 //	password: HASH             # optional: bcrypt or argon2id (ramboot passwd); honoured
@@ -229,6 +235,7 @@ var nestedKeys = map[string][]string{
 	"kexec":   kexecKeys,
 	"kernel":  fileKeys,
 	"initrd":  fileKeys,
+	"network": networkKeys,
 }
 
 // keyHint guesses what the unknown key n.Content[i] was meant to be: a key of an earlier
@@ -524,6 +531,14 @@ func (d *yamlDecoder) entry(i int, n *yaml.Node) (Entry, error) {
 	if v, ok := keys["locked"]; ok {
 		if v.val.Kind != yaml.ScalarNode || v.val.Tag != "!!bool" || v.val.Decode(&e.Locked) != nil {
 			return e, d.errf(v.val, ctx, "locked", "want true or false")
+		}
+	}
+	if v, ok := keys["network"]; ok {
+		if e.Network, err = d.network(v.val, ctx); err != nil {
+			return e, err
+		}
+		if keys["action"].val != nil {
+			return e, d.errf(v.key, ctx, "network", "only ramroot, kexec and menu entries have a network")
 		}
 	}
 	var kind string

@@ -175,6 +175,18 @@ func printMenu(w io.Writer, m *bootmenu.Menu) {
 		fmt.Fprintf(tw, "  %s\t%s\t%q\t%s\n", e.Name, e.Kind, e.Title, strings.Join(entryURLs(e), " "))
 	}
 	tw.Flush()
+	// Each network: block, as the command line parameters it amounts to.
+	var nets bool
+	for _, e := range m.Entries {
+		if e.Network != nil {
+			if !nets {
+				fmt.Fprintln(tw, "network:")
+				nets = true
+			}
+			fmt.Fprintf(tw, "  %s\t%s\n", e.Name, strings.Join(e.Network.Params(), " "))
+		}
+	}
+	tw.Flush()
 	for line := range strings.Lines(buf.String()) {
 		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
 	}

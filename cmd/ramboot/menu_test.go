@@ -39,6 +39,19 @@ entries:
       cmdline: console=ttyS0
   - {name: shell, action: shell}
 `)
+	network := write("network.yaml", `entries:
+  - name: lacp
+    ramroot: http://boot.example/rescue.tar.zst
+    network:
+      bond: "bond0:eth0,eth1:mode=802.3ad,miimon=100"
+      vlan: vlan42:bond0
+      ip: [vlan42:dhcp, vlan42:auto6]
+  - {name: plain, ramroot: http://boot.example/rescue.tar.zst}
+  - name: v6
+    ramroot: http://boot.example/rescue.tar.zst
+    network: {ip: "[2001:db8::5]::[2001:db8::1]:64::eth0:none", nameserver: "2001:db8::53"}
+`)
+	badNet := write("badnet.yaml", "entries:\n  - name: a\n    ramroot: http://h/a.tar\n    network:\n      bond: bond0:eth0,eth1\n      ip:\n        - eth1:dhcp\n")
 	bad := write("bad.yaml", "entries:\n  - name: maint\n    kexec:\n      kernel: {sha256: abc}\n")
 	pxe := write("tftp/pxelinux.cfg/default", "default linux\ntimeout 50\ninclude pxelinux.cfg/common.cfg\nlabel old\n localboot 0\n")
 	write("tftp/pxelinux.cfg/common.cfg", "label linux\n kernel vmlinuz\n append initrd=initrd.img quiet\n ipappend 2\n")
@@ -70,6 +83,14 @@ entries:
 			"timeout: 5s",
 			`  linux  kexec  "linux"  http://boot.example/tftp/vmlinuz http://boot.example/tftp/initrd.img cmdline "quiet"`,
 		}, wantStderr: "warning: " + pxe + ":4: label old: localboot is not supported; skipped"},
+		{name: "network", args: []string{network}, want: []string{
+			"entries: 3",
+			"  lacp   ramroot  \"lacp\"   http://boot.example/rescue.tar.zst",
+			"network:",
+			"  lacp  bond=bond0:eth0,eth1:mode=802.3ad,miimon=100 vlan=vlan42:bond0 ip=vlan42:dhcp ip=vlan42:auto6",
+			"  v6    ip=[2001:db8::5]::[2001:db8::1]:64::eth0:none nameserver=2001:db8::53",
+		}},
+		{name: "invalid network", args: []string{badNet}, wantErr: "menu: " + badNet + `:7: entries[0] (a): network.ip[0]: "eth1:dhcp": eth1 is a slave of bond0: configure bond0`},
 		{name: "invalid", args: []string{bad}, wantErr: "menu: " + bad + `:4: entries[0] (maint): kexec.kernel: missing url`},
 		{name: "missing file", args: []string{filepath.Join(dir, "nope.yaml")}, wantErr: "no such file"},
 		{name: "usage", args: []string{good, good}, wantErr: "want FILE"},
