@@ -13,7 +13,9 @@ import (
 )
 
 // arm64's kexec_file_load takes only the raw Image (arch/arm64/kernel/kexec_image.c probes
-// for its magic), while distributions ship it three ways: the Image itself (Debian 12, an
+// for its magic), and so does the kexec_load fallback (u-root's arm64 loader parses the Image
+// header; it is the one that runs on Debian 12, whose arm64 kernels lack CONFIG_KEXEC_FILE),
+// while distributions ship it three ways: the Image itself (Debian 12, an
 // EFI-stub PE whose Image header says "ARM\x64" at 0x38), gzipped (Ubuntu's vmlinuz, which
 // GRUB unpacks), or as an EFI zboot image (newer kernels' CONFIG_EFI_ZBOOT: a small PE
 // decompressor carrying the compressed Image, described by the header of
@@ -141,7 +143,7 @@ func (k arm64Kernel) unpack(w io.Writer, limit int64) (int64, error) {
 	return n, nil
 }
 
-// arm64Image returns the raw Image of the arm64 kernel file f for kexec_file_load: f itself,
+// arm64Image returns the raw Image of the arm64 kernel file f for kexec: f itself,
 // or an unlinked file in tmpDir holding the Image unpacked from a gzip or EFI zboot kernel
 // (the caller closes it; f stays open).
 func arm64Image(f *os.File, tmpDir string, logf func(string, ...any)) (*os.File, error) {
@@ -169,6 +171,6 @@ func arm64Image(f *os.File, tmpDir string, logf func(string, ...any)) (*os.File,
 		out.Close()
 		return nil, err
 	}
-	logf("kexec: the kernel is %s: unpacked its Image (%d bytes) for kexec_file_load", k, n)
+	logf("kexec: the kernel is %s: unpacked its Image (%d bytes) for kexec", k, n)
 	return out, nil
 }

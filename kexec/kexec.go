@@ -3,7 +3,7 @@
 // back), Exec does not return.
 //
 // On arm64 a gzip-compressed or EFI zboot kernel is unpacked to its raw Image first, the only
-// form arm64's kexec_file_load takes (arm64.go).
+// form arm64's kexec_file_load and kexec_load take (arm64.go).
 //
 // Load prefers kexec_file_load(2) and falls back to kexec_load(2) (u-root's bzImage loader)
 // only where the kernel does not support file loading for this image (ENOSYS, ENOEXEC), and
@@ -86,7 +86,7 @@ func Load(img Image, tmpDir string, logf func(string, ...any)) error {
 	}
 	defer kernel.Close()
 	if kernelArch == "arm64" {
-		// arm64's kexec_file_load takes only the raw Image: unpack a gzip or EFI zboot kernel.
+		// arm64's kexec calls take only the raw Image: unpack a gzip or EFI zboot kernel.
 		img, err := arm64Image(kernel, tmpDir, logf)
 		if err != nil {
 			return fmt.Errorf("kexec: %s: %w", name, err)

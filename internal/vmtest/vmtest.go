@@ -21,14 +21,25 @@ import (
 	"github.com/charmbracelet/x/vt"
 )
 
-// DefaultKernelDir is where scripts/get-kernel.sh unpacks the kernel package.
-const DefaultKernelDir = "/var/cache/ramboot/kernel"
+// DefaultKernelDir is where scripts/get-kernel.sh unpacks the kernel package;
+// DefaultARM64KernelDir where `get-kernel.sh cloud-arm64` unpacks Debian's arm64 cloud kernel.
+const (
+	DefaultKernelDir      = "/var/cache/ramboot/kernel"
+	DefaultARM64KernelDir = "/var/cache/ramboot/kernel-arm64"
+)
+
+// The architectures a VM can be: ""/AMD64 (q35, the default) or ARM64 (virt).
+const (
+	AMD64 = "amd64"
+	ARM64 = "arm64"
+)
 
 // Kernel is an unpacked kernel package.
 type Kernel struct {
 	Vmlinuz string
 	Modules string // lib/modules/<version>
 	Version string
+	Arch    string // "" (amd64) or ARM64: the machine Start emulates for it
 }
 
 // FindKernel finds the kernel of RAMBOOT_KERNEL_DIR (default DefaultKernelDir). It fails the
@@ -36,23 +47,42 @@ type Kernel struct {
 // when QEMU is missing.
 func FindKernel(t testing.TB) Kernel {
 	t.Helper()
+	return findKernel(t, "RAMBOOT_KERNEL_DIR", DefaultKernelDir, "", "")
+}
+
+// FindARM64Kernel finds Debian's arm64 cloud kernel in RAMBOOT_ARM64_KERNEL_DIR (default
+// DefaultARM64KernelDir) and qemu-system-aarch64, as FindKernel finds its own.
+func FindARM64Kernel(t testing.TB) Kernel {
+	t.Helper()
+	return findKernel(t, "RAMBOOT_ARM64_KERNEL_DIR", DefaultARM64KernelDir, " cloud-arm64", ARM64)
+}
+
+func findKernel(t testing.TB, env, dir, flavour, arch string) Kernel {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: no VM tests")
 	}
-	dir := os.Getenv("RAMBOOT_KERNEL_DIR")
-	if dir == "" {
-		dir = DefaultKernelDir
+	if d := os.Getenv(env); d != "" {
+		dir = d
 	}
 	vm, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))
 	mods, _ := filepath.Glob(filepath.Join(dir, "lib", "modules", "*", "modules.dep"))
 	if len(vm) == 0 || len(mods) == 0 {
-		Missing(t, "kernel package in "+dir+" (run scripts/get-kernel.sh)")
+		Missing(t, "kernel package in "+dir+" (run scripts/get-kernel.sh"+flavour+")")
 	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		Missing(t, "qemu-system-x86_64")
+	if _, err := exec.LookPath(qemu(arch)); err != nil {
+		Missing(t, qemu(arch))
 	}
 	m := filepath.Dir(mods[0])
-	return Kernel{Vmlinuz: vm[0], Modules: m, Version: filepath.Base(m)}
+	return Kernel{Vmlinuz: vm[0], Modules: m, Version: filepath.Base(m), Arch: arch}
+}
+
+// qemu is the QEMU binary of arch.
+func qemu(arch string) string {
+	if arch == ARM64 {
+		return "qemu-system-aarch64"
+	}
+	return "qemu-system-x86_64"
 }
 
 // Missing fails the test in CI, where everything must be installed, and skips it elsewhere.
@@ -152,19 +182,30 @@ const (
 	SnakeoilPassphrase = "snakeoil"
 )
 
+// Debian's AAVMF (package qemu-efi-aarch64): UEFI for QEMU's arm64 virt board.
+const (
+	AAVMFCode = "/usr/share/AAVMF/AAVMF_CODE.fd"
+	AAVMFVars = "/usr/share/AAVMF/AAVMF_VARS.fd"
+)
+
 // firmwareArgs are the QEMU arguments of fw (none for BIOS): the code read-only, a fresh copy
 // of the variable store (vars, else the firmware's own) writable, an RNG (UEFI HTTP boot needs
 // one). A firmware that is missing fails the test in CI and skips it elsewhere.
-func firmwareArgs(t testing.TB, fw Firmware, vars string) []string {
+func firmwareArgs(t testing.TB, fw Firmware, vars, arch string) []string {
 	t.Helper()
 	var code, store string
 	var args []string
-	switch fw {
-	case BIOS:
+	pkg := "ovmf"
+	switch {
+	case fw == BIOS:
 		return nil
-	case UEFI:
+	case arch == ARM64 && fw == UEFI:
+		code, store, pkg = AAVMFCode, AAVMFVars, "qemu-efi-aarch64"
+	case arch == ARM64:
+		t.Fatalf("vmtest: no firmware %q for arm64 (UEFI only)", fw)
+	case fw == UEFI:
 		code, store = OVMFCode, OVMFVars
-	case SecureBoot:
+	case fw == SecureBoot:
 		code, store = OVMFSecureCode, OVMFSnakeoilVars
 		args = append(args, "-global", "driver=cfi.pflash01,property=secure,value=on")
 	default:
@@ -175,7 +216,7 @@ func firmwareArgs(t testing.TB, fw Firmware, vars string) []string {
 	}
 	for _, f := range []string{code, store} {
 		if _, err := os.Stat(f); err != nil {
-			Missing(t, f+" (Debian's ovmf)")
+			Missing(t, f+" (Debian's "+pkg+")")
 		}
 	}
 	copied := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
@@ -279,17 +320,21 @@ type Options struct {
 	CPU string
 	// Extra are more QEMU arguments (a TPM: -chardev, -tpmdev, -device).
 	Extra []string
+	// Arch is the machine: "" for Kernel's (amd64 when none: q35), ARM64 for QEMU's virt
+	// board with its PL011 serial port (ttyAMA0), UEFI from Debian's AAVMF.
+	Arch string
 }
 
-// appendLine adds the serial console unless the test chose its consoles, and panic=-1 so a
-// kernel panic ends QEMU (with -no-reboot) instead of hanging the test.
-func appendLine(s string) string {
+// appendLine adds the serial console (console, ttyS0 or ttyAMA0) unless the test chose its
+// consoles, and panic=-1 so a kernel panic ends QEMU (with -no-reboot) instead of hanging the
+// test.
+func appendLine(s, console string) string {
 	chosen := false
 	for _, f := range strings.Fields(s) {
 		chosen = chosen || strings.HasPrefix(f, "console=")
 	}
 	if !chosen {
-		s = "console=ttyS0 " + s
+		s = "console=" + console + " " + s
 	}
 	return "panic=-1 " + s
 }
@@ -324,8 +369,17 @@ func Start(t testing.TB, o Options) *VM {
 	if mem == "" {
 		mem = "1G"
 	}
-	machine := "q35"
-	if o.Firmware == SecureBoot {
+	arch := o.Arch
+	if arch == "" {
+		arch = o.Kernel.Arch
+	}
+	machine, console := "q35", "ttyS0"
+	switch {
+	case arch == ARM64:
+		machine, console = "virt", "ttyAMA0"
+	case arch != "" && arch != AMD64:
+		t.Fatalf("vmtest: unknown architecture %q", arch)
+	case o.Firmware == SecureBoot:
 		machine += ",smm=on" // the variable store is writable only from SMM
 	}
 	args := []string{"-machine", machine}
@@ -336,11 +390,14 @@ func Start(t testing.TB, o Options) *VM {
 	default:
 		args = append(args, "-cpu", o.CPU)
 	}
-	args = append(args, "-m", mem, "-smp", "1",
-		"-display", "none", "-vga", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot")
-	args = append(args, firmwareArgs(t, o.Firmware, o.Vars)...)
+	args = append(args, "-m", mem, "-smp", "1", "-display", "none")
+	if arch != ARM64 {
+		args = append(args, "-vga", "none") // virt has none to turn off
+	}
+	args = append(args, "-serial", "stdio", "-monitor", "none", "-no-reboot")
+	args = append(args, firmwareArgs(t, o.Firmware, o.Vars, arch)...)
 	if o.Kernel.Vmlinuz != "" {
-		args = append(args, "-kernel", o.Kernel.Vmlinuz, "-initrd", o.Initrd, "-append", appendLine(o.Append))
+		args = append(args, "-kernel", o.Kernel.Vmlinuz, "-initrd", o.Initrd, "-append", appendLine(o.Append, console))
 	}
 	if o.Firmware != BIOS {
 		args = append(args, noPXE(o.NICs)...)
@@ -364,7 +421,7 @@ func Start(t testing.TB, o Options) *VM {
 	args = append(args, o.Extra...)
 	vm := &VM{t: t, started: time.Now(), term: vt.NewSafeEmulator(TermWidth, TermHeight)}
 	vm.cond = sync.NewCond(&vm.mu)
-	vm.cmd = exec.Command("qemu-system-x86_64", args...)
+	vm.cmd = exec.Command(qemu(arch), args...)
 	stdout, err := vm.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
