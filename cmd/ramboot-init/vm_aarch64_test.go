@@ -12,10 +12,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ramboot/ramboot/internal/initramfs"
 	"github.com/ramboot/ramboot/internal/vmtest"
@@ -194,4 +202,96 @@ func TestVMARM64Kexec(t *testing.T) {
 	}
 	t.Logf("QEMU start → second kernel's /init: %v", vm.Elapsed().Round(100*time.Millisecond))
 	vm.Wait(bootTimeout)
+}
+
+// TestVMARM64Registry: an OCI index with an amd64 and an arm64 image (each pushed by ramboot
+// image --platform, the index by go-containerregistry, to Debian's docker-registry): the
+// arm64 machine boots the arm64 root, whose testinit is an arm64 binary.
+func TestVMARM64Registry(t *testing.T) {
+	setupARM64(t)
+	regBin := vmtest.Tool(t, "docker-registry")
+	tools := t.TempDir()
+	rb := filepath.Join(tools, "ramboot")
+	if err := goBuildArch(rb, "github.com/ramboot/ramboot/cmd/ramboot", runtime.GOARCH); err != nil {
+		t.Fatal(err)
+	}
+	addr := startRegistry(t, regBin, tools)
+	repo := addr + "/lab/multi"
+	for _, arch := range []string{"amd64", "arm64"} {
+		root := filepath.Join(tools, "root-"+arch)
+		for _, d := range []string{"sbin", "lib", "etc/systemd/network", "proc", "sys", "dev", "run", "tmp"} {
+			os.MkdirAll(filepath.Join(root, d), 0o755)
+		}
+		if err := goBuildArch(filepath.Join(root, "lib/testinit"), "github.com/ramboot/ramboot/internal/vmtest/testinit", arch); err != nil {
+			t.Fatal(err)
+		}
+		os.Symlink("/lib/testinit", filepath.Join(root, "sbin/init"))
+		os.WriteFile(filepath.Join(root, "etc/marker"), []byte("index-"+arch+"\n"), 0o644)
+		if out, err := exec.Command(rb, "image", "-q", "--platform", "linux/"+arch, "dir:"+root, "docker://"+repo+":"+arch).CombinedOutput(); err != nil {
+			t.Fatalf("ramboot image --platform linux/%s: %v: %s", arch, err, out)
+		}
+	}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, arch := range []string{"amd64", "arm64"} {
+		ref, err := name.ParseReference(repo+":"+arch, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := remote.Image(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	ref, err := name.ParseReference(repo+":v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: arm64Built.kernel, Initrd: arm64Built.initrd,
+		Append: fmt.Sprintf("ramroot=docker://10.0.2.2:%s/lab/multi:v1 BOOTIF=%s ramboot.onerror=poweroff", port, bootif(mac1)),
+		NICs:   []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1}},
+	})
+	vm.Expect(`TESTINIT-MARKER index-arm64`, bootTimeout)
+	t.Logf("QEMU start → the arm64 root's init: %v", vm.Elapsed().Round(100*time.Millisecond))
+	vm.Expect(`TESTINIT-DONE`, time.Minute)
+}
+
+// startRegistry runs Debian's docker-registry on a free loopback port (QEMU's user network
+// reaches it as 10.0.2.2) until the test ends, and returns its address.
+func startRegistry(t *testing.T, bin, dir string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := filepath.Join(dir, "registry.yml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n",
+		filepath.Join(dir, "data"), addr)), 0o644)
+	reg := exec.Command(bin, "serve", cfg)
+	var regLog strings.Builder
+	reg.Stdout, reg.Stderr = &regLog, &regLog
+	if err := reg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		reg.Process.Kill()
+		reg.Wait()
+	})
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
+			resp.Body.Close()
+			return addr
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("docker-registry did not come up:\n%s", regLog.String())
+		}
+	}
 }
