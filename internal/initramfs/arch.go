@@ -184,9 +184,9 @@ func isModule(p string) bool {
 	return false
 }
 
-// checkArch checks that the packed modules (paths in fsys), the /init binary and s.Arch agree
-// on the architecture, and returns it ("" when nothing says). An /init that is not ELF (a
-// script) is not checked.
+// checkArch checks that the packed modules (paths in fsys), the /init binary, the busybox and
+// s.Arch agree on the architecture, and returns it ("" when nothing says). An /init that is
+// not ELF (a script) is not checked.
 func checkArch(fsys fs.FS, paths []string, s Spec) (Arch, error) {
 	var (
 		want    elf.Machine
@@ -227,6 +227,13 @@ func checkArch(fsys fs.FS, paths []string, s Spec) (Arch, error) {
 		}
 	} else if !errors.Is(err, ErrNotELF) {
 		return "", fmt.Errorf("reading /init binary: %w", err)
+	}
+	if s.Busybox != "" && want != 0 {
+		// The recovery shell must run too; its own errors are busybox's to report.
+		if m, err := fileMachine(s.Busybox); err == nil && m != want {
+			return "", fmt.Errorf("architecture mismatch: the busybox %s is for %s, but the initramfs is for %s: give a static busybox built for it (Debian's busybox-static of that architecture)",
+				s.Busybox, describeMachine(m), describeMachine(want))
+		}
 	}
 	return archOf(want), nil
 }

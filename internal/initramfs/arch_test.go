@@ -6,13 +6,17 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ramboot/ramboot/internal/vmtest"
 )
 
 // machineModule is module(t, info...) built for machine m.
@@ -218,6 +222,9 @@ func TestWriteArch(t *testing.T) {
 		{"mixed tree", Spec{Init: initA64, Modules: mixed},
 			"", "module kernel/drivers/virtio/virtio.ko is for amd64 (EM_X86_64), but the modules in " + mixed + " are for arm64 (EM_AARCH64)"},
 		{"bad --arch", Spec{Init: initA64, Arch: "sparc"}, "", `unknown architecture "sparc"`},
+		{"arm64 busybox", Spec{Init: initA64, Modules: a64, Busybox: initA64}, ARM64, ""},
+		{"amd64 busybox", Spec{Init: initA64, Modules: a64, Busybox: initX86},
+			"", "architecture mismatch: the busybox " + initX86 + " is for amd64 (EM_X86_64), but the initramfs is for arm64 (EM_AARCH64)"},
 	} {
 		tt.spec.CA = script
 		st, err := Write(&bytes.Buffer{}, tt.spec)
@@ -297,5 +304,40 @@ func TestArm64SoCNICs(t *testing.T) {
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("%s: ethernet set (-want +got):\n%s", tt.name, diff)
 		}
+	}
+}
+
+// TestDebianARM64 reads Debian's arm64 cloud kernel's modules (scripts/get-kernel.sh
+// cloud-arm64) as arm64 and packs its SoC NICs with the PCI and virtual ones.
+func TestDebianARM64(t *testing.T) {
+	k := vmtest.FindARM64Kernel(t)
+	a, err := ModulesArch(k.Modules)
+	if err != nil || a != ARM64 {
+		t.Fatalf("ModulesArch: %q, %v; want arm64", a, err)
+	}
+	init := filepath.Join(t.TempDir(), "init")
+	os.WriteFile(init, elfHeader(elf.ELFCLASS64, elf.ELFDATA2LSB, elf.EM_AARCH64), 0o755)
+	st, err := Write(io.Discard, Spec{Init: init, CA: init, Modules: k.Modules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eth []string
+	for _, g := range st.Chosen {
+		if g.Name == "ethernet" {
+			eth = g.Paths
+		}
+	}
+	for _, want := range []string{"kernel/drivers/net/virtio_net.ko", "kernel/drivers/net/ethernet/amazon/ena/ena.ko",
+		"kernel/drivers/net/ethernet/apm/xgene/xgene-enet.ko", "kernel/drivers/net/ethernet/hisilicon/hns/hns_enet_drv.ko"} {
+		if !slices.Contains(eth, want) {
+			t.Errorf("ethernet set lacks %s: %q", want, eth)
+		}
+	}
+	if st.Arch != ARM64 || st.KernelVer != k.Version {
+		t.Errorf("arch %q, release %q; want arm64, %s", st.Arch, st.KernelVer, k.Version)
+	}
+	_, err = Write(io.Discard, Spec{Init: init, CA: init, Modules: k.Modules, Arch: AMD64})
+	if err == nil || !strings.Contains(err.Error(), "is for arm64 (EM_AARCH64), but --arch says amd64") {
+		t.Errorf("--arch amd64 with arm64 modules: %v", err)
 	}
 }
