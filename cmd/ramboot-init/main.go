@@ -154,6 +154,13 @@ func run(ctx context.Context, rawCmdline string, logger *sysinit.Logger) error {
 		logf("%s", msg)
 		s.warnings = append(s.warnings, msg)
 	}
+	// Said, not silently dropped: a boot that needs a VLAN or a bond would otherwise fail
+	// somewhere later without a word about why.
+	for _, p := range cfg.Network.Pending(cfg.IP) {
+		msg := "not applied by this /init yet (checked only): " + p
+		logf("%s", msg)
+		s.warnings = append(s.warnings, msg)
+	}
 	for attempt := 1; ; attempt++ {
 		err := s.attempt(ctx)
 		logf("boot failed: %v", err)

@@ -111,6 +111,7 @@ func (s *state) act(ctx context.Context, e bootmenu.Entry, cmdline string) error
 		return fmt.Errorf("%s: a sub-menu cannot be the unattended default", e.Name)
 	}
 	s.logf("booting %s", e.Name)
+	s.pendingNetwork(e)
 	s.reportChosen(e.Name, "default")
 	exec, err := s.booter().Prepare(ctx, boot.FromEntry(e, cmdline), boot.ConsoleProgress(s.logf))
 	if err != nil {
@@ -128,6 +129,7 @@ type backend struct {
 func (k *backend) Prepare(ctx context.Context, e bootmenu.Entry, cmdline string, progress func(loader.Progress)) error {
 	k.s.ready = nil
 	k.s.logf("booting %s", e.Name)
+	k.s.pendingNetwork(e)
 	exec, err := k.s.booter().Prepare(ctx, boot.FromEntry(e, cmdline), progress)
 	if err != nil {
 		return err // the menu shows it and logs it
@@ -157,3 +159,14 @@ func (k *backend) Network() (string, []string) {
 }
 
 func (k *backend) Log() []string { return k.s.logger.Lines() }
+
+// pendingNetwork says which of an entry's network: block this /init does not apply yet (it
+// boots on the network it brought up): said, not silently dropped.
+func (s *state) pendingNetwork(e bootmenu.Entry) {
+	if e.Network == nil {
+		return
+	}
+	for _, p := range e.Network.Pending(nil) {
+		s.logf("%s: network: not applied by this /init yet (checked only): %s", e.Name, p)
+	}
+}

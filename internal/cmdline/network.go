@@ -496,3 +496,58 @@ func parseNameserver(v string) (netip.Addr, error) {
 	}
 	return a, nil
 }
+
+// Pending lists, one line each, the network parameters of n that are parsed and checked but
+// that this /init does not act on yet: it brings up IPv4 (DHCP or static ip=, on BOOTIF's NIC)
+// and nothing else. /init says so on the console rather than boot as if they had been applied.
+func (n *Network) Pending(acted *IPConfig) []string {
+	var out []string
+	add := func(what string, params []string) {
+		if len(params) > 0 {
+			out = append(out, what+": "+strings.Join(params, " "))
+		}
+	}
+	virtual := map[string]bool{}
+	for _, v := range n.VLANs {
+		virtual[v.Name] = true
+	}
+	for _, b := range n.Bonds {
+		virtual[b.Name] = true
+	}
+	var ips []string
+	for i := range n.IPs {
+		c := &n.IPs[i]
+		applied := acted != nil && c.String() == acted.String() && c.MTU == 0 && c.MAC == nil &&
+			!strings.Contains(c.Autoconf, "6") && !virtual[c.Device]
+		if !applied {
+			ips = append(ips, "ip="+c.String())
+		}
+	}
+	add("ip= on IPv6, VLANs, bonds, or with MTU or MAC", ips)
+	var p []string
+	for _, v := range n.VLANs {
+		p = append(p, "vlan="+v.String())
+	}
+	add("VLANs", p)
+	p = nil
+	for _, b := range n.Bonds {
+		p = append(p, "bond="+b.String())
+	}
+	add("bonds", p)
+	p = nil
+	for _, f := range n.IfNames {
+		p = append(p, "ifname="+f.String())
+	}
+	add("interface names", p)
+	p = nil
+	for _, r := range n.Routes {
+		p = append(p, "rd.route="+r.String())
+	}
+	add("routes", p)
+	p = nil
+	for _, a := range n.Nameservers {
+		p = append(p, "nameserver="+a.String())
+	}
+	add("name servers", p)
+	return out
+}

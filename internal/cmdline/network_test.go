@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -467,6 +468,33 @@ func TestBondMode(t *testing.T) {
 		c, errs := Parse(tt.in)
 		if len(errs) != 0 || len(c.Bonds) != 1 || c.Bonds[0].Mode() != tt.want {
 			t.Errorf("Parse(%q): %+v %v, want mode %s", tt.in, c.Bonds, errs, tt.want)
+		}
+	}
+}
+
+// TestPending: what /init parses but does not act on yet is listed, what it acts on (one IPv4
+// ip=, BOOTIF) is not.
+func TestPending(t *testing.T) {
+	for _, tt := range []struct {
+		line string
+		want []string
+	}{
+		{"ip=dhcp BOOTIF=01-52-54-00-12-34-56", nil},
+		{"ip=10.0.0.5::10.0.0.1:255.255.255.0:node:eth0:none", nil},
+		{"ip=eth0:dhcp", nil},
+		{"ip=dhcp6", []string{"ip= on IPv6, VLANs, bonds, or with MTU or MAC: ip=dhcp6"}},
+		{"ip=eth0:dhcp:9000", []string{"ip= on IPv6, VLANs, bonds, or with MTU or MAC: ip=eth0:dhcp:9000"}},
+		{"bond=bond0:eth0,eth1:mode=802.3ad vlan=vlan42:bond0 ip=vlan42:dhcp", []string{
+			"ip= on IPv6, VLANs, bonds, or with MTU or MAC: ip=vlan42:dhcp",
+			"VLANs: vlan=vlan42:bond0", "bonds: bond=bond0:eth0,eth1:mode=802.3ad"}},
+		{"nameserver=10.0.0.53 rd.route=10.1.0.0/16:10.0.0.1", []string{"routes: rd.route=10.1.0.0/16:10.0.0.1", "name servers: nameserver=10.0.0.53"}},
+	} {
+		c, problems := Parse(tt.line)
+		if len(problems) > 0 {
+			t.Errorf("%s: %v", tt.line, problems)
+		}
+		if got := c.Network.Pending(c.IP); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: Pending = %q, want %q", tt.line, got, tt.want)
 		}
 	}
 }
