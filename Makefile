@@ -62,6 +62,7 @@ fuzz: ## run each fuzz target for a short while (FUZZFLAGS: -fuzztime 30s -fuzzm
 	$(GO) test ./internal/kmod -run '^$$' -fuzz FuzzModinfoSection $(FUZZFLAGS)
 	$(GO) test ./internal/kmod -run '^$$' -fuzz FuzzMatch $(FUZZFLAGS)
 	$(GO) test ./internal/initramfs -run '^$$' -fuzz FuzzReadMachine $(FUZZFLAGS)
+	$(GO) test ./internal/initramfs -run '^$$' -fuzz FuzzAppletNames $(FUZZFLAGS)
 	$(GO) test ./kexec -run '^$$' -fuzz FuzzARM64Image $(FUZZFLAGS)
 	$(GO) test ./internal/imageconv -run '^$$' -fuzz FuzzParseSource $(FUZZFLAGS)
 	$(GO) test ./internal/efi -run '^$$' -fuzz FuzzParseLoadOption $(FUZZFLAGS)

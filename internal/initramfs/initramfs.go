@@ -357,14 +357,19 @@ func (b *builder) tree(dst, src string, perm uint64) error {
 	return nil
 }
 
-// busybox packs a static busybox and links its applets (as it lists them) into /bin.
+// busybox packs a static busybox and links its applets (as it lists them, else as its
+// applet table names them: a busybox of another architecture cannot run here) into /bin.
 func (b *builder) busybox(p string) error {
-	if err := b.copyFile(layout.Busybox, p, 0o755); err != nil {
+	data, err := os.ReadFile(p)
+	if err != nil {
 		return fmt.Errorf("busybox: %w", err)
 	}
+	b.file(layout.Busybox, data, 0o755)
 	applets := []string{"sh"}
 	if out, err := exec.Command(p, "--list").Output(); err == nil {
 		applets = strings.Fields(string(out))
+	} else if names := appletNames(data); names != nil {
+		applets = names
 	}
 	for _, a := range applets {
 		if a == "init" || a == "linuxrc" || strings.Contains(a, "/") {
