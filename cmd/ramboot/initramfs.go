@@ -142,7 +142,11 @@ func (o *initramfsOptions) buildSpec() (initramfs.Spec, error) {
 		s.Arch = a
 	}
 	if s.Init == "" {
-		init, err := defaultInit(s)
+		dir := "."
+		if exe, err := os.Executable(); err == nil {
+			dir = filepath.Dir(exe)
+		}
+		init, err := defaultInit(s, dir)
 		if err != nil {
 			return s, err
 		}
@@ -151,9 +155,9 @@ func (o *initramfsOptions) buildSpec() (initramfs.Spec, error) {
 	return s, nil
 }
 
-// defaultInit is the /init `make build` leaves beside this binary for the initramfs's
-// architecture: --arch, else the modules', else amd64 (see initramfs.InitName).
-func defaultInit(s initramfs.Spec) (string, error) {
+// defaultInit is the /init `make build` leaves in dir (beside this binary) for the
+// initramfs's architecture: --arch, else the modules', else amd64 (see initramfs.InitName).
+func defaultInit(s initramfs.Spec, dir string) (string, error) {
 	a := s.Arch
 	if a == "" && s.Modules != "" {
 		var err error
@@ -163,10 +167,6 @@ func defaultInit(s initramfs.Spec) (string, error) {
 	}
 	if a == "" {
 		a = initramfs.AMD64
-	}
-	dir := "."
-	if exe, err := os.Executable(); err == nil {
-		dir = filepath.Dir(exe)
 	}
 	p := filepath.Join(dir, initramfs.InitName(a))
 	if _, err := os.Stat(p); err != nil {
