@@ -237,6 +237,9 @@ func explain(err error) string {
 		return "kexec is busy"
 	case errors.Is(err, unix.EINVAL):
 		return "invalid image or command line (too long?)"
+	case errors.Is(err, unix.ENOSYS):
+		// Debian's arm64 kernels (12 and 13) are built without CONFIG_KEXEC_FILE.
+		return "this kernel has no kexec_file_load (built without CONFIG_KEXEC_FILE, as Debian's arm64 kernels are)"
 	}
 	return "load failed"
 }

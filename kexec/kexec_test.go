@@ -142,6 +142,8 @@ func TestLoadRefused(t *testing.T) {
 			want: "kexec_load is refused while the kernel is locked down (lockdown=integrity)", calls: "kexec_file_load"},
 		{name: "ENOSYS under lockdown: no kexec_load", mode: "integrity", err: unix.ENOSYS, final: true,
 			want: "kexec_load is refused while the kernel is locked down", calls: "kexec_file_load"},
+		{name: "ENOSYS under lockdown: says why", mode: "integrity", err: unix.ENOSYS, final: true,
+			want: "kexec_file_load: this kernel has no kexec_file_load (built without CONFIG_KEXEC_FILE, as Debian's arm64 kernels are)", calls: "kexec_file_load"},
 		{name: "ENOEXEC, not locked down: kexec_load", mode: "none", err: unix.ENOEXEC, calls: "kexec_file_load kexec_load"},
 		{name: "ENOMEM", mode: "integrity", sb: true, err: unix.ENOMEM, want: "not enough memory", calls: "kexec_file_load"},
 		{name: "loads under lockdown", mode: "integrity", sb: true, calls: "kexec_file_load"},
