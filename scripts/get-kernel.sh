@@ -56,6 +56,10 @@ pkg=$(apt-cache "${apt[@]}" depends "$meta" | awk '/Depends: linux-image-[0-9]/ 
 apt-get "${apt[@]}" download "$pkg" >&2
 mkdir -p "$dir"
 dpkg -x ./*.deb "$dir"
+# Debian 13's packages ship their modules under usr/lib (merged /usr): lib is usr/lib there.
+if [ ! -e "$dir/lib" ] && [ -d "$dir/usr/lib/modules" ]; then
+	ln -s usr/lib "$dir/lib"
+fi
 ver=$(ls "$dir/lib/modules" | head -n1)
 depmod -b "$dir" "$ver"
 echo "$dir"
