@@ -81,8 +81,9 @@ func ParseKernel(b []byte) (Kernel, error) {
 		return k, nil
 	}
 	if bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
-		// Debian 12's arm64 vmlinuz is a gzipped Image, which GRUB decompresses; the stub does not.
-		return k, errors.New("the kernel is gzip-compressed (as Debian 12's arm64 vmlinuz is): give the Image inside it (zcat VMLINUZ > Image)")
+		// Some distributions ship arm64's vmlinuz as a gzipped Image (Debian's is the raw
+		// Image), which GRUB decompresses; the stub does not.
+		return k, errors.New("the kernel is gzip-compressed: give the Image inside it (zcat VMLINUZ > Image)")
 	}
 	f, err := pe.NewFile(bytes.NewReader(b))
 	if err != nil {
