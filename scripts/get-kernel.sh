@@ -7,13 +7,16 @@
 #                           $RAMBOOT_GENERIC_KERNEL_DIR, default /var/cache/ramboot/kernel-generic
 #   get-kernel.sh cloud-arm64
 #                           linux-image-cloud-arm64, Debian's arm64 cloud kernel, in
-#                           $RAMBOOT_ARM64_KERNEL_DIR, default /var/cache/ramboot/kernel-arm64
+#                           $RAMBOOT_ARM64_KERNEL_DIR, default /var/cache/ramboot/kernel-arm64,
+#                           with arm64's systemd-boot-efi beside it (usr/lib/systemd/boot/efi/
+#                           linuxaa64.efi.stub: the arm64 UKI's stub)
 # The arm64 package comes from the host's own Debian sources, through an apt state of its own
 # (package lists for arm64 in a temporary directory): the host's dpkg architectures and apt
 # lists are left as they are, and no `dpkg --add-architecture` is needed.
 set -euo pipefail
 flavour=${1:-cloud}
 arch=
+extra=
 case "$flavour" in
 cloud)
 	meta=linux-image-cloud-amd64
@@ -26,6 +29,7 @@ generic)
 cloud-arm64)
 	meta=linux-image-cloud-arm64
 	arch=arm64
+	extra=systemd-boot-efi
 	dir=${RAMBOOT_ARM64_KERNEL_DIR:-/var/cache/ramboot/kernel-arm64}
 	;;
 *)
@@ -33,7 +37,8 @@ cloud-arm64)
 	exit 2
 	;;
 esac
-if ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1 && ls "$dir"/lib/modules/*/modules.dep >/dev/null 2>&1; then
+if ls "$dir"/boot/vmlinuz-* >/dev/null 2>&1 && ls "$dir"/lib/modules/*/modules.dep >/dev/null 2>&1 &&
+	{ [ -z "$extra" ] || ls "$dir"/usr/lib/systemd/boot/efi/*.efi.stub >/dev/null 2>&1; }; then
 	echo "$dir"
 	exit 0
 fi
@@ -53,9 +58,11 @@ fi
 # The meta package depends on the versioned image package: resolve it, then download that.
 pkg=$(apt-cache "${apt[@]}" depends "$meta" | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 [ -n "$pkg" ] || { echo "get-kernel: cannot resolve $meta (run apt-get update)" >&2; exit 1; }
-apt-get "${apt[@]}" download "$pkg" >&2
+apt-get "${apt[@]}" download "$pkg" ${extra:+"$extra"} >&2
 mkdir -p "$dir"
-dpkg -x ./*.deb "$dir"
+for deb in ./*.deb; do
+	dpkg -x "$deb" "$dir"
+done
 # Debian 13's packages ship their modules under usr/lib (merged /usr): lib is usr/lib there.
 if [ ! -e "$dir/lib" ] && [ -d "$dir/usr/lib/modules" ]; then
 	ln -s usr/lib "$dir/lib"

@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ramboot/ramboot/internal/initramfs"
+	"github.com/ramboot/ramboot/internal/uki"
 	"github.com/ramboot/ramboot/internal/vmtest"
 )
 
@@ -156,22 +157,46 @@ func serveARM64Menu(t *testing.T, name, def, timeout, marker string) string {
 	return arm64Built.base + "/" + name
 }
 
-// TestVMARM64Menu: Debian's arm64 cloud kernel with ramboot's arm64 initramfs on virt with
-// UEFI (AAVMF): modules for its virtio NIC, DHCP, the menu on ttyAMA0 counting down, and the
-// arm64 image boots to its init.
+// TestVMARM64Menu: an arm64 UKI, built by ramboot on systemd's linuxaa64 stub from Debian's
+// arm64 cloud kernel and ramboot's arm64 initramfs, HTTP-booted by UEFI (AAVMF) on virt: the
+// boot NIC from the firmware (no BOOTIF=), modules for its virtio NIC, DHCP, the menu found
+// beside the UKI on ttyAMA0 counting down, and the arm64 image boots to its init.
 func TestVMARM64Menu(t *testing.T) {
 	setupARM64(t)
 	if st, err := os.Stat(arm64Built.initrd); err == nil {
 		t.Logf("arm64 initramfs for %s: %.1f MiB", arm64Built.kernel.Version, float64(st.Size())/(1<<20))
 	}
+	serveARM64Menu(t, "menu.yaml", "rescue", "2s", "")
+	stubFile := filepath.Join(filepath.Dir(filepath.Dir(arm64Built.kernel.Vmlinuz)), "usr/lib/systemd/boot/efi/linuxaa64.efi.stub")
+	stub, err := os.ReadFile(stubFile)
+	if err != nil {
+		vmtest.Missing(t, stubFile+" (scripts/get-kernel.sh cloud-arm64 fetches arm64's systemd-boot-efi)")
+	}
+	kernel, err := os.ReadFile(arm64Built.kernel.Vmlinuz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd, err := os.ReadFile(arm64Built.initrd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	efi, err := uki.Build(uki.Spec{Stub: stub, Kernel: kernel, Initrd: initrd, Release: arm64Built.kernel.Version, Version: "vmtest",
+		Cmdline: "console=ttyAMA0 ramboot.menu=menu.yaml ramboot.onerror=poweroff"})
+	if err != nil {
+		t.Fatalf("arm64 UKI: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(arm64Built.dir, "ramboot-arm64.efi"), efi, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("arm64 UKI: %.1f MiB", float64(len(efi))/(1<<20))
 	vm := vmtest.Start(t, vmtest.Options{
-		Kernel: arm64Built.kernel, Initrd: arm64Built.initrd, Firmware: vmtest.UEFI,
-		Append: fmt.Sprintf("ramboot.menu=%s BOOTIF=%s ramboot.onerror=poweroff",
-			serveARM64Menu(t, "menu.yaml", "rescue", "2s", ""), bootif(mac1)),
-		NICs: []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1}},
+		Arch: vmtest.ARM64, Firmware: vmtest.UEFI,
+		NICs: []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1, HTTPBoot: arm64Built.base + "/ramboot-arm64.efi", BootIndex: 1}},
 	})
+	vm.Expect(`EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID`, 5*time.Minute)
 	vm.Expect(`ramboot: starting`, bootTimeout)
 	t.Logf("QEMU start → ramboot's /init: %v", vm.Elapsed().Round(100*time.Millisecond))
+	vm.Expect(`BOOTIF `+mac1+` from the firmware's boot entry`, bootTimeout)
 	vm.Expect(`network: \S+ `+mac1+` 10\.0\.2\.15/24`, bootTimeout)
 	vm.ExpectScreen(`(?s)Rescue image \(arm64\) +\(default\).*Maintenance kernel.*Booting rescue in \d+s`, bootTimeout)
 	vm.Expect(`TESTINIT-MARKER arm64-ok`, bootTimeout)

@@ -150,6 +150,39 @@ func (l *Layout) CertDirOff() int {
 	return l.DirsOff + 8*DirCertificate
 }
 
+// DebugData reports whether a debug directory entry of img keeps its data in the file at or
+// after off (outside the sections, where appending sections would cut it off). A directory
+// that cannot be read counts as such data: nothing is dropped on a guess.
+func (l *Layout) DebugData(img []byte, off uint32) bool {
+	const dirDebug, entrySize = 6, 28
+	if l.NumDirs <= dirDebug {
+		return false
+	}
+	d := img[l.DirsOff+8*dirDebug:]
+	rva, size := binary.LittleEndian.Uint32(d), binary.LittleEndian.Uint32(d[4:])
+	if size == 0 {
+		return false
+	}
+	for _, s := range l.Sections {
+		if rva < s.VirtualAddress || uint64(rva)+uint64(size) > uint64(s.VirtualAddress)+uint64(s.SizeOfRawData) {
+			continue
+		}
+		start := uint64(s.PointerToRaw) + uint64(rva-s.VirtualAddress)
+		if start+uint64(size) > uint64(len(img)) {
+			return true
+		}
+		dir := img[start : start+uint64(size)]
+		for len(dir) >= entrySize {
+			if p := binary.LittleEndian.Uint32(dir[24:]); p != 0 && p >= off {
+				return true
+			}
+			dir = dir[entrySize:]
+		}
+		return false
+	}
+	return true
+}
+
 // DataEnd is where the data of the last section in the file ends (SizeOfHeaders when there is
 // no section data).
 func (l *Layout) DataEnd() uint32 {
@@ -220,11 +253,13 @@ func alignUp(v, a uint32) uint32 { return (v + a - 1) &^ (a - 1) }
 //
 // The headers must have room for the new section headers below SizeOfHeaders and the first
 // section's data (ErrNoRoom otherwise: growing them would move every section in the file).
-// img must have no certificate table (signing comes after) and nothing after its last
-// section's data but zeros or a COFF symbol table with its string table, which is dropped:
-// the PE/COFF specification deprecates it in images ("should be zero"), no loader reads it,
-// and left after the sections it is data no section covers, which sbverify warns about
-// ("gaps between PE/COFF sections?"). Debian's systemd stub has one.
+// img must have no certificate table (signing comes after). What follows its last section's
+// data is dropped unless a debug directory entry points there: a COFF symbol table with its
+// string table (the PE/COFF specification deprecates it in images, "should be zero"; Debian's
+// x86-64 systemd stub has one), or an ELF symbol table the ELF-to-PE conversion left behind
+// (Debian's arm64 stub has 5 KiB of it, which nothing in the headers points at). No loader
+// reads such data, and left after the sections it is data no section covers, which sbverify
+// warns about ("gaps between PE/COFF sections?").
 func AppendSections(img []byte, secs []NewSection) ([]byte, error) {
 	l, err := Parse(img)
 	if err != nil {
@@ -238,8 +273,10 @@ func AppendSections(img []byte, secs []NewSection) ([]byte, error) {
 	if st := l.SymbolTable; st != 0 && st >= dataEnd && int(st) < len(img) {
 		tail = img[dataEnd:st]
 	}
-	if len(bytes.Trim(tail, "\x00")) != 0 {
-		return nil, fmt.Errorf("appending sections: %d bytes after the last section's data that are not a symbol table: not supported", len(tail))
+	if len(bytes.Trim(tail, "\x00")) != 0 && l.DebugData(img, dataEnd) {
+		// Only what the headers do not point at may go: a debug directory's data outside the
+		// sections would be cut off from its entry.
+		return nil, fmt.Errorf("appending sections: %d bytes after the last section's data hold a debug directory's data: not supported", len(tail))
 	}
 	tableEnd := l.SectionTableOff + SectionHeaderSize*(l.NumSections+len(secs))
 	limit := int(l.SizeOfHeaders)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/ramboot/ramboot/internal/peimage/peimagetest"
@@ -186,5 +187,36 @@ func TestAppendSectionsSymbolTable(t *testing.T) {
 	last := f.Sections[len(f.Sections)-1]
 	if len(out) != int(last.Offset+last.Size) {
 		t.Errorf("the file is %d bytes, the last section ends at %d", len(out), last.Offset+last.Size)
+	}
+}
+
+// TestAppendSectionsTail: data after the sections that nothing in the headers points at (the
+// ELF symbols Debian's arm64 stub carries there) is dropped; data a debug directory entry
+// points at is kept by refusing.
+func TestAppendSectionsTail(t *testing.T) {
+	img := append(peimagetest.New(peimagetest.Options{}), bytes.Repeat([]byte("elfsym\x03\x00"), 600)...)
+	out, err := AppendSections(img, []NewSection{{".linux", []byte("kernel")}})
+	if err != nil {
+		t.Fatalf("an unreferenced tail: %v", err)
+	}
+	if bytes.Contains(out, []byte("elfsym")) {
+		t.Error("the unreferenced tail is still in the image")
+	}
+	// A debug directory (data directory 6) in .data whose one entry points past the sections.
+	l, _ := Parse(img)
+	var data Section
+	for _, s := range l.Sections {
+		if s.Name == ".data" {
+			data = s
+		}
+	}
+	entry := make([]byte, 28)
+	binary.LittleEndian.PutUint32(entry[20:], 8)                // AddressOfRawData
+	binary.LittleEndian.PutUint32(entry[24:], l.DataEnd()+0x10) // PointerToRawData: in the tail
+	copy(img[data.PointerToRaw:], entry)
+	binary.LittleEndian.PutUint32(img[l.DirsOff+8*6:], data.VirtualAddress)
+	binary.LittleEndian.PutUint32(img[l.DirsOff+8*6+4:], 28)
+	if _, err := AppendSections(img, []NewSection{{".linux", []byte("kernel")}}); err == nil || !strings.Contains(err.Error(), "debug directory") {
+		t.Errorf("a tail a debug directory points at: %v, want refused", err)
 	}
 }
