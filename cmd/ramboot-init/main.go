@@ -300,14 +300,7 @@ func mountEfivars(logf func(string, ...any)) {
 		return // not booted by UEFI
 	}
 	if dir, ix := modules(func(string, ...any) {}); ix != nil {
-		if paths, err := ix.Deps(sysinit.EfivarfsModule); err == nil {
-			l := kmod.NewLinuxLoader(dir)
-			for _, p := range paths {
-				if err := l.Load(p, ""); err != nil {
-					logf("modules: %s: %v", p, err)
-				}
-			}
-		}
+		loadByName(dir, ix, logf, sysinit.EfivarfsModule)
 	}
 	if err := sysinit.Efivarfs.Do(); err != nil {
 		logf("%v", err)
@@ -326,6 +319,31 @@ func coldplug(logf func(string, ...any)) {
 		logf("modules: %v", err)
 	}
 	logf("loaded %d modules in %v: %s", len(loaded), time.Since(start).Round(time.Millisecond), strings.Join(loaded, " "))
+	// A USB keyboard (a BMC's remote keyboard) enumerates after the pass that loaded its host
+	// controller, when coldplug has looked already: its drivers are loaded up front so that
+	// it binds whenever it appears, and the menu on a VGA or framebuffer console can be used.
+	loadByName(dir, ix, logf, keyboardModules...)
+}
+
+// keyboardModules drive USB keyboards (packed by `ramboot initramfs` when the kernel has them as
+// modules; built in, or absent as in Debian's cloud kernels, there is nothing to load).
+var keyboardModules = []string{"usbhid", "hid_generic"}
+
+// loadByName loads the named modules and their dependencies when the initramfs has them; a
+// name it does not have is skipped without a word (a driver built into the kernel).
+func loadByName(dir string, ix *kmod.Index, logf func(string, ...any), names ...string) {
+	l := kmod.NewLinuxLoader(dir)
+	for _, name := range names {
+		paths, err := ix.Deps(name)
+		if err != nil {
+			continue
+		}
+		for _, p := range paths {
+			if err := l.Load(p, ""); err != nil {
+				logf("modules: %s: %v", p, err)
+			}
+		}
+	}
 }
 
 type logWriter func(string, ...any)

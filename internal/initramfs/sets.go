@@ -47,8 +47,14 @@ var socBuses = []string{"platform", "of", "acpi*", "fsl-mc", "mdio"}
 var socPaths = []string{"kernel/drivers/net/phy/", "kernel/drivers/net/mdio/", "kernel/drivers/net/pcs/"}
 
 // InitModules are the modules /init itself may need, packed whatever the sets, when the kernel
-// has them as modules: efivarfs, for the UEFI firmware's boot entry (the boot NIC).
-var InitModules = []string{"kernel/fs/efivarfs/efivarfs"}
+// has them as modules: efivarfs, for the UEFI firmware's boot entry (the boot NIC), and USB
+// keyboards for the menu on a VGA or EFI framebuffer console (a server's BMC offers its remote
+// keyboard as a USB device; the USB host controllers come with the ethernet set).
+var InitModules = []string{
+	"kernel/fs/efivarfs/efivarfs",
+	"kernel/drivers/hid/usbhid/usbhid",
+	"kernel/drivers/hid/hid-generic",
+}
 
 // DefaultModuleSet is packed unless ModulePrefixes replaces it.
 const DefaultModuleSet = "ethernet"
