@@ -524,30 +524,19 @@ func (n *Network) Pending(acted *IPConfig) []string {
 		}
 	}
 	add("ip= on IPv6, VLANs, bonds, or with MTU or MAC", ips)
-	var p []string
-	for _, v := range n.VLANs {
-		p = append(p, "vlan="+v.String())
+	add("VLANs", params("vlan=", n.VLANs))
+	add("bonds", params("bond=", n.Bonds))
+	add("interface names", params("ifname=", n.IfNames))
+	add("routes", params("rd.route=", n.Routes))
+	add("name servers", params("nameserver=", n.Nameservers))
+	return out
+}
+
+// params renders each of xs as the parameter name followed by its value.
+func params[T interface{ String() string }](name string, xs []T) []string {
+	var out []string
+	for _, x := range xs {
+		out = append(out, name+x.String())
 	}
-	add("VLANs", p)
-	p = nil
-	for _, b := range n.Bonds {
-		p = append(p, "bond="+b.String())
-	}
-	add("bonds", p)
-	p = nil
-	for _, f := range n.IfNames {
-		p = append(p, "ifname="+f.String())
-	}
-	add("interface names", p)
-	p = nil
-	for _, r := range n.Routes {
-		p = append(p, "rd.route="+r.String())
-	}
-	add("routes", p)
-	p = nil
-	for _, a := range n.Nameservers {
-		p = append(p, "nameserver="+a.String())
-	}
-	add("name servers", p)
 	return out
 }
