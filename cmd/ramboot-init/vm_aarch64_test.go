@@ -44,7 +44,8 @@ var (
 	}
 )
 
-// goBuildArch builds pkg statically for linux/arch, as the Makefile builds /init.
+// goBuildArch builds pkg statically for linux/arch, as the Makefile builds /init (goBuild's
+// flags).
 func goBuildArch(out, pkg, arch string) error {
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags", "nethttpomithttp2", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)

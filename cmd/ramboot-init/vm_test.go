@@ -41,14 +41,7 @@ const bootTimeout = 3 * time.Minute
 
 // goBuild builds pkg as the Makefile builds /init: static, stripped, and without net/http's
 // HTTP/2 (the nethttpomithttp2 tag: 0.34 MiB that /init's HTTP/1.1 servers do not need).
-func goBuild(out, pkg string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags", "nethttpomithttp2", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %v: %s", pkg, err, b)
-	}
-	return nil
-}
+func goBuild(out, pkg string) error { return goBuildArch(out, pkg, "amd64") }
 
 // setup builds /init, the initramfs, the test images, and serves them.
 func setup(t *testing.T) {
