@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -27,35 +24,8 @@ func TestVMRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The registry, on the host's loopback: QEMU's user network reaches it as 10.0.2.2.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := startRegistry(t, regBin, tools)
 	port := addr[strings.LastIndex(addr, ":")+1:]
-	cfg := filepath.Join(tools, "registry.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n",
-		filepath.Join(tools, "data"), addr)), 0o644)
-	reg := exec.Command(regBin, "serve", cfg)
-	var regLog strings.Builder
-	reg.Stdout, reg.Stderr = &regLog, &regLog
-	if err := reg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		reg.Process.Kill()
-		reg.Wait()
-	}()
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Since(start) > 20*time.Second {
-			t.Fatalf("docker-registry did not come up:\n%s", regLog.String())
-		}
-	}
 
 	root := testinitRoot(t, filepath.Join(tools, "root"), "registry-ok")
 	out, err := exec.Command(rb, "image", "-q", "dir:"+root, "docker://"+addr+"/lab/vm:v1").CombinedOutput()
