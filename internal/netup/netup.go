@@ -51,6 +51,10 @@ type Config struct {
 	BootIF net.HardwareAddr
 	// IP is ip= from the kernel command line; nil means DHCP on whichever NIC answers first.
 	IP *cmdline.IPConfig
+	// Net is the whole network part of the command line (dracut's ip=, vlan=, bond=,
+	// ifname=, rd.route=, nameserver=, rd.net.timeout.*), or a menu entry's network: block.
+	// IP, when set, is the one of Net.IPs that Up acts on. Nil: none given.
+	Net *cmdline.Network
 	// LinkTimeout bounds the wait for the chosen NIC to appear and get carrier (default 10 s).
 	LinkTimeout time.Duration
 	// DHCPTimeout bounds one DHCP attempt, DISCOVER to ACK, retransmissions included
@@ -104,6 +108,14 @@ type Lease struct {
 	Routes []Route
 	// MTU is the MTU set from option 26; 0 if the link's was left alone.
 	MTU int
+	// Obtained is when the DHCPv4 ACK arrived; LeaseTime (option 51), T1 (58) and T2 (59)
+	// count from it. Zero for a static address (it never expires).
+	Obtained      time.Time
+	LeaseTime     time.Duration
+	T1, T2        time.Duration
+	// V6 is the IPv6 configuration (router advertisements, SLAAC, DHCPv6 or a static [v6]
+	// ip=); nil when IPv6 was not configured. Addr is invalid when there is no IPv4 address.
+	V6 *Lease6
 }
 
 // String is the one-line summary for logs and the menu's status line.
