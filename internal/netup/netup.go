@@ -110,9 +110,9 @@ type Lease struct {
 	MTU int
 	// Obtained is when the DHCPv4 ACK arrived; LeaseTime (option 51), T1 (58) and T2 (59)
 	// count from it. Zero for a static address (it never expires).
-	Obtained      time.Time
-	LeaseTime     time.Duration
-	T1, T2        time.Duration
+	Obtained  time.Time
+	LeaseTime time.Duration
+	T1, T2    time.Duration
 	// V6 is the IPv6 configuration (router advertisements, SLAAC, DHCPv6 or a static [v6]
 	// ip=); nil when IPv6 was not configured. Addr is invalid when there is no IPv4 address.
 	V6 *Lease6
