@@ -8,7 +8,11 @@
 // ELF-like executables and libraries with x86-like code (less compressible), a few large
 // libraries, already-compressed members (.gz documentation, firmware blobs: incompressible),
 // symlinks (usrmerge, alternatives, .so chains, dangling ones), hard links, setuid and setgid
-// files, device nodes, sticky directories, non-root owners, long and non-ASCII names.
+// files, device nodes, sticky directories, non-root owners, long and non-ASCII names, file
+// capabilities (security.capability on ping, dumpcap, ...) and user xattrs. It is written in GNU
+// tar's POSIX format, as `tar --xattrs` (which needs it) writes a root: a PAX header with atime
+// and ctime before every entry. With -mb 150 (`make bench`'s default) that is about 175 MB of tar
+// and 11,700 entries.
 //
 // Names are "./"-prefixed as `tar -C root -c .` writes them. Owner names are left empty on
 // purpose: GNU tar as root maps names through the local passwd, and would then disagree with a

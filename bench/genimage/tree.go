@@ -5,9 +5,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/md5"
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"path"
 	"slices"
@@ -29,6 +31,7 @@ type entry struct {
 	minor    int64
 	mtime    time.Time
 	pkg      *pkg
+	xattrs   map[string]string // extended attributes, by name (security.capability, user.*)
 }
 
 // pkg is a simulated Debian package: dpkg's database lists its files and their MD5 sums.
@@ -132,6 +135,8 @@ func buildTree(seed uint64, budget int64) *tree {
 	t.zoneinfo()
 	t.certificates()
 	t.privileged()
+	t.capabilities()
+	t.downloads()
 
 	// A few large libraries (the LLVMs, ICUs and browsers of a real root): 15% of the budget.
 	for i, share := range []float64{0.05, 0.04, 0.03, 0.03} {
@@ -306,6 +311,86 @@ func (t *tree) privileged() {
 	t.cur = nil
 }
 
+// Capability numbers (linux/capability.h) of the programs capabilities() lists.
+const (
+	capDACReadSearch  = 2
+	capSetUID         = 7
+	capNetBindService = 10
+	capNetAdmin       = 12
+	capNetRaw         = 13
+	capIPCLock        = 14
+	capSysNice        = 23
+)
+
+// capabilities adds the programs that Debian packages ship with file capabilities instead of a
+// setuid bit (iputils, mtr, wireshark, gstreamer, gnome-keyring, kwin, uidmap, ...): in the tar
+// they are security.capability xattrs in PAX records, as `tar --xattrs` writes them.
+func (t *tree) capabilities() {
+	t.cur = &pkg{name: "iputils-ping"}
+	t.pkgs = append(t.pkgs, t.cur)
+	for _, p := range []struct {
+		name        string
+		caps        []int
+		inheritable bool
+	}{
+		{"usr/bin/ping", []int{capNetRaw}, false},
+		{"usr/bin/arping", []int{capNetRaw}, false},
+		{"usr/bin/clockdiff", []int{capNetRaw}, false},
+		{"usr/bin/tracepath", []int{capNetRaw}, false},
+		{"usr/bin/mtr-packet", []int{capNetRaw}, false},
+		{"usr/bin/fping", []int{capNetRaw}, false},
+		{"usr/bin/dumpcap", []int{capNetAdmin, capNetRaw}, true},
+		{"usr/bin/newuidmap", []int{capSetUID}, false},
+		{"usr/bin/gnome-keyring-daemon", []int{capIPCLock}, false},
+		{"usr/bin/kwin_wayland", []int{capSysNice}, false},
+		{"usr/sbin/smartd-helper", []int{capDACReadSearch}, false},
+		{"usr/lib/x86_64-linux-gnu/gstreamer1.0/gstreamer-1.0/gst-ptp-helper", []int{capNetBindService, capNetAdmin}, false},
+	} {
+		e := t.file(p.name, 0o755, genELF, logNormal(t.r, 40000, 0.8, 8000, 300000))
+		e.xattrs = map[string]string{"security.capability": string(vfsCap(p.caps, p.inheritable))}
+	}
+	t.docs()
+	t.cur = nil
+}
+
+// vfsCap encodes a file capability as the kernel stores it in security.capability
+// (struct vfs_cap_data, revision 2, little-endian): the effective flag, then the permitted and
+// inheritable sets, low 32 bits first. caps are permitted and effective, as setcap CAPS+ep
+// writes them; inheritable adds them to the inheritable set too (+eip).
+func vfsCap(caps []int, inheritable bool) []byte {
+	const rev2, effective = 0x02000000, 0x000001
+	var perm [2]uint32
+	for _, c := range caps {
+		perm[c/32] |= 1 << (c % 32)
+	}
+	var inh [2]uint32
+	if inheritable {
+		inh = perm
+	}
+	b := binary.LittleEndian.AppendUint32(nil, rev2|effective)
+	for i := range 2 {
+		b = binary.LittleEndian.AppendUint32(b, perm[i])
+		b = binary.LittleEndian.AppendUint32(b, inh[i])
+	}
+	return b
+}
+
+// downloads adds files a browser saved in the user's home, with the user.xdg.* attributes
+// browsers set on them: user xattrs beside the security ones.
+func (t *tree) downloads() {
+	t.dir("home/user/Downloads", 0o755, 1000, 1000)
+	for i := range 6 {
+		name := fmt.Sprintf("home/user/Downloads/%s-%d.%s", t.lx.ident(t.r), i, []string{"pdf", "tar.gz", "deb"}[i%3])
+		e := t.file(name, 0o644, genRandom, logNormal(t.r, 200000, 1, 5000, 2e6))
+		e.uid, e.gid = 1000, 1000
+		host := t.lx.word(t.r) + ".example.org"
+		e.xattrs = map[string]string{
+			"user.xdg.origin.url":   "https://" + host + "/" + path.Base(name),
+			"user.xdg.referrer.url": "https://" + host + "/",
+		}
+	}
+}
+
 // docs adds the current package's /usr/share/doc directory.
 func (t *tree) docs() {
 	d := "usr/share/doc/" + t.cur.name
@@ -475,7 +560,22 @@ func (t *tree) order() []*entry {
 	return out
 }
 
+// posixTimes gives hdr the times GNU tar's POSIX format records (`tar --format=posix`, which
+// `--xattrs` needs): an atime and a ctime in a PAX header before every entry, and the mtime there
+// too when it has a fraction of a second (about one file in eight, as on a root that was
+// installed rather than extracted). They come from the name's hash, so that adding them does not
+// change the rest of the tree.
+func posixTimes(hdr *tar.Header, name string) {
+	h := nameHash("times:" + name)
+	if h%8 == 0 {
+		hdr.ModTime = hdr.ModTime.Add(time.Duration(1 + (h>>3)%999_999_999))
+	}
+	hdr.AccessTime = hdr.ModTime.Add(time.Duration((h>>8)%(400*86400)) * time.Second).Add(time.Duration(1 + (h>>40)%999_999))
+	hdr.ChangeTime = hdr.AccessTime.Add(time.Duration((h>>20)%86400) * time.Second)
+}
+
 type stats struct {
+	xattrs   int // xattr records written (security.capability included)
 	entries  map[byte]int
 	bytes    [numGens]int64
 	files    [numGens]int
@@ -496,6 +596,15 @@ func (t *tree) write(ctx context.Context, w io.Writer) (*stats, error) {
 		hdr := &tar.Header{
 			Name: "./" + e.name, Typeflag: e.typ, Mode: e.mode, Uid: e.uid, Gid: e.gid,
 			ModTime: e.mtime, Linkname: e.link, Devmajor: e.major, Devminor: e.minor,
+			Format: tar.FormatPAX,
+		}
+		posixTimes(hdr, e.name)
+		for _, k := range slices.Sorted(maps.Keys(e.xattrs)) {
+			if hdr.PAXRecords == nil {
+				hdr.PAXRecords = map[string]string{}
+			}
+			hdr.PAXRecords["SCHILY.xattr."+k] = e.xattrs[k]
+			st.xattrs++
 		}
 		var data []byte
 		switch e.typ {
@@ -602,14 +711,22 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 func (st *stats) print(w io.Writer, out string) {
-	fmt.Fprintf(w, "%s: %.1f MB tar in %.1fs: %d files, %d directories, %d symlinks, %d hard links, %d devices\n",
-		out, float64(st.tarBytes)/1e6, time.Since(st.start).Seconds(), st.entries[tar.TypeReg], st.entries[tar.TypeDir],
-		st.entries[tar.TypeSymlink], st.entries[tar.TypeLink], st.entries[tar.TypeChar])
+	fmt.Fprintf(w, "%s: %.1f MB tar in %.1fs: %d entries: %d files, %d directories, %d symlinks, %d hard links, %d devices; %d xattrs\n",
+		out, float64(st.tarBytes)/1e6, time.Since(st.start).Seconds(), st.total(), st.entries[tar.TypeReg], st.entries[tar.TypeDir],
+		st.entries[tar.TypeSymlink], st.entries[tar.TypeLink], st.entries[tar.TypeChar], st.xattrs)
 	for g := range numGens {
 		if st.files[g] > 0 {
 			fmt.Fprintf(w, "  %-9s %7d files %8.1f MB\n", g, st.files[g], float64(st.bytes[g])/1e6)
 		}
 	}
+}
+
+func (st *stats) total() int {
+	n := 0
+	for _, c := range st.entries {
+		n += c
+	}
+	return n
 }
 
 // soname returns the name of a library's major-version link: lib.so.1 for lib.so.1.2.3.
