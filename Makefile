@@ -34,7 +34,8 @@ test: build lint ## every test: unit, fault injection, GNU tar fidelity, nginx, 
 	$(GO) test -count=1 -timeout 20m ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -skip '^TestVM' $(INIT_PKGS)
 
-bench: build ## `ramboot fetch` vs wget|pixz|tar, curl|zstd|tar, GNU tar; LZMA decode vs xz -T1 (generated + Debian image; root, nginx)
+# BENCH_MB, BENCH_RUNS, BENCH_DEBIAN, BENCH_CASES, BENCH_BASELINE, BENCH_DIR: see bench/run.sh.
+bench: build ## `ramboot fetch` vs the seed (busybox wget|pixz|tar), GNU/curl pipelines and its limits (zstd -d, GNU tar, its xz decoder alone), as ratios (root, nginx; ~10 min)
 	bash bench/run.sh
 
 loadtest: build ## 50 `ramboot fetch` clients through a proxy that cuts them and goes down for 30 s (root, nginx; ~3 min)

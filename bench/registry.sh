@@ -6,7 +6,7 @@
 # the registry path alone: the token-less ping, the manifest and config requests, the layer
 # applier (whiteouts, a tar stream re-encoded into the extractor). Target: ratio <= 1.15.
 #
-# Environment: BENCH_MB (uncompressed content, default 400), BENCH_RUNS (default 3),
+# Environment: BENCH_MB (uncompressed content, default 150, as bench/run.sh), BENCH_RUNS (default 3),
 # BENCH_DIR (work directory, default /tmp/ramboot-bench; the generated tar and its .tar.zst are
 # bench/run.sh's when it made them), BENCH_ZSTD (zstd level otherwise, default 19). Needs root (tmpfs mount, chown), docker-registry, skopeo, nginx, zstd.
 #
@@ -16,7 +16,7 @@ set -euo pipefail
 export LC_ALL=C
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH_MB=${BENCH_MB:-400}
+BENCH_MB=${BENCH_MB:-150}
 BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_DIR=${BENCH_DIR:-/tmp/ramboot-bench}
 BENCH_ZSTD=${BENCH_ZSTD:-19}
