@@ -6,10 +6,10 @@ export CGO_ENABLED = 0
 # cmd/ramboot-init's tests build it the same way (goBuild).
 INIT_FLAGS = -trimpath -ldflags="-s -w" -tags nethttpomithttp2
 
-.PHONY: help build test lint bench loadtest demo fuzz clean
+.PHONY: help build test lint bench bench-boot loadtest demo fuzz clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 gocheck: ## say in one line when Go is missing or older than 1.21 (which fetches go.mod's toolchain itself)
 	@command -v $(GO) >/dev/null 2>&1 || { echo "ramboot needs Go 1.21 or newer (it then fetches the toolchain go.mod names): install it from https://go.dev/dl/ or put /usr/local/go/bin on PATH"; exit 1; }
@@ -37,6 +37,13 @@ test: build lint ## every test: unit, fault injection, GNU tar fidelity, nginx, 
 # BENCH_MB, BENCH_RUNS, BENCH_DEBIAN, BENCH_CASES, BENCH_BASELINE, BENCH_DIR: see bench/run.sh.
 bench: build ## `ramboot fetch` vs the seed (busybox wget|pixz|tar), GNU/curl pipelines and its limits (zstd -d, GNU tar, its xz decoder alone), as ratios (root, nginx; ~10 min)
 	bash bench/run.sh
+
+# The stages are the boot report's events (and the host's clock for what they cannot see):
+# bench/bootbench. BENCH_BOOT_MB (image: bench/genimage -mb N plus a test init; default 20, 0 for
+# the init alone), BENCH_BOOT_FORMAT (zst or xz), BENCH_BOOT_SOURCE (menu or cmdline).
+BOOTS ?= 5
+bench-boot: gocheck ## boot ramboot in QEMU BOOTS times (default 5) and print each stage's median, min and max: network, menu, fetch, switch_root, total (kernel: RAMBOOT_KERNEL_DIR)
+	BENCH_BOOTS=$(BOOTS) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkBoot$$' -benchtime 1x -timeout 60m ./bench/bootbench
 
 loadtest: build ## 50 `ramboot fetch` clients through a proxy that cuts them and goes down for 30 s (root, nginx; ~3 min)
 	$(GO) run ./bench/loadtest -ramboot bin/ramboot
