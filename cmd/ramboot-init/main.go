@@ -238,7 +238,7 @@ func (s *state) boot(ctx context.Context) error {
 	}
 	if s.lease == nil && (boot.NeedNetwork(c) || !unattended) {
 		start := time.Now()
-		lease, err := netup.Up(ctx, netup.Config{BootIF: c.BootIF, IP: c.IP, ResolvConf: "/etc/resolv.conf", Logf: s.logf})
+		lease, err := netup.Up(ctx, s.netConfig(c.IP, &c.Network))
 		switch {
 		case err == nil:
 			s.lease = lease
@@ -264,6 +264,30 @@ func (s *state) boot(ctx context.Context) error {
 		return exec()
 	}
 	return s.menu(ctx)
+}
+
+// netConfig is netup's configuration for the network ip and n describe (the command line's,
+// or a menu entry's network: block).
+func (s *state) netConfig(ip *cmdline.IPConfig, n *cmdline.Network) netup.Config {
+	c := netup.Config{BootIF: s.cfg.BootIF, IP: ip, Net: n, ResolvConf: "/etc/resolv.conf", Logf: s.logf, LoadModule: s.loadModule}
+	if t := n.Timeouts.Carrier; t > 0 {
+		c.LinkTimeout = t
+	}
+	if t := n.Timeouts.DHCP; t > 0 {
+		c.DHCPTimeout = t
+	}
+	return c
+}
+
+// loadModule loads a driver /init needs for a link it creates (bonding, 8021q) when the
+// initramfs has it.
+func (s *state) loadModule(name string) error {
+	dir, ix := modules(func(string, ...any) {})
+	if ix == nil {
+		return nil
+	}
+	loadByName(dir, ix, s.logf, name)
+	return nil
 }
 
 // withCause adds why the context ended (the deadline) to an error it caused.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/ramboot/ramboot/bootmenu/tui"
 	"github.com/ramboot/ramboot/internal/boot"
 	"github.com/ramboot/ramboot/internal/console"
+	"github.com/ramboot/ramboot/internal/netup"
 	"github.com/ramboot/ramboot/loader"
 )
 
@@ -111,7 +114,9 @@ func (s *state) act(ctx context.Context, e bootmenu.Entry, cmdline string) error
 		return fmt.Errorf("%s: a sub-menu cannot be the unattended default", e.Name)
 	}
 	s.logf("booting %s", e.Name)
-	s.pendingNetwork(e)
+	if err := s.entryNetwork(ctx, e); err != nil {
+		return err
+	}
 	s.reportChosen(e.Name, "default")
 	exec, err := s.booter().Prepare(ctx, boot.FromEntry(e, cmdline), boot.ConsoleProgress(s.logf))
 	if err != nil {
@@ -129,7 +134,9 @@ type backend struct {
 func (k *backend) Prepare(ctx context.Context, e bootmenu.Entry, cmdline string, progress func(loader.Progress)) error {
 	k.s.ready = nil
 	k.s.logf("booting %s", e.Name)
-	k.s.pendingNetwork(e)
+	if err := k.s.entryNetwork(ctx, e); err != nil {
+		return err // the menu shows it and logs it
+	}
 	exec, err := k.s.booter().Prepare(ctx, boot.FromEntry(e, cmdline), progress)
 	if err != nil {
 		return err // the menu shows it and logs it
@@ -160,13 +167,28 @@ func (k *backend) Network() (string, []string) {
 
 func (k *backend) Log() []string { return k.s.logger.Lines() }
 
-// pendingNetwork says which of an entry's network: block this /init does not apply yet (it
-// boots on the network it brought up): said, not silently dropped.
-func (s *state) pendingNetwork(e bootmenu.Entry) {
+// entryNetwork brings up an entry's network: block before the entry boots, unless the
+// network is up already as the block says (the same parameters as the command line's). The
+// new lease replaces the old one: kexec and the image's network configuration follow it.
+func (s *state) entryNetwork(ctx context.Context, e bootmenu.Entry) error {
 	if e.Network == nil {
-		return
+		return nil
 	}
-	for _, p := range e.Network.Pending(nil) {
-		s.logf("%s: network: not applied by this /init yet (checked only): %s", e.Name, p)
+	if s.lease != nil && slices.Equal(e.Network.Params(), s.cfg.Network.Params()) {
+		return nil
 	}
+	for _, p := range e.Network.Pending(e.Network.BootIP()) {
+		s.logf("%s: network: not applied: %s", e.Name, p)
+	}
+	s.logf("%s: bringing up its network: %s", e.Name, strings.Join(e.Network.Params(), " "))
+	start := time.Now()
+	lease, err := netup.Up(ctx, s.netConfig(e.Network.BootIP(), e.Network))
+	if err != nil {
+		return fmt.Errorf("entry %s: %w", e.Name, err)
+	}
+	s.lease = lease
+	s.booter() // tells the Booter
+	s.logf("network: %s", lease)
+	s.reportNetwork(lease, time.Since(start))
+	return nil
 }

@@ -146,7 +146,7 @@ func Parse(s string) (*Config, []error) {
 		}
 	}
 	c.Network, errs = net.finish(params, errs)
-	c.IP = c.Network.legacyIP()
+	c.IP = c.Network.BootIP()
 	return c, errs
 }
 

@@ -171,9 +171,9 @@ func keepOnly[T any](items []T, keep []bool) []T {
 	return out
 }
 
-// legacyIP is the ip= that /init's IPv4 bring-up acts on (Config.IP): the last one that
-// configures IPv4 and has no IPv6 address; nil if there is none.
-func (n *Network) legacyIP() *IPConfig {
+// BootIP is the ip= that /init acts on (Config.IP): the last one that configures IPv4 and has
+// no IPv6 address; nil if there is none.
+func (n *Network) BootIP() *IPConfig {
 	for i := len(n.IPs) - 1; i >= 0; i-- {
 		if c := n.IPs[i]; c.IPv4() && !c.Addr.Addr().Is6() {
 			return &c

@@ -498,8 +498,10 @@ func parseNameserver(v string) (netip.Addr, error) {
 }
 
 // Pending lists, one line each, the network parameters of n that are parsed and checked but
-// that this /init does not act on yet: it brings up IPv4 (DHCP or static ip=, on BOOTIF's NIC)
-// and nothing else. /init says so on the console rather than boot as if they had been applied.
+// that this /init does not act on: it configures one interface (acted, the ip= it acts on:
+// Config.IP), with the bonds, VLANs, renames, routes and name servers it needs, so an ip= for
+// another interface, or a route through one, is not applied. /init says so on the console
+// rather than boot as if they had been.
 func (n *Network) Pending(acted *IPConfig) []string {
 	var out []string
 	add := func(what string, params []string) {
@@ -507,28 +509,23 @@ func (n *Network) Pending(acted *IPConfig) []string {
 			out = append(out, what+": "+strings.Join(params, " "))
 		}
 	}
-	virtual := map[string]bool{}
-	for _, v := range n.VLANs {
-		virtual[v.Name] = true
-	}
-	for _, b := range n.Bonds {
-		virtual[b.Name] = true
-	}
-	var ips []string
+	var ips, routes []string
 	for i := range n.IPs {
 		c := &n.IPs[i]
-		applied := acted != nil && c.String() == acted.String() && c.MTU == 0 && c.MAC == nil &&
-			!strings.Contains(c.Autoconf, "6") && !virtual[c.Device]
-		if !applied {
+		if acted == nil || c.Device != acted.Device {
 			ips = append(ips, "ip="+c.String())
 		}
 	}
-	add("ip= on IPv6, VLANs, bonds, or with MTU or MAC", ips)
-	add("VLANs", params("vlan=", n.VLANs))
-	add("bonds", params("bond=", n.Bonds))
-	add("interface names", params("ifname=", n.IfNames))
-	add("routes", params("rd.route=", n.Routes))
-	add("name servers", params("nameserver=", n.Nameservers))
+	for _, r := range n.Routes {
+		if r.Device != "" && (acted == nil || acted.Device != r.Device) {
+			routes = append(routes, "rd.route="+r.String())
+		}
+	}
+	if acted != nil && acted.IPv6() {
+		ips = append(ips, "ip="+acted.String())
+	}
+	add("ip= for another interface or on IPv6 (one interface is configured, over IPv4)", ips)
+	add("routes through another interface", routes)
 	return out
 }
 

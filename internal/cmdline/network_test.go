@@ -472,9 +472,11 @@ func TestBondMode(t *testing.T) {
 	}
 }
 
-// TestPending: what /init parses but does not act on yet is listed, what it acts on (one IPv4
-// ip=, BOOTIF) is not.
+// TestPending: what /init parses but does not act on is listed (an ip= for a second
+// interface, a route through it, IPv6), what it acts on (the boot interface's ip=, bonds,
+// VLANs, renames, routes, name servers, BOOTIF) is not.
 func TestPending(t *testing.T) {
+	const other = "ip= for another interface or on IPv6 (one interface is configured, over IPv4): "
 	for _, tt := range []struct {
 		line string
 		want []string
@@ -482,12 +484,13 @@ func TestPending(t *testing.T) {
 		{"ip=dhcp BOOTIF=01-52-54-00-12-34-56", nil},
 		{"ip=10.0.0.5::10.0.0.1:255.255.255.0:node:eth0:none", nil},
 		{"ip=eth0:dhcp", nil},
-		{"ip=dhcp6", []string{"ip= on IPv6, VLANs, bonds, or with MTU or MAC: ip=dhcp6"}},
-		{"ip=eth0:dhcp:9000", []string{"ip= on IPv6, VLANs, bonds, or with MTU or MAC: ip=eth0:dhcp:9000"}},
-		{"bond=bond0:eth0,eth1:mode=802.3ad vlan=vlan42:bond0 ip=vlan42:dhcp", []string{
-			"ip= on IPv6, VLANs, bonds, or with MTU or MAC: ip=vlan42:dhcp",
-			"VLANs: vlan=vlan42:bond0", "bonds: bond=bond0:eth0,eth1:mode=802.3ad"}},
-		{"nameserver=10.0.0.53 rd.route=10.1.0.0/16:10.0.0.1", []string{"routes: rd.route=10.1.0.0/16:10.0.0.1", "name servers: nameserver=10.0.0.53"}},
+		{"ip=eth0:dhcp:9000", nil},
+		{"bond=bond0:eth0,eth1:mode=802.3ad vlan=vlan42:bond0 ip=vlan42:dhcp", nil},
+		{"ifname=boot:52:54:00:12:34:56 vlan=boot.7:boot ip=boot.7:dhcp", nil},
+		{"nameserver=10.0.0.53 rd.route=10.1.0.0/16:10.0.0.1", nil},
+		{"ip=eth0:dhcp ip=10.9.0.5::10.9.0.1:255.255.255.0::eth1:none rd.route=10.1.0.0/16:10.0.0.1:eth0",
+			[]string{other + "ip=eth0:dhcp", "routes through another interface: rd.route=10.1.0.0/16:10.0.0.1:eth0"}},
+		{"ip=dhcp6", []string{other + "ip=dhcp6"}},
 	} {
 		c, problems := Parse(tt.line)
 		if len(problems) > 0 {

@@ -64,6 +64,7 @@ func TestGenericKernel(t *testing.T) {
 		"libphy", "realtek", // r8169's PHY driver (softdep pre:)
 		"tulip", "8139too", "8139cp", "pcnet32", "ne2k-pci", "e100", "3c59x", // 10/100 NICs, still Ethernet (and QEMU's)
 		"efivarfs", "usbhid", "hid-generic", "hid", // /init's own: the firmware's boot entry, a BMC's USB keyboard
+		"bonding", "8021q", // bond= and vlan=
 	} {
 		if !packed[m] {
 			t.Errorf("%s not packed", m)

@@ -49,11 +49,14 @@ var socPaths = []string{"kernel/drivers/net/phy/", "kernel/drivers/net/mdio/", "
 // InitModules are the modules /init itself may need, packed whatever the sets, when the kernel
 // has them as modules: efivarfs, for the UEFI firmware's boot entry (the boot NIC), and USB
 // keyboards for the menu on a VGA or EFI framebuffer console (a server's BMC offers its remote
-// keyboard as a USB device; the USB host controllers come with the ethernet set).
+// keyboard as a USB device; the USB host controllers come with the ethernet set), and the
+// bonding and 802.1Q drivers for bond= and vlan= (LACP port channels, tagged boot networks).
 var InitModules = []string{
 	"kernel/fs/efivarfs/efivarfs",
 	"kernel/drivers/hid/usbhid/usbhid",
 	"kernel/drivers/hid/hid-generic",
+	"kernel/drivers/net/bonding/bonding",
+	"kernel/net/8021q/8021q",
 }
 
 // DefaultModuleSet is packed unless ModulePrefixes replaces it.

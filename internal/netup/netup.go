@@ -63,6 +63,11 @@ type Config struct {
 	DHCPAttempts int
 	// ResolvConf is where DNS servers are written (default /etc/resolv.conf).
 	ResolvConf string
+	// LACPTimeout bounds the wait for an 802.3ad bond's partner (default 30 s).
+	LACPTimeout time.Duration
+	// LoadModule loads a kernel module by name (bonding, 8021q) before Up creates such a
+	// link; nil when the kernel has them built in or /init cannot load modules.
+	LoadModule func(name string) error
 	// Logf receives progress messages; nil discards them.
 	Logf func(string, ...any)
 }
@@ -113,6 +118,13 @@ type Lease struct {
 	Obtained  time.Time
 	LeaseTime time.Duration
 	T1, T2    time.Duration
+	// Bonds are the bonds Up created (bond=), with their members and LACP state; VLANs the
+	// VLAN interfaces (vlan=). Iface is the one of them that was addressed, if any.
+	Bonds []BondState
+	VLANs []cmdline.VLAN
+	// Race says, when Up raced several NICs, which won and why each other one lost, one line
+	// per NIC, for the console and the boot report.
+	Race []string
 	// V6 is the IPv6 configuration (router advertisements, SLAAC, DHCPv6 or a static [v6]
 	// ip=); nil when IPv6 was not configured. Addr is invalid when there is no IPv4 address.
 	V6 *Lease6

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,17 +30,32 @@ var pollInterval = 100 * time.Millisecond
 // is done. Errors wrap ErrNoLink, ErrNoCarrier or ErrNoLease where those apply.
 func Up(ctx context.Context, c Config) (*Lease, error) {
 	c = c.withDefaults()
+	t, err := makeTopology(c)
+	if err != nil {
+		return nil, fmt.Errorf("bringing up the network: %w", err)
+	}
 	p := makePlan(c)
+	if t.target != "" {
+		// A bond or VLAN is what gets the address; BOOTIF= named its member (the bond has
+		// its MAC).
+		p.mac, p.device = nil, t.target
+	}
+	if len(t.renames)+len(t.bonds)+len(t.vlans) > 0 {
+		c.Logf("netup: %s", t)
+	}
 	c.Logf("netup: %s", p)
 	if lo, err := netlink.LinkByName("lo"); err == nil {
 		if err := netlink.LinkSetUp(lo); err != nil {
 			c.Logf("netup: setting lo up: %v", err)
 		}
 	}
+	bonds, err := applyTopology(ctx, c, t)
+	if err != nil {
+		return nil, fmt.Errorf("bringing up the network: %w", err)
+	}
 	var (
 		l    *Lease
 		link netlink.Link
-		err  error
 	)
 	switch {
 	case p.mac != nil || p.device != "":
@@ -52,6 +68,7 @@ func Up(ctx context.Context, c Config) (*Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bringing up the network: %w", err)
 	}
+	l.Bonds, l.VLANs = bonds, t.vlans
 	if err := configure(c, link, l); err != nil {
 		return nil, fmt.Errorf("configuring %s: %w", l.Iface, err)
 	}
@@ -158,6 +175,9 @@ func upChosen(ctx context.Context, c Config, p plan) (*Lease, netlink.Link, erro
 		return nil, nil, err
 	}
 	name := link.Attrs().Name
+	if err := linkSettings(c, link); err != nil {
+		return nil, nil, err
+	}
 	link, err = waitCarrier(ctx, link, deadline)
 	if errors.Is(err, ErrNoCarrier) {
 		c.Logf("netup: %s: no carrier after %v, trying anyway", name, c.LinkTimeout)
@@ -229,14 +249,18 @@ func race(ctx context.Context, c Config) (*Lease, netlink.Link, error) {
 	deadline := time.Now().Add(c.LinkTimeout)
 
 	type racer struct {
-		link  netlink.Link
-		wasUp bool
+		link    netlink.Link
+		wasUp   bool
+		carrier bool   // set by its goroutine before DHCP starts (read after it returned)
+		outcome string // why it won or lost, for Lease.Race
 	}
 	type result struct {
-		index int
-		lease *Lease
-		link  netlink.Link
-		err   error
+		index   int
+		lease   *Lease
+		link    netlink.Link
+		err     error
+		carrier bool
+		took    time.Duration
 	}
 	racers := map[int]*racer{}
 	results := make(chan result)
@@ -268,11 +292,14 @@ func race(ctx context.Context, c Config) (*Lease, netlink.Link, error) {
 					running++
 					c.Logf("netup: %s (%s): joining the DHCP race", a.Name, a.HardwareAddr)
 					go func() {
+						start := time.Now()
 						r := result{index: a.Index}
 						r.link, r.err = waitCarrier(ctx, link, deadline)
 						if r.err == nil {
+							r.carrier = true
 							r.lease, r.err = dhcpLease(ctx, c, a.Name, a.HardwareAddr)
 						}
+						r.took = time.Since(start)
 						results <- r
 					}()
 				}
@@ -284,6 +311,22 @@ func race(ctx context.Context, c Config) (*Lease, netlink.Link, error) {
 		select {
 		case r := <-results:
 			running--
+			rc := racers[r.index]
+			rc.carrier = r.carrier
+			switch {
+			case r.err == nil && win == nil:
+				rc.outcome = fmt.Sprintf("won: lease %s from %s after %v", r.lease.Addr, r.lease.Server, r.took.Round(time.Millisecond))
+			case r.err == nil:
+				rc.outcome = "lost: its lease came after the winner's"
+			case ctx.Err() != nil && win != nil && r.carrier:
+				rc.outcome = "lost: carrier, but no lease yet when the winner had one"
+			case ctx.Err() != nil && win != nil:
+				rc.outcome = "lost: no carrier yet when the winner had a lease"
+			case errors.Is(r.err, ErrNoCarrier):
+				rc.outcome = fmt.Sprintf("lost: no carrier within %v", c.LinkTimeout)
+			default:
+				rc.outcome = "lost: " + r.err.Error()
+			}
 			switch {
 			case r.err == nil && win == nil:
 				win = &r
@@ -305,6 +348,19 @@ func race(ctx context.Context, c Config) (*Lease, netlink.Link, error) {
 		}
 	}
 	if win != nil {
+		if len(racers) > 1 {
+			idx := make([]int, 0, len(racers))
+			for i := range racers {
+				idx = append(idx, i)
+			}
+			sort.Ints(idx)
+			for _, i := range idx {
+				r := racers[i]
+				line := fmt.Sprintf("%s (%s): %s", r.link.Attrs().Name, r.link.Attrs().HardwareAddr, r.outcome)
+				win.lease.Race = append(win.lease.Race, line)
+				c.Logf("netup: race: %s", line)
+			}
+		}
 		return win.lease, win.link, nil
 	}
 	if err := ctx.Err(); err != nil { // the caller's: ours is only cancelled for a winner
@@ -381,6 +437,16 @@ func configure(c Config, link netlink.Link, l *Lease) error {
 			return fmt.Errorf("adding route %s: %w", r, err)
 		}
 	}
+	if err := extraRoutes(c, link, l); err != nil {
+		return err
+	}
+	if c.Net != nil {
+		for _, a := range c.Net.Nameservers {
+			if !slices.Contains(l.DNS, a) {
+				l.DNS = append(l.DNS, a) // nameserver= adds to the server's (dracut)
+			}
+		}
+	}
 	if len(l.DNS) > 0 || len(l.Search) > 0 {
 		if err := atomicfile.WriteFile(c.ResolvConf, []byte(renderResolvConf(l.DNS, l.Search)), 0o644); err != nil {
 			return fmt.Errorf("writing %s: %w", c.ResolvConf, err)
@@ -391,6 +457,57 @@ func configure(c Config, link netlink.Link, l *Lease) error {
 		if err := unix.Sethostname([]byte(l.Hostname)); err != nil {
 			c.Logf("netup: sethostname %q: %v", l.Hostname, err)
 		}
+	}
+	return nil
+}
+
+// linkSettings applies ip='s MTU and MAC fields (ip=…:MTU:MAC) to the link they are for: the
+// one ip= names, or the one chosen when ip= names none.
+func linkSettings(c Config, link netlink.Link) error {
+	if c.IP == nil || (c.IP.Device != "" && c.IP.Device != link.Attrs().Name) {
+		return nil
+	}
+	if c.IP.MAC != nil && !bytes.Equal(c.IP.MAC, link.Attrs().HardwareAddr) {
+		// The MAC of a link that is up can only be changed by drivers that allow it.
+		if err := netlink.LinkSetDown(link); err != nil {
+			return fmt.Errorf("setting %s down: %w", link.Attrs().Name, err)
+		}
+		if err := netlink.LinkSetHardwareAddr(link, c.IP.MAC); err != nil {
+			return fmt.Errorf("ip=: setting %s's MAC to %s: %w", link.Attrs().Name, c.IP.MAC, err)
+		}
+		c.Logf("netup: %s: MAC set to %s (ip=)", link.Attrs().Name, c.IP.MAC)
+	}
+	if c.IP.MTU > 0 && c.IP.MTU != link.Attrs().MTU {
+		if err := netlink.LinkSetMTU(link, c.IP.MTU); err != nil {
+			return fmt.Errorf("ip=: setting %s's MTU to %d: %w", link.Attrs().Name, c.IP.MTU, err)
+		}
+	}
+	return nil
+}
+
+// extraRoutes installs rd.route= routes for the configured interface: those naming it, and
+// those naming no interface whose gateway it can reach. IPv6 routes wait for IPv6.
+func extraRoutes(c Config, link netlink.Link, l *Lease) error {
+	if c.Net == nil {
+		return nil
+	}
+	for _, r := range c.Net.Routes {
+		if r.Device != "" && r.Device != link.Attrs().Name || !r.Dst.Addr().Is4() || !l.Addr.IsValid() {
+			continue
+		}
+		nr := &netlink.Route{
+			LinkIndex: link.Attrs().Index,
+			Dst:       &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), 32)},
+			Protocol:  unix.RTPROT_BOOT,
+			Scope:     netlink.SCOPE_LINK,
+		}
+		if r.Gateway.IsValid() {
+			nr.Gw, nr.Scope = r.Gateway.AsSlice(), netlink.SCOPE_UNIVERSE
+		}
+		if err := netlink.RouteReplace(nr); err != nil {
+			return fmt.Errorf("adding rd.route=%s: %w", r, err)
+		}
+		l.Routes = append(l.Routes, Route{Dst: r.Dst, Gateway: r.Gateway})
 	}
 	return nil
 }

@@ -62,6 +62,8 @@ type Event struct {
 	Server  string `json:"server,omitempty"` // the DHCP server
 	Lease   string `json:"lease,omitempty"`  // one-line summary of the lease
 	DHCPms  int64  `json:"dhcp_ms,omitempty"`
+	// Race: when several NICs raced for a lease, which won and why each other one lost.
+	Race []string `json:"race,omitempty"`
 	// menu, chosen
 	Menu    string `json:"menu,omitempty"` // where the menu came from
 	Entries int    `json:"entries,omitempty"`
