@@ -53,9 +53,29 @@ func (b *Booter) FindMenu(ctx context.Context, c *cmdline.Config, hasShell bool)
 	return bootmenu.Builtin(bootmenu.BuiltinConfig{Ramroot: c.Ramroot, SHA256: c.SHA256, Size: c.Size, Init: c.Init, HasShell: hasShell})
 }
 
-// LeaseMenuURL derives a menu URL from a DHCP lease ("" when it names none).
+// LeaseMenuURL derives a menu URL from a DHCP lease ("" when it names none): pxelinux's
+// options 209 and 210, else a boot file that is a menu (.yaml, .yml, .cfg), else DHCPv6's
+// boot file URL (option 59) when it is an http(s) URL of a menu.
 func LeaseMenuURL(l *netup.Lease) string {
-	if l == nil || !l.DHCP {
+	if l == nil {
+		return ""
+	}
+	if u := leaseMenuURL4(l); u != "" {
+		return u
+	}
+	if l.V6 != nil && isMenuFile(l.V6.BootFileURL) && isHTTP(l.V6.BootFileURL) {
+		return l.V6.BootFileURL
+	}
+	return ""
+}
+
+func isMenuFile(p string) bool {
+	ext := path.Ext(p)
+	return ext == ".yaml" || ext == ".yml" || ext == ".cfg"
+}
+
+func leaseMenuURL4(l *netup.Lease) string {
+	if !l.DHCP {
 		return ""
 	}
 	conf, prefix := string(l.Options[209]), string(l.Options[210])
@@ -68,7 +88,7 @@ func LeaseMenuURL(l *netup.Lease) string {
 		}
 	}
 	bf := l.BootFile
-	if ext := path.Ext(bf); ext == ".yaml" || ext == ".yml" || ext == ".cfg" {
+	if isMenuFile(bf) {
 		if u, err := url.Parse(bf); err == nil && u.IsAbs() {
 			return bf
 		}

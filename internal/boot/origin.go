@@ -13,13 +13,17 @@ import (
 // and where it was found; "" when there is none. The firmware's boot entry names it in its
 // URI device path node when the firmware fills that in (uri, "" otherwise: OVMF leaves it
 // empty); else the DHCP boot file of ramboot's own lease is the UKI's URL when it is an
-// absolute http(s) URL, as a DHCP server answering UEFI HTTP boot gives it.
+// absolute http(s) URL, as a DHCP server answering UEFI HTTP boot gives it, else DHCPv6's boot
+// file URL (option 59, which UEFI HTTP boot over IPv6 uses).
 func Origin(uri string, lease *netup.Lease) (origin, from string) {
 	if isHTTP(uri) {
 		return uri, "the firmware's boot entry"
 	}
 	if lease != nil && isHTTP(lease.BootFile) {
 		return lease.BootFile, "the DHCP boot file of " + lease.Iface
+	}
+	if lease != nil && lease.V6 != nil && isHTTP(lease.V6.BootFileURL) {
+		return lease.V6.BootFileURL, "the DHCPv6 boot file URL of " + lease.Iface
 	}
 	return "", ""
 }

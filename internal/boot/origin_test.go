@@ -22,6 +22,9 @@ func TestOrigin(t *testing.T) {
 		{"", &netup.Lease{BootFile: "tftp://10.0.2.2/ramboot.efi"}, ""},
 		{"", nil, ""},
 		{"http:///nohost", nil, ""},
+		{"", &netup.Lease{V6: &netup.Lease6{BootFileURL: "http://[fd00::1]:8080/boot/ramboot.efi"}}, "http://[fd00::1]:8080/boot/ramboot.efi"},
+		{"", &netup.Lease{BootFile: "http://10.0.2.2/a.efi", V6: &netup.Lease6{BootFileURL: "http://[fd00::1]/b.efi"}}, "http://10.0.2.2/a.efi"},
+		{"", &netup.Lease{V6: &netup.Lease6{BootFileURL: "tftp://[fd00::1]/b.efi"}}, ""},
 	} {
 		if got, _ := Origin(tt.uri, tt.lease); got != tt.want {
 			t.Errorf("Origin(%q, %+v) = %q, want %q", tt.uri, tt.lease, got, tt.want)
@@ -53,5 +56,14 @@ func TestResolveRelative(t *testing.T) {
 	c = &cmdline.Config{Ramroot: []string{"rootfs.tar.zst"}}
 	if got := ResolveRelative(c, ""); got != nil || c.Ramroot[0] != "rootfs.tar.zst" {
 		t.Errorf("no origin: %q, %v", c.Ramroot, got)
+	}
+}
+
+// TestResolveRelativeV6: an origin with an IPv6 literal keeps its brackets and port.
+func TestResolveRelativeV6(t *testing.T) {
+	c := &cmdline.Config{Ramroot: []string{"rootfs.tar.zst"}, Menu: "../menus/lab.yaml"}
+	ResolveRelative(c, "http://[fd00::1]:8080/boot/ramboot.efi")
+	if c.Ramroot[0] != "http://[fd00::1]:8080/boot/rootfs.tar.zst" || c.Menu != "http://[fd00::1]:8080/menus/lab.yaml" {
+		t.Errorf("resolved %q, %q", c.Ramroot, c.Menu)
 	}
 }

@@ -29,6 +29,11 @@ func TestLeaseMenuURL(t *testing.T) {
 		{"boot file URL", &netup.Lease{DHCP: true, BootFile: "http://boot/menu.yaml"}, "http://boot/menu.yaml"},
 		{"boot file path", &netup.Lease{DHCP: true, BootFile: "/menus/lab.cfg", Server: server}, "http://10.0.2.2/menus/lab.cfg"},
 		{"boot file is a kernel", &netup.Lease{DHCP: true, BootFile: "lpxelinux.0", Server: server}, ""},
+		{"DHCPv6 option 59, IPv6 only", &netup.Lease{V6: &netup.Lease6{BootFileURL: "http://[fd00::1]:8080/menus/lab.yaml"}}, "http://[fd00::1]:8080/menus/lab.yaml"},
+		{"DHCPv6 option 59 is an image", &netup.Lease{V6: &netup.Lease6{BootFileURL: "http://[fd00::1]/ramboot.efi"}}, ""},
+		{"DHCPv6 option 59 over TFTP", &netup.Lease{V6: &netup.Lease6{BootFileURL: "tftp://[fd00::1]/lab.cfg"}}, ""},
+		{"DHCPv4 boot file before option 59", &netup.Lease{DHCP: true, BootFile: "http://boot/menu.yaml", V6: &netup.Lease6{BootFileURL: "http://[fd00::1]/v6.yaml"}}, "http://boot/menu.yaml"},
+		{"option 59 when DHCPv4 names none", &netup.Lease{DHCP: true, BootFile: "lpxelinux.0", Server: server, V6: &netup.Lease6{BootFileURL: "http://[fd00::1]/v6.yaml"}}, "http://[fd00::1]/v6.yaml"},
 	} {
 		if got := LeaseMenuURL(tt.lease); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)

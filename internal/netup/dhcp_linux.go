@@ -115,6 +115,7 @@ func request(ctx context.Context, client *nclient4.Client, mac net.HardwareAddr,
 	if err != nil {
 		return nil, fmt.Errorf("no offer: %w", err)
 	}
+	noteHeard(ctx) // for dual stack: DHCPv4 has a server
 	req := message(append([]dhcpv4.Modifier{
 		dhcpv4.WithReply(offer),
 		dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),

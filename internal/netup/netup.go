@@ -137,9 +137,23 @@ func (l *Lease) String() string {
 	if l.DHCP {
 		how = "dhcp"
 	}
-	fmt.Fprintf(&b, "%s (%s) %s %s", l.Iface, l.MAC, l.Addr, how)
+	fmt.Fprintf(&b, "%s (%s)", l.Iface, l.MAC)
+	if l.Addr.IsValid() {
+		fmt.Fprintf(&b, " %s %s", l.Addr, how)
+	}
 	if l.Gateway.IsValid() {
 		fmt.Fprintf(&b, " gw %s", l.Gateway)
+	}
+	if l.V6 != nil {
+		for _, a := range l.V6.Addrs {
+			fmt.Fprintf(&b, " %s", a)
+		}
+		if len(l.V6.Addrs) == 0 {
+			b.WriteString(" ipv6 link-local")
+		}
+		if l.V6.Gateway.IsValid() {
+			fmt.Fprintf(&b, " gw %s", l.V6.Gateway)
+		}
 	}
 	if len(l.DNS) > 0 {
 		fmt.Fprintf(&b, " dns %s", joinAddrs(l.DNS, ","))
@@ -245,28 +259,54 @@ func (l *Lease) Describe() []string {
 	d := []string{
 		"interface  " + l.Iface,
 		"MAC        " + l.MAC.String(),
-		"address    " + l.Addr.String() + " by " + how,
+	}
+	if l.Addr.IsValid() {
+		d = append(d, "address    "+l.Addr.String()+" by "+how)
 	}
 	if l.Gateway.IsValid() {
 		d = append(d, "gateway    "+l.Gateway.String())
 	}
+	if v6 := l.V6; v6 != nil {
+		for _, a := range v6.Addrs {
+			d = append(d, "address    "+a.Prefix.String()+" by "+map[string]string{"slaac": "SLAAC", "dhcpv6": "DHCPv6", "static": "static (ip=)"}[a.From])
+		}
+		if len(v6.Addrs) == 0 {
+			d = append(d, "address    IPv6 link-local only")
+		}
+		if v6.Gateway.IsValid() {
+			d = append(d, "gateway    "+v6.Gateway.String())
+		}
+		if v6.MTU > 0 {
+			d = append(d, "IPv6 MTU   "+fmt.Sprint(v6.MTU))
+		}
+	}
 	for _, r := range l.Routes {
 		d = append(d, "route      "+r.String())
 	}
-	for _, s := range l.DNS {
+	dns, search := l.DNS, l.Search
+	if l.V6 != nil {
+		dns, search = mergeAddrs(dns, l.V6.DNS), mergeStrings(search, l.V6.Search)
+	}
+	for _, s := range dns {
 		d = append(d, "DNS        "+s.String())
 	}
-	if len(l.Search) > 0 {
-		d = append(d, "search     "+strings.Join(l.Search, " "))
+	if len(search) > 0 {
+		d = append(d, "search     "+strings.Join(search, " "))
 	}
 	if l.Server.IsValid() {
 		d = append(d, "server     "+l.Server.String())
+	}
+	if l.V6 != nil && l.V6.Server.IsValid() {
+		d = append(d, "server     "+l.V6.Server.String()+" (DHCPv6)")
 	}
 	if l.Hostname != "" {
 		d = append(d, "hostname   "+l.Hostname)
 	}
 	if l.BootFile != "" {
 		d = append(d, "boot file  "+l.BootFile)
+	}
+	if l.V6 != nil && l.V6.BootFileURL != "" {
+		d = append(d, "boot URL   "+l.V6.BootFileURL+" (DHCPv6)")
 	}
 	return d
 }
