@@ -38,7 +38,8 @@ type member struct {
 	echo      Info // what the partner last said about the switch (its partner information)
 	partnerOK bool // partner information received and not expired
 	lastRx    time.Time
-	state     State // the switch's actor state on this port
+	since     time.Time // when partnerOK last became true
+	state     State     // the switch's actor state on this port
 	pdusIn    uint64
 	pdusOut   uint64
 }
@@ -144,6 +145,9 @@ func (l *LAG) receive(p *Port, pdu LACPDU) {
 	before := m.partner
 	was := m.partnerOK
 	m.partner, m.echo, m.partnerOK, m.lastRx = pdu.Actor, pdu.Partner, true, time.Now()
+	if !was {
+		m.since = m.lastRx
+	}
 	if !was || !before.sameParty(pdu.Actor) {
 		l.sw.logf("LAG %s: port %s: partner system %s priority %d key %d port %d", l.b.name, p.name,
 			pdu.Actor.System, pdu.Actor.SystemPriority, pdu.Actor.Key, pdu.Actor.Port)
@@ -253,6 +257,9 @@ type MemberState struct {
 	// PartnerValid says it was received and has not expired.
 	Partner      Info
 	PartnerValid bool
+	// PartnerSince is when the partner's information last became valid (its first LACPDU,
+	// or the first after an expiry).
+	PartnerSince time.Time
 	Actor        Info // the switch's actor information on the port, as it sends it
 	// Aggregated: the switch collects and distributes on the port and the partner says it is
 	// in sync, collecting and distributing.
@@ -273,7 +280,7 @@ func (l *LAG) State() LAGState {
 	var st LAGState
 	for _, p := range l.b.ports {
 		m := p.lacp
-		ms := MemberState{Port: p.name, Partner: m.partner, PartnerValid: m.partnerOK, Actor: l.actor(p),
+		ms := MemberState{Port: p.name, Partner: m.partner, PartnerValid: m.partnerOK, PartnerSince: m.since, Actor: l.actor(p),
 			Aggregated: aggregatedMember(m), LACPDUsIn: m.pdusIn, LACPDUsOut: m.pdusOut}
 		ms.Partner.System = append(net.HardwareAddr(nil), m.partner.System...)
 		if ms.Aggregated {
