@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv6"
 
 	"github.com/ramboot/ramboot/internal/vmtest/vswitch"
 )
@@ -182,4 +183,113 @@ func TestServeHTTP(t *testing.T) {
 		c.Close()
 		t.Errorf("%s reachable from the host's namespace", url)
 	}
+}
+
+// dhcp6Frame wraps a DHCPv6 message from hostMAC's link-local address to
+// All_DHCP_Relay_Agents_and_Servers (ff02::1:2) in Ethernet, IPv6 and UDP.
+func dhcp6Frame(m *dhcpv6.Message) []byte {
+	payload := m.ToBytes()
+	src := net.IP{0xfe, 0x80, 0, 0, 0, 0, 0, 0, hostMAC[0] ^ 2, hostMAC[1], hostMAC[2], 0xff, 0xfe, hostMAC[3], hostMAC[4], hostMAC[5]}
+	dst := net.ParseIP("ff02::1:2")
+	udp := make([]byte, 8, 8+len(payload))
+	binary.BigEndian.PutUint16(udp[0:], 546)
+	binary.BigEndian.PutUint16(udp[2:], 547)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
+	udp = append(udp, payload...)
+	// The UDP checksum is mandatory over IPv6: over the pseudo-header (addresses, length,
+	// next header) and the datagram.
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(src)
+	add(dst)
+	sum += uint32(len(udp)) + 17
+	add(udp)
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(udp[6:], ^uint16(sum))
+	ip := make([]byte, 40)
+	ip[0] = 6 << 4
+	binary.BigEndian.PutUint16(ip[4:], uint16(len(udp)))
+	ip[6], ip[7] = 17, 1
+	copy(ip[8:], src)
+	copy(ip[24:], dst)
+	return vswitch.Frame{Dst: net.HardwareAddr{0x33, 0x33, 0, 1, 0, 2}, Src: hostMAC,
+		EtherType: vswitch.EtherTypeIPv6, Payload: append(ip, udp...)}.Marshal()
+}
+
+// dhcp6Reply parses a DHCPv6 message to the client port out of a frame, or returns nil.
+func dhcp6Reply(f vswitch.Frame) *dhcpv6.Message {
+	p := f.Payload
+	if f.EtherType != vswitch.EtherTypeIPv6 || len(p) < 48 || p[6] != 17 || binary.BigEndian.Uint16(p[42:]) != 546 {
+		return nil
+	}
+	m, err := dhcpv6.MessageFromBytes(p[48:])
+	if err != nil {
+		return nil
+	}
+	return m
+}
+
+// TestDnsmasqDHCPv6: a stateful DHCPv6 Solicit from a host on the switch gets an Advertise
+// with an address of the range and the boot file URL (option 59). Asked for 60 s, dnsmasq
+// gives 120 s here too.
+func TestDnsmasqDHCPv6(t *testing.T) {
+	t.Parallel()
+	l, _, peer := lab(t)
+	d := l.Dnsmasq(DnsmasqConfig{Interface: "lab0", Lines: []string{
+		"enable-ra", "dhcp-range=fd00:42::100,fd00:42::1ff,64,60",
+		"dhcp-option=option6:bootfile-url,http://[fd00:42::1]:8080/menu",
+	}})
+	// The fake host answers no neighbour solicitation: the lab knows its address beforehand.
+	l.IP("neigh", "add", "fe80::5054:ff:fe42:1", "lladdr", hostMAC.String(), "dev", "lab0", "nud", "permanent")
+	sol, err := dhcpv6.NewSolicit(hostMAC, dhcpv6.WithRequestedOptions(dhcpv6.OptionBootfileURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var adv *dhcpv6.Message
+	for adv == nil {
+		if err := peer.Send(dhcp6Frame(sol)); err != nil {
+			t.Fatal(err)
+		}
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		f, err := peer.Recv(rctx, func(f vswitch.Frame) bool {
+			m := dhcp6Reply(f)
+			return m != nil && m.TransactionID == sol.TransactionID
+		})
+		rcancel()
+		if ctx.Err() != nil {
+			t.Fatalf("no DHCPv6 advertise: %v\ndnsmasq log:\n%s", err, d.Log())
+		}
+		if err == nil {
+			adv = dhcp6Reply(f)
+		}
+	}
+	if adv.MessageType != dhcpv6.MessageTypeAdvertise {
+		t.Fatalf("reply is a %v, want an advertise", adv.MessageType)
+	}
+	if got, want := adv.Options.BootFileURL(), "http://[fd00:42::1]:8080/menu"; got != want {
+		t.Errorf("option 59 = %q, want %q", got, want)
+	}
+	ia := adv.Options.OneIANA()
+	if ia == nil || len(ia.Options.Addresses()) == 0 {
+		t.Fatalf("no IA_NA address in %v", adv)
+	}
+	a := ia.Options.Addresses()[0]
+	if !net.ParseIP("fd00:42::").Mask(net.CIDRMask(64, 128)).Equal(a.IPv6Addr.Mask(net.CIDRMask(64, 128))) || a.IPv6Addr[14] != 1 {
+		t.Errorf("address %v, want fd00:42::100-1ff", a.IPv6Addr)
+	}
+	if a.ValidLifetime != 120*time.Second {
+		t.Errorf("valid lifetime %v, want 2m0s (dnsmasq's floor for the 60 s asked)", a.ValidLifetime)
+	}
+	t.Logf("advertised %v valid %v", a.IPv6Addr, a.ValidLifetime)
 }
