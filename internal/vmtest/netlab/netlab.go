@@ -5,7 +5,25 @@
 // Everything is removed when the test ends, failed or not.
 //
 // It needs root (network namespaces, TAP devices): without it, a test is skipped, or fails
-// when CI is set.
+// when CI is set. A VM test wires it up so (the guest on a VLAN 42 trunk, the lab on an
+// access port of VLAN 42):
+//
+//	l := netlab.New(t)
+//	sw := vswitch.New(vswitch.Options{Logf: t.Logf})
+//	t.Cleanup(func() { sw.Close() })
+//	if _, err := sw.AddTap("uplink", l.Path(), "lab0", vswitch.Access(42)); err != nil {
+//		t.Fatal(err)
+//	}
+//	l.Up("lab0", "10.42.0.1/24", "fd00:42::1/64")
+//	d := l.Dnsmasq(netlab.DnsmasqConfig{Interface: "lab0", Lines: []string{
+//		"dhcp-range=10.42.0.50,10.42.0.99,255.255.255.0,2m", "dhcp-authoritative"}})
+//	url := l.ServeHTTP("10.42.0.1:0", handler) // "http://10.42.0.1:PORT"
+//	p, err := sw.AddPort("guest", vswitch.Trunk(42))
+//	…
+//	vm := vmtest.Start(t, vmtest.Options{Kernel: k, Initrd: initrd,
+//		Extra: p.QEMUArgs("n0", "52:54:00:12:34:56")})
+//	…
+//	d.Requests("52:54:00:12:34:56") // DHCPREQUESTs dnsmasq logged from the guest
 //
 // Test-only: nothing in /init or the CLI imports it.
 package netlab
@@ -20,6 +38,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -46,12 +65,31 @@ type Lab struct {
 	Name string // the namespace's name (ip netns)
 }
 
-var seq atomic.Int32
+var (
+	seq       atomic.Int32
+	sweepOnce sync.Once
+)
 
-// New creates a namespace with its loopback up; it is deleted when the test ends.
+// sweep deletes the namespaces of labs whose test binary is gone.
+func sweep() {
+	names, _ := filepath.Glob("/run/netns/rbl-*")
+	for _, n := range names {
+		var pid, i int
+		if _, err := fmt.Sscanf(filepath.Base(n), "rbl-%d-%d", &pid, &i); err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
+			exec.Command("ip", "netns", "del", filepath.Base(n)).Run()
+		}
+	}
+}
+
+// New creates a namespace with its loopback up; it is deleted when the test ends. Labs left
+// behind by test binaries that were killed (their name holds the process id) go first.
 func New(t testing.TB) *Lab {
 	t.Helper()
 	Need(t)
+	sweepOnce.Do(sweep)
 	l := &Lab{t: t, Name: fmt.Sprintf("rbl-%d-%d", os.Getpid(), seq.Add(1))}
 	if out, err := exec.Command("ip", "netns", "add", l.Name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v\n%s", l.Name, err, out)

@@ -79,7 +79,6 @@ func bootBond(t *testing.T, mode string) *bondLab {
 	sw := vswitch.New(vswitch.Options{Logf: t.Logf, Observe: func(e vswitch.Event) {
 		if isDHCPRequest(e.Frame) {
 			b.mu.Lock()
-			e.Frame.Payload = nil // aliases the switch's buffer
 			b.dhcp = append(b.dhcp, e)
 			b.mu.Unlock()
 		}

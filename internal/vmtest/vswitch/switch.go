@@ -95,7 +95,7 @@ type Options struct {
 	Logf func(format string, args ...any)
 	// Observe, when set, is called (with the switch's lock held: it must not call back into
 	// the switch) for every frame a port takes in, with the VLAN it was classified into and
-	// the reason it was dropped, if it was.
+	// the reason it was dropped, if it was. The event's frame is the observer's to keep.
 	Observe func(Event)
 }
 
