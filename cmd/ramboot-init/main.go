@@ -154,10 +154,10 @@ func run(ctx context.Context, rawCmdline string, logger *sysinit.Logger) error {
 		logf("%s", msg)
 		s.warnings = append(s.warnings, msg)
 	}
-	// Said, not silently dropped: a boot that needs a VLAN or a bond would otherwise fail
+	// Said, not silently dropped: a boot that needs a second interface would otherwise fail
 	// somewhere later without a word about why.
 	for _, p := range cfg.Network.Pending(cfg.IP) {
-		msg := "not applied by this /init yet (checked only): " + p
+		msg := "not applied (one interface is brought up): " + p
 		logf("%s", msg)
 		s.warnings = append(s.warnings, msg)
 	}

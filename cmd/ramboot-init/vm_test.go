@@ -254,8 +254,7 @@ func TestVMStaticIP(t *testing.T) {
 		Append: fmt.Sprintf("ramroot=%s/rootfs.tar.zst ip=10.0.2.99::10.0.2.2:255.255.255.0:rambox::off rd.route=10.9.0.0/16:10.0.2.2 ramboot.onerror=poweroff", built.base),
 		NICs:   []vmtest.NIC{{Model: "virtio-net-pci", MAC: mac1}},
 	})
-	// A network parameter /init parses but does not apply yet is said, not dropped silently.
-	vm.Expect(`not applied by this /init yet \(checked only\): routes: rd\.route=10\.9\.0\.0/16:10\.0\.2\.2`, bootTimeout)
+	vm.Expect(`netup: eth0: route 10\.9\.0\.0/16 via 10\.0\.2\.2 \(rd\.route=\)`, bootTimeout)
 	vm.Expect(`network: \S+ `+mac1+` 10\.0\.2\.99/24`, bootTimeout)
 	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
 	vm.Expect(`Address=10\.0\.2\.99/24`, time.Minute)

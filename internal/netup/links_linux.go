@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -119,6 +120,15 @@ func makeBond(ctx context.Context, c Config, deadline time.Time, b cmdline.Bond,
 		}
 		if link, err = netlink.LinkByName(b.Name); err != nil {
 			return st, err
+		}
+	}
+	// A bond without slaves is configured, whether made here or found: loading the bonding
+	// driver creates bond0 by itself (max_bonds=1), in balance-rr. One with slaves was
+	// configured by an earlier Up.
+	if len(slavesOf(link)) == 0 {
+		// Options such as the mode can only change while the bond is down.
+		if err := netlink.LinkSetDown(link); err != nil {
+			return st, fmt.Errorf("setting it down: %w", err)
 		}
 		// The bonding driver parses its options itself, by the names and values bond= uses
 		// (modinfo bonding): writing them to its sysfs files, as dracut does, takes every one
@@ -239,31 +249,27 @@ func waitLACP(ctx context.Context, bond string, st *BondState, deadline time.Tim
 }
 
 // readLACP reads the active aggregator's partner and counts its ports that collect and
-// distribute.
+// distribute, from the bonding driver's sysfs files (ad_partner_mac, ad_aggregator, and each
+// member's bonding_slave/ad_aggregator_id and ad_actor_oper_port_state). They are read there,
+// not from netlink's IFLA_BOND_AD_INFO, because the driver fills that attribute only on
+// request with the full link info, and the member's state is the same either way.
 func readLACP(bond string, st *BondState) {
 	st.Partner, st.Ports = nil, 0
-	l, err := netlink.LinkByName(bond)
-	if err != nil {
-		return
+	read := func(parts ...string) string {
+		b, _ := os.ReadFile(filepath.Join(append([]string{sysClassNet}, parts...)...))
+		return strings.TrimSpace(string(b))
 	}
-	b, ok := l.(*netlink.Bond)
-	if !ok || b.AdInfo == nil {
-		return
-	}
-	if p := b.AdInfo.PartnerMac; len(p) == 6 && !bytes.Equal(p, make([]byte, 6)) {
+	if p, err := net.ParseMAC(read(bond, "bonding", "ad_partner_mac")); err == nil && !bytes.Equal(p, make([]byte, 6)) {
 		st.Partner = p
 	}
-	links, err := netlink.LinkList()
-	if err != nil {
+	agg := read(bond, "bonding", "ad_aggregator")
+	if agg == "" {
 		return
 	}
-	for _, s := range links {
-		bs, ok := s.Attrs().Slave.(*netlink.BondSlave)
-		if !ok || s.Attrs().MasterIndex != l.Attrs().Index {
-			continue
-		}
-		want := uint8(lacpSync | lacpCollecting | lacpDistributing)
-		if int(bs.AggregatorId) == b.AdInfo.AggregatorId && bs.AdActorOperPortState&want == want {
+	for _, m := range st.Members {
+		state, err := strconv.Atoi(read(m.Name, "bonding_slave", "ad_actor_oper_port_state"))
+		want := lacpSync | lacpCollecting | lacpDistributing
+		if err == nil && read(m.Name, "bonding_slave", "ad_aggregator_id") == agg && state&want == want {
 			st.Ports++
 		}
 	}
@@ -299,4 +305,19 @@ func makeVLAN(ctx context.Context, deadline time.Time, v cmdline.VLAN) error {
 		return fmt.Errorf("setting it up: %w", err)
 	}
 	return nil
+}
+
+// slavesOf lists the links enslaved to link.
+func slavesOf(link netlink.Link) []netlink.Link {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil
+	}
+	var out []netlink.Link
+	for _, l := range links {
+		if l.Attrs().MasterIndex == link.Attrs().Index {
+			out = append(out, l)
+		}
+	}
+	return out
 }

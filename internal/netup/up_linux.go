@@ -508,6 +508,7 @@ func extraRoutes(c Config, link netlink.Link, l *Lease) error {
 			return fmt.Errorf("adding rd.route=%s: %w", r, err)
 		}
 		l.Routes = append(l.Routes, Route{Dst: r.Dst, Gateway: r.Gateway})
+		c.Logf("netup: %s: route %s (rd.route=)", link.Attrs().Name, l.Routes[len(l.Routes)-1])
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,6 +41,15 @@ func main() {
 	for _, l := range links {
 		mac, _ := os.ReadFile(filepath.Join(l, "address"))
 		fmt.Printf("TESTINIT-LINK %s %s\n", filepath.Base(l), strings.TrimSpace(string(mac)))
+	}
+	// The addresses the boot network left on each interface (the same kernel runs on).
+	if ifs, err := net.Interfaces(); err == nil {
+		for _, i := range ifs {
+			addrs, _ := i.Addrs()
+			for _, a := range addrs {
+				fmt.Printf("TESTINIT-ADDR %s %s\n", i.Name, a)
+			}
+		}
 	}
 	for _, pat := range []string{"/etc/systemd/network/*", "/etc/network/interfaces.d/*", "/etc/netplan/*", "/etc/udev/rules.d/*"} {
 		files, _ := filepath.Glob(pat)

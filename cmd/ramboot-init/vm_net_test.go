@@ -1,0 +1,198 @@
+package main
+
+// VM tests on data-centre networks: the guest's NICs are joined to a user-space switch
+// (internal/vmtest/vswitch) whose uplink is a TAP in a network namespace (internal/vmtest/netlab)
+// where dnsmasq serves DHCP and router advertisements and a Go server the images. The host's
+// kernel has neither bonding nor 8021q, so the switch is the strict partner a real one is:
+// nothing passes a LAG member before LACP aggregates it, nothing untagged passes a trunk.
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ramboot/ramboot/internal/vmtest"
+	"github.com/ramboot/ramboot/internal/vmtest/netlab"
+	"github.com/ramboot/ramboot/internal/vmtest/vswitch"
+)
+
+// netLab is a lab with a switch whose uplink TAP (tap0) is on VLAN vlan, addressed 10.42.0.1/24
+// and fd00:42::1/64, serving the VM tests' files over HTTP on 10.42.0.1 and [fd00:42::1].
+type netLab struct {
+	lab    *netlab.Lab
+	sw     *vswitch.Switch
+	base   string // http://10.42.0.1:PORT
+	base6  string // http://[fd00:42::1]:PORT
+	uplink *vswitch.Port
+}
+
+func newNetLab(t *testing.T, vlan int) *netLab {
+	t.Helper()
+	setup(t)
+	l := &netLab{lab: netlab.New(t)}
+	l.sw = vswitch.New(vswitch.Options{Logf: t.Logf})
+	t.Cleanup(func() { l.sw.Close() })
+	var err error
+	if l.uplink, err = l.sw.AddTap("uplink", l.lab.Path(), "tap0", vswitch.Access(vlan)); err != nil {
+		t.Fatal(err)
+	}
+	l.lab.Up("tap0", "10.42.0.1/24", "fd00:42::1/64")
+	files := http.FileServer(http.Dir(built.dir))
+	l.base = l.lab.ServeHTTP("10.42.0.1:0", files)
+	l.base6 = l.lab.ServeHTTP("[fd00:42::1]:0", files)
+	return l
+}
+
+// dhcp4 starts dnsmasq with a DHCPv4 range (and the lines given).
+func (l *netLab) dhcp4(lines ...string) *netlab.Dnsmasq {
+	return l.lab.Dnsmasq(netlab.DnsmasqConfig{Interface: "tap0", Lines: append([]string{
+		"dhcp-range=10.42.0.50,10.42.0.99,255.255.255.0,2m",
+		"dhcp-option=option:router,10.42.0.1",
+		"dhcp-authoritative",
+	}, lines...)})
+}
+
+// ramrootLine is an unattended ramroot boot of the test image from base.
+func ramrootLine(base string) string {
+	return fmt.Sprintf("ramroot=%s/rootfs.tar.zst ramroot.sha256=%s ramboot.onerror=poweroff", base, built.sums["rootfs.tar.zst"])
+}
+
+// TestVMNetLACP: two NICs in a LAG of the strict switch; bond= makes the guest the switch's
+// 802.3ad partner, /init says so, and DHCP and the image come over the aggregated bond.
+func TestVMNetLACP(t *testing.T) {
+	t.Parallel()
+	l := newNetLab(t, 1)
+	l.dhcp4()
+	lag, err := l.sw.AddLAG("po1", vswitch.Access(1), 2, vswitch.LACPConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var extra []string
+	for i, p := range lag.Ports() {
+		extra = append(extra, p.QEMUArgs(fmt.Sprintf("b%d", i), []string{mac1, mac2}[i])...)
+	}
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: built.initrd, Extra: extra,
+		Append: ramrootLine(l.base) + " bond=bond0:eth0,eth1:mode=802.3ad,lacp_rate=fast,miimon=100,xmit_hash_policy=layer3+4 BOOTIF=" + bootif(mac2),
+	})
+	m := vm.Expect(`bond0: LACP up with partner (\S+), (\d) of 2 ports`, bootTimeout)
+	t.Logf("LACP up at %v", vm.Elapsed().Round(100*time.Millisecond))
+	if m[1] != "02:5e:00:00:00:00" {
+		t.Errorf("partner %s, want the switch's system MAC 02:5e:00:00:00:00", m[1])
+	}
+	vm.Expect(`network: bond0 `+mac2+` 10\.42\.0\.\d+/24`, bootTimeout)
+	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	st := lag.State()
+	for _, ms := range st.Members {
+		t.Logf("switch: %s aggregated=%v partner %s key %d state %s", ms.Port, ms.Aggregated, ms.Partner.System, ms.Partner.Key, ms.Partner.State)
+		// The bond's system MAC is BOOTIF's NIC's: the boot network still sees that NIC.
+		if ms.Partner.System.String() != mac2 {
+			t.Errorf("switch port %s: partner system %s, want the guest's bond MAC %s", ms.Port, ms.Partner.System, mac2)
+		}
+	}
+	if st.Aggregated != 2 {
+		t.Errorf("switch: %d of 2 ports aggregated", st.Aggregated)
+	}
+	vm.Expect(`TESTINIT-DONE`, time.Minute)
+}
+
+// TestVMNetVLAN: the switch port is a trunk carrying VLAN 42 only, where DHCP and the image
+// server are; nothing untagged passes. vlan= brings the guest up on VLAN 42, the image keeps it.
+func TestVMNetVLAN(t *testing.T) {
+	t.Parallel()
+	l := newNetLab(t, 42)
+	d := l.dhcp4()
+	p, err := l.sw.AddPort("trunk", vswitch.Trunk(42))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: built.initrd, Extra: p.QEMUArgs("t0", mac1),
+		Append: ramrootLine(l.base) + " vlan=vlan42:eth0 BOOTIF=" + bootif(mac1),
+	})
+	vm.Expect(`netup: vlan42: VLAN 42 on eth0`, bootTimeout)
+	vm.Expect(`network: vlan42 `+mac1+` 10\.42\.0\.\d+/24`, bootTimeout)
+	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	vm.Expect(`TESTINIT-ADDR vlan42 10\.42\.0\.\d+/24`, time.Minute)
+	vm.Expect(`TESTINIT-DONE`, time.Minute)
+	if n := d.Count(`DHCPACK\(tap0\)`); n == 0 {
+		t.Errorf("dnsmasq acked nothing:\n%s", d.Log())
+	}
+	t.Logf("switch: trunk counters %+v", p.Counters())
+}
+
+// monitor opens QEMU's human monitor on a UNIX socket: the VM starts paused (-S), the test
+// sends its commands (set_link), then cont.
+func monitor(t *testing.T) (extra []string, send func(cmds ...string)) {
+	sock := filepath.Join(t.TempDir(), "mon.sock")
+	extra = []string{"-S", "-chardev", "socket,id=mon1,path=" + sock + ",server=on,wait=off", "-mon", "chardev=mon1,mode=readline"}
+	send = func(cmds ...string) {
+		var c net.Conn
+		var err error
+		for i := 0; i < 200; i++ {
+			if c, err = net.Dial("unix", sock); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("QEMU monitor: %v", err)
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for _, cmd := range cmds {
+			fmt.Fprintf(c, "%s\n", cmd)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		// Read until the monitor echoed the last command's prompt.
+		var out strings.Builder
+		for !strings.Contains(out.String(), cmds[len(cmds)-1]) {
+			line, err := r.ReadString('\n')
+			out.WriteString(line)
+			if err != nil {
+				break
+			}
+		}
+	}
+	return extra, send
+}
+
+// TestVMNetFourNICs: four NICs, one cabled (the others' links are down in QEMU): without BOOTIF
+// and ip=IF all race, the cabled one wins, and the console and the boot report say why the
+// others lost.
+func TestVMNetFourNICs(t *testing.T) {
+	t.Parallel()
+	l := newNetLab(t, 1)
+	l.dhcp4()
+	macs := []string{"52:54:00:00:04:01", "52:54:00:00:04:02", "52:54:00:00:04:03", "52:54:00:00:04:04"}
+	var extra []string
+	for i, mac := range macs {
+		p, err := l.sw.AddPort(fmt.Sprintf("p%d", i), vswitch.Access(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra = append(extra, p.QEMUArgs(fmt.Sprintf("n%d", i), mac)...)
+	}
+	mon, send := monitor(t)
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: built.initrd, Extra: append(extra, mon...),
+		Append: ramrootLine(l.base) + " rd.net.timeout.carrier=5",
+	})
+	send("set_link n0 off", "set_link n1 off", "set_link n3 off", "cont")
+	for i, mac := range macs {
+		want := `lost: no carrier`
+		if i == 2 {
+			want = `won: lease 10\.42\.0\.\d+/24 from 10\.42\.0\.1`
+		}
+		vm.Expect(`netup: race: \S+ \(`+mac+`\): `+want, bootTimeout)
+	}
+	vm.Expect(`network: (\S+) `+macs[2]+` 10\.42\.0\.\d+/24`, bootTimeout)
+	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	vm.Expect(`TESTINIT-DONE`, time.Minute)
+}
+
