@@ -195,4 +195,3 @@ func TestVMNetFourNICs(t *testing.T) {
 	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
 	vm.Expect(`TESTINIT-DONE`, time.Minute)
 }
-
