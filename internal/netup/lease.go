@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/ramboot/ramboot/internal/cmdline"
@@ -40,7 +41,9 @@ func leaseFromACK(iface string, mac net.HardwareAddr, ack *dhcpv4.DHCPv4, ip *cm
 		BootFile: ack.BootFileNameOption(),
 		Options:  maps.Clone(map[uint8][]byte(ack.Options)),
 		DHCP:     true,
+		Obtained: time.Now(),
 	}
+	l.LeaseTime, l.T1, l.T2 = leaseTimes(ack)
 	if l.BootFile == "" {
 		l.BootFile = ack.BootFileName
 	}
@@ -95,6 +98,38 @@ func leaseFromACK(iface string, mac net.HardwareAddr, ack *dhcpv4.DHCPv4, ip *cm
 		}
 	}
 	return l, nil
+}
+
+// leaseTimes reads an ACK's lease time (option 51), renewal time T1 (58) and rebinding time
+// T2 (59). A lease time of 0xffffffff (RFC 2132 9.2: infinite), 0 or none at all is returned
+// as 0, which Lease reads as "never expires"; T1 and T2 are then 0 too. T1 and T2 default to
+// 0.5 and 0.875 of the lease time (RFC 2131 4.4.5), and a server's values that break
+// T1 < T2 < lease time are replaced by those defaults.
+func leaseTimes(ack *dhcpv4.DHCPv4) (lease, t1, t2 time.Duration) {
+	secs := func(code dhcpv4.OptionCode) (time.Duration, bool) {
+		b := ack.Options.Get(code)
+		if len(b) != 4 {
+			return 0, false
+		}
+		v := binary.BigEndian.Uint32(b)
+		return time.Duration(v) * time.Second, v != 0 && v != 0xffffffff
+	}
+	lease, ok := secs(dhcpv4.OptionIPAddressLeaseTime)
+	if !ok {
+		return 0, 0, 0
+	}
+	t2, ok = secs(dhcpv4.OptionRebindingTimeValue)
+	if !ok || t2 >= lease {
+		t2 = lease * 7 / 8
+	}
+	t1, ok = secs(dhcpv4.OptionRenewTimeValue)
+	if !ok || t1 >= t2 {
+		t1 = lease / 2
+		if t1 >= t2 { // a server's early T2
+			t1 = t2 / 2
+		}
+	}
+	return lease, t1, t2
 }
 
 // staticLease is ip= configured without DHCP.

@@ -412,10 +412,7 @@ func configure(c Config, link netlink.Link, l *Lease) error {
 			}
 		}
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{
-		IP:   l.Addr.Addr().AsSlice(),
-		Mask: net.CIDRMask(l.Addr.Bits(), 32),
-	}}
+	addr := addr4(l) // with the lease's lifetimes (keep_linux.go)
 	if err := netlink.AddrReplace(link, addr); err != nil {
 		return fmt.Errorf("adding %s: %w", l.Addr, err)
 	}
