@@ -83,7 +83,9 @@ type state struct {
 	logger   *sysinit.Logger
 	logf     func(string, ...any)
 	lease    *netup.Lease
-	mods     bool // coldplug done
+	keeper   *netup.Keeper // keeps lease alive while /init waits (lease.go)
+	netCfg   netup.Config  // what Up ran with, for the keeper
+	mods     bool          // coldplug done
 	// menuAfterFailure: ramboot.onerror=menu and the unattended boot failed; show the menu.
 	menuAfterFailure bool
 	ready            boot.Exec // the irreversible step of the entry the menu prepared
@@ -238,10 +240,12 @@ func (s *state) boot(ctx context.Context) error {
 	}
 	if s.lease == nil && (boot.NeedNetwork(c) || !unattended) {
 		start := time.Now()
-		lease, err := netup.Up(ctx, s.netConfig(c.IP, &c.Network))
+		s.netCfg = s.netConfig(c.IP, &c.Network)
+		lease, err := netup.Up(ctx, s.netCfg)
 		switch {
 		case err == nil:
 			s.lease = lease
+			s.keepLease(s.netCfg)
 			s.logf("network: %s %s %s via %s", lease.Iface, lease.MAC, lease.Addr, lease.Gateway)
 			s.reportNetwork(lease, time.Since(start))
 			s.resolveOrigin()
@@ -257,11 +261,14 @@ func (s *state) boot(ctx context.Context) error {
 	}
 	if unattended {
 		s.reportChosen(p.Name, "cmdline")
+		if err := s.freshLease(ctx); err != nil {
+			return withCause(ctx, err)
+		}
 		exec, err := s.booter().Prepare(ctx, p, boot.ConsoleProgress(s.logf))
 		if err != nil {
 			return withCause(ctx, err)
 		}
-		return exec()
+		return s.handoff(exec)
 	}
 	return s.menu(ctx)
 }

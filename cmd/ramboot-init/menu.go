@@ -24,6 +24,9 @@ import (
 func (s *state) menu(ctx context.Context) error {
 	lookedAgain := false // the operator asked for the menu again: no countdown, no unattended boot
 find:
+	if err := s.freshLease(ctx); err != nil {
+		s.logf("%v", err) // local menus are still found
+	}
 	m := s.booter().FindMenu(ctx, s.cfg, console.HasShell())
 	refused := s.booter().Refused // a menu the chain of trust refused: its error screen first
 	s.reportMenu(m)
@@ -56,7 +59,7 @@ find:
 			if s.ready == nil {
 				return errors.New("menu: nothing prepared")
 			}
-			return s.ready()
+			return s.handoff(s.ready)
 		case tui.ActionShell:
 			if err := console.Shell(tty); err != nil {
 				s.logf("%v", err)
@@ -118,11 +121,14 @@ func (s *state) act(ctx context.Context, e bootmenu.Entry, cmdline string) error
 		return err
 	}
 	s.reportChosen(e.Name, "default")
+	if err := s.freshLease(ctx); err != nil {
+		return err
+	}
 	exec, err := s.booter().Prepare(ctx, boot.FromEntry(e, cmdline), boot.ConsoleProgress(s.logf))
 	if err != nil {
 		return err
 	}
-	return exec()
+	return s.handoff(exec)
 }
 
 // backend is the menu's view of /init.
@@ -135,6 +141,9 @@ func (k *backend) Prepare(ctx context.Context, e bootmenu.Entry, cmdline string,
 	k.s.ready = nil
 	k.s.logf("booting %s", e.Name)
 	if err := k.s.entryNetwork(ctx, e); err != nil {
+		return err // the menu shows it and logs it
+	}
+	if err := k.s.freshLease(ctx); err != nil {
 		return err // the menu shows it and logs it
 	}
 	exec, err := k.s.booter().Prepare(ctx, boot.FromEntry(e, cmdline), progress)
@@ -154,7 +163,7 @@ func (k *backend) LoadMenu(ctx context.Context, url string) (*bootmenu.Menu, err
 }
 
 func (k *backend) Network() (string, []string) {
-	l := k.s.lease
+	l := k.s.currentLease()
 	if l == nil {
 		return "no network", nil
 	}
@@ -182,11 +191,15 @@ func (s *state) entryNetwork(ctx context.Context, e bootmenu.Entry) error {
 	}
 	s.logf("%s: bringing up its network: %s", e.Name, strings.Join(e.Network.Params(), " "))
 	start := time.Now()
-	lease, err := netup.Up(ctx, s.netConfig(e.Network.BootIP(), e.Network))
+	nc := s.netConfig(e.Network.BootIP(), e.Network)
+	s.endKeeper() // no renewal of the old lease while Up replaces it
+	lease, err := netup.Up(ctx, nc)
 	if err != nil {
+		s.keepLease(s.netCfg) // the old lease, as long as it lasts
 		return fmt.Errorf("entry %s: %w", e.Name, err)
 	}
 	s.lease = lease
+	s.keepLease(nc)
 	s.booter() // tells the Booter
 	s.logf("network: %s", lease)
 	s.reportNetwork(lease, time.Since(start))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/ramboot/ramboot/internal/atomicfile"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -135,16 +136,11 @@ func (k *Keeper) poke() {
 // client has run. (After a kexec the next kernel starts from nothing anyway.) Stop is
 // idempotent; after it, Fresh returns the lease without renewing it.
 func (k *Keeper) Stop() {
-	k.cancel()
-	<-k.done
-	k.sem <- struct{}{} // a Fresh in progress finishes first (bounded by its timeouts)
-	defer k.unlock()
-	k.mu.Lock()
-	already := k.stopped
-	k.stopped = true
-	k.mu.Unlock()
+	if !k.end() {
+		return
+	}
 	l, valid := k.Current()
-	if already || l == nil || !l.DHCP || !valid {
+	if l == nil || !l.DHCP || !valid {
 		return
 	}
 	link, err := netlink.LinkByName(l.Iface)
@@ -158,6 +154,25 @@ func (k *Keeper) Stop() {
 	}
 	k.c.Logf("netup: %s: handing %s over with lifetime forever (lease until %s): the booted system's DHCP client renews it",
 		l.Iface, l.Addr, clock(l.Expires()))
+}
+
+// End ends the keeping, as Stop does, but leaves the address's lifetime as it is: the kernel
+// removes it at the lease's end. For a lease that is being replaced (Up again, with other
+// network parameters).
+func (k *Keeper) End() { k.end() }
+
+// end stops the goroutine and waits for a Fresh in progress; it reports whether this was the
+// first call.
+func (k *Keeper) end() bool {
+	k.cancel()
+	<-k.done
+	k.sem <- struct{}{} // a Fresh in progress finishes first (bounded by its timeouts)
+	defer k.unlock()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	first := !k.stopped
+	k.stopped = true
+	return first
 }
 
 // run is the goroutine: act when due, then sleep until the next step, a change or the end.
@@ -382,6 +397,11 @@ func (k *Keeper) reacquire(ctx context.Context, old *Lease, why string) error {
 	if err == nil {
 		err = configure(k.c, link, l)
 	}
+	if err == nil && l.V6 != nil && len(l.V6.DNS)+len(l.V6.Search) > 0 {
+		// configure wrote IPv4's servers alone; IPv6's follow them, as configure6 has it.
+		dns, search := mergeAddrs(l.DNS, l.V6.DNS), mergeStrings(l.Search, l.V6.Search)
+		err = atomicfile.WriteFile(k.c.ResolvConf, []byte(renderResolvConf(dns, search)), 0o644)
+	}
 	if err != nil {
 		k.c.Logf("netup: %s: configuring %s: %v", old.Iface, l.Addr, err)
 		return fmt.Errorf("configuring %s: %w", l.Addr, err)
@@ -391,9 +411,10 @@ func (k *Keeper) reacquire(ctx context.Context, old *Lease, why string) error {
 	return nil
 }
 
-// carry copies into a re-acquired lease what Up set besides leaseFromACK.
+// carry copies into a re-acquired lease what Up set besides leaseFromACK: the links it
+// created, the race's story, IPv6.
 func carry(old, l *Lease) {
-	l.V6 = old.V6
+	l.Bonds, l.VLANs, l.Race, l.V6 = old.Bonds, old.VLANs, old.Race, old.V6
 }
 
 // hasAddr reports whether link has the IPv4 address p.

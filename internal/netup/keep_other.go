@@ -26,3 +26,6 @@ func (k *Keeper) Fresh(ctx context.Context) (*Lease, error) {
 
 // Stop does nothing.
 func (k *Keeper) Stop() {}
+
+// End does nothing.
+func (k *Keeper) End() {}
