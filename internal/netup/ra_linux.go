@@ -2,6 +2,7 @@ package netup
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -9,9 +10,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/mdlayher/ndp"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,38 +95,86 @@ func linkLocal(ctx context.Context, link netlink.Link, timeout time.Duration) (n
 
 // advert is a router advertisement and its source.
 type advert struct {
-	ra     *ndp.RouterAdvertisement
+	ra     *routerAdvert
 	router netip.Addr
 	at     time.Time
 }
 
+// icmpConn is a raw ICMPv6 socket bound to ll on the interface that sends with hop limit 255
+// (RFC 4861 requires it of every ND message), receives router advertisements only, and
+// reports each packet's hop limit.
+func icmpConn(ifi *net.Interface, ll netip.Addr) (*net.IPConn, error) {
+	conn, err := net.ListenIP("ip6:ipv6-icmp", &net.IPAddr{IP: ll.AsSlice(), Zone: ifi.Name})
+	if err != nil {
+		return nil, err
+	}
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		var f unix.ICMPv6Filter // a set bit blocks that type
+		for i := range f.Data {
+			f.Data[i] = ^uint32(0)
+		}
+		f.Data[icmpRouterAdvertisement>>5] &^= 1 << (icmpRouterAdvertisement & 31)
+		if serr = unix.SetsockoptICMPv6Filter(int(fd), unix.IPPROTO_ICMPV6, unix.ICMPV6_FILTER, &f); serr != nil {
+			return
+		}
+		for _, o := range [][2]int{{unix.IPV6_MULTICAST_HOPS, 255}, {unix.IPV6_UNICAST_HOPS, 255}, {unix.IPV6_RECVHOPLIMIT, 1}} {
+			if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, o[0], o[1]); serr != nil {
+				return
+			}
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("setting up the ICMPv6 socket: %w", err)
+	}
+	return conn, nil
+}
+
+// hopLimit is the IPV6_HOPLIMIT of a packet's control messages; -1 if there is none.
+func hopLimit(oob []byte) int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return -1
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_HOPLIMIT && len(m.Data) >= 4 {
+			return int(int32(binary.NativeEndian.Uint32(m.Data)))
+		}
+	}
+	return -1
+}
+
 // solicit sends router solicitations from ll on the interface by rsSchedule and delivers
-// every valid advertisement (hop limit 255 and a link-local source, RFC 4861 6.1.2) to ads
-// until ctx is done. It calls noteHeard(ctx) on each. It returns ctx's error, or the socket's.
+// every valid advertisement (hop limit 255, a link-local source and a well-formed message,
+// RFC 4861 6.1.2) to ads until ctx is done. It calls noteHeard(ctx) on each. It returns ctx's
+// error, or the socket's.
 func solicit(ctx context.Context, ifi *net.Interface, ll netip.Addr, optimistic bool, logf func(string, ...any), ads chan<- advert) error {
-	conn, _, err := ndp.Listen(ifi, ndp.Addr(ll.WithZone("").String()))
+	conn, err := icmpConn(ifi, ll)
 	if err != nil {
 		return fmt.Errorf("opening the ICMPv6 socket: %w", err)
 	}
 	defer conn.Close()
-	var f ipv6.ICMPFilter
-	f.SetAll(true)
-	f.Accept(ipv6.ICMPTypeRouterAdvertisement)
-	if err := conn.SetICMPFilter(&f); err != nil {
-		return fmt.Errorf("filtering ICMPv6: %w", err)
+	var mac net.HardwareAddr
+	if !optimistic { // RFC 4429 3.2: no link-layer option from an optimistic address
+		mac = ifi.HardwareAddr
 	}
-	if err := conn.SetControlMessage(ipv6.FlagHopLimit, true); err != nil {
-		return fmt.Errorf("asking for hop limits: %w", err)
-	}
-	rs := &ndp.RouterSolicitation{}
-	if !optimistic {
-		rs.Options = []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: ifi.HardwareAddr}}
-	}
+	rs := routerSolicitation(mac)
+	allRouters := &net.IPAddr{IP: net.ParseIP("ff02::2"), Zone: ifi.Name}
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
 	defer stop()
+	b, oob := make([]byte, 1500), make([]byte, 128)
 	start := time.Now()
 	for n := 0; ; n++ {
-		if err := conn.WriteTo(rs, nil, netip.IPv6LinkLocalAllRouters()); err != nil {
+		if _, err := conn.WriteToIP(rs, allRouters); err != nil {
 			logf("netup: %s: router solicitation: %v", ifi.Name, err)
 		} else if n < len(rsSchedule) || n%8 == 0 {
 			logf("netup: %s: router solicitation %d", ifi.Name, n+1)
@@ -140,7 +187,7 @@ func solicit(ctx context.Context, ifi *net.Interface, ll netip.Addr, optimistic 
 			if err := conn.SetReadDeadline(next); err != nil {
 				return err
 			}
-			m, cm, from, err := conn.ReadFrom()
+			k, oobn, _, from, err := conn.ReadMsgIP(b, oob)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -151,13 +198,17 @@ func solicit(ctx context.Context, ifi *net.Interface, ll netip.Addr, optimistic 
 			if err != nil {
 				return fmt.Errorf("reading ICMPv6: %w", err)
 			}
-			ra, ok := m.(*ndp.RouterAdvertisement)
-			if !ok || cm == nil || cm.HopLimit != ndp.HopLimit || !from.IsLinkLocalUnicast() {
+			src, _ := netip.AddrFromSlice(from.IP)
+			if hopLimit(oob[:oobn]) != 255 || !src.IsLinkLocalUnicast() {
+				continue
+			}
+			ra, err := parseRA(b[:k])
+			if err != nil {
 				continue
 			}
 			noteHeard(ctx)
 			select {
-			case ads <- advert{ra: ra, router: from.WithZone(""), at: time.Now()}:
+			case ads <- advert{ra: ra, router: src.WithZone(""), at: time.Now()}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
-	"github.com/mdlayher/ndp"
 	"github.com/ramboot/ramboot/internal/cmdline"
 )
 
@@ -161,7 +160,7 @@ func slaacAddr(p netip.Prefix, mac net.HardwareAddr) (netip.Addr, bool) {
 
 // lifetime turns an advertised lifetime into Addr6's: infinity (0xffffffff s) is 0, forever.
 func lifetime(d time.Duration) time.Duration {
-	if d >= ndp.Infinity {
+	if d >= infinity {
 		return 0
 	}
 	return d
@@ -172,56 +171,55 @@ func lifetime(d time.Duration) time.Duration {
 // address in each /64 prefix with the A flag (RFC 4862 5.5.3: valid lifetime not 0,
 // preferred not above valid, not link-local), RDNSS and DNSSL (RFC 8106), the MTU (at least
 // IPv6's 1280), and the M and O flags. onLink are the prefixes with the L flag.
-func lease6FromRA(ra *ndp.RouterAdvertisement, router netip.Addr, mac net.HardwareAddr, now time.Time) (l *Lease6, onLink []netip.Prefix) {
-	l = &Lease6{Obtained: now, Managed: ra.ManagedConfiguration, Other: ra.OtherConfiguration}
+func lease6FromRA(ra *routerAdvert, router netip.Addr, mac net.HardwareAddr, now time.Time) (l *Lease6, onLink []netip.Prefix) {
+	l = &Lease6{Obtained: now, Managed: ra.Managed, Other: ra.Other}
 	if ra.RouterLifetime > 0 && router.Is6() && router.IsLinkLocalUnicast() {
 		l.Gateway = router.WithZone("")
 		l.GatewayLifetime = ra.RouterLifetime
 	}
-	for _, o := range ra.Options {
-		switch o := o.(type) {
-		case *ndp.PrefixInformation:
-			p, err := o.Prefix.Prefix(int(o.PrefixLength))
-			if err != nil || !p.Addr().Is6() || p.Addr().IsLinkLocalUnicast() || p.Addr().IsMulticast() {
-				continue
-			}
-			if o.OnLink && !slices.Contains(onLink, p) {
-				onLink = append(onLink, p)
-			}
-			if !o.AutonomousAddressConfiguration || o.ValidLifetime == 0 || o.PreferredLifetime > o.ValidLifetime {
-				continue
-			}
-			a, ok := slaacAddr(p, mac)
-			if !ok || slices.ContainsFunc(l.Addrs, func(x Addr6) bool { return x.Prefix.Addr() == a }) {
-				continue
-			}
-			l.Addrs = append(l.Addrs, Addr6{
-				Prefix: netip.PrefixFrom(a, 64), From: "slaac", Obtained: now,
-				Valid: lifetime(o.ValidLifetime), Preferred: lifetime(o.PreferredLifetime),
-			})
-		case *ndp.RecursiveDNSServer:
-			if o.Lifetime == 0 {
-				continue
-			}
-			for _, s := range o.Servers {
-				if s.Is6() && !s.IsUnspecified() && !slices.Contains(l.DNS, s.WithZone("")) {
-					l.DNS = append(l.DNS, s.WithZone(""))
-				}
-			}
-		case *ndp.DNSSearchList:
-			if o.Lifetime == 0 {
-				continue
-			}
-			for _, d := range o.DomainNames {
-				if validDomain(d) && !slices.Contains(l.Search, d) {
-					l.Search = append(l.Search, d)
-				}
-			}
-		case *ndp.MTU:
-			if o.MTU >= 1280 && o.MTU <= 65535 {
-				l.MTU = int(o.MTU)
+	for _, o := range ra.Prefixes {
+		p := o.Prefix
+		if !p.IsValid() || !p.Addr().Is6() || p.Addr().IsLinkLocalUnicast() || p.Addr().IsMulticast() {
+			continue
+		}
+		if o.OnLink && !slices.Contains(onLink, p) {
+			onLink = append(onLink, p)
+		}
+		if !o.Auto || o.Valid == 0 || o.Preferred > o.Valid {
+			continue
+		}
+		a, ok := slaacAddr(p, mac)
+		if !ok || slices.ContainsFunc(l.Addrs, func(x Addr6) bool { return x.Prefix.Addr() == a }) {
+			continue
+		}
+		l.Addrs = append(l.Addrs, Addr6{
+			Prefix: netip.PrefixFrom(a, 64), From: "slaac", Obtained: now,
+			Valid: lifetime(o.Valid), Preferred: lifetime(o.Preferred),
+		})
+	}
+	for _, o := range ra.RDNSS {
+		if o.Lifetime == 0 {
+			continue
+		}
+		for _, s := range o.Servers {
+			// A link-local server would need its zone in resolv.conf, and in the booted system.
+			if s.Is6() && !s.Is4In6() && !s.IsUnspecified() && !s.IsMulticast() && !s.IsLinkLocalUnicast() && !slices.Contains(l.DNS, s) {
+				l.DNS = append(l.DNS, s)
 			}
 		}
+	}
+	for _, o := range ra.DNSSL {
+		if o.Lifetime == 0 {
+			continue
+		}
+		for _, d := range o.Domains {
+			if validDomain(d) && !slices.Contains(l.Search, d) {
+				l.Search = append(l.Search, d)
+			}
+		}
+	}
+	if ra.MTU >= 1280 && ra.MTU <= 65535 {
+		l.MTU = int(ra.MTU)
 	}
 	return l, onLink
 }

@@ -42,17 +42,17 @@ func TestSLAACAddr(t *testing.T) {
 	}
 }
 
-// raOnWire marshals ra and parses it back, as it arrives.
-func raOnWire(t testing.TB, ra *ndp.RouterAdvertisement) *ndp.RouterAdvertisement {
+// raOnWire marshals ra with ndp, the reference, and parses it back with parseRA.
+func raOnWire(t testing.TB, ra *ndp.RouterAdvertisement) *routerAdvert {
 	b, err := ndp.MarshalMessage(ra)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ndp.ParseMessage(b)
+	r, err := parseRA(b)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("parseRA(%x): %v", b, err)
 	}
-	return m.(*ndp.RouterAdvertisement)
+	return r
 }
 
 func TestLease6FromRA(t *testing.T) {
@@ -239,21 +239,17 @@ func TestFamiliesOf(t *testing.T) {
 // and into lease6FromRA and lease6FromReply: no panic, and what comes out is fit to be
 // configured and written into files.
 func FuzzLease6(f *testing.F) {
-	ra, _ := ndp.MarshalMessage(&ndp.RouterAdvertisement{RouterLifetime: time.Minute, Options: []ndp.Option{
-		&ndp.PrefixInformation{PrefixLength: 64, OnLink: true, AutonomousAddressConfiguration: true, ValidLifetime: time.Hour, PreferredLifetime: time.Hour, Prefix: netip.MustParseAddr("fd00::")},
-		&ndp.DNSSearchList{Lifetime: time.Hour, DomainNames: []string{"lab.test"}},
-	}})
-	f.Add(ra)
+	for _, seed := range raSeeds(f) {
+		f.Add(seed)
+	}
 	f.Add(reply(f, dhcpv6.WithIAID([4]byte{1}), dhcpv6.WithIANA(iaAddr("fd00::10", time.Hour, time.Hour)),
 		dhcpv6.WithDomainSearchList("lab.test"), dhcpv6.WithOption(dhcpv6.OptBootFileURL("http://[fd00::1]/m.yaml"))).ToBytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		now := time.Now()
 		var ls []*Lease6
-		if m, err := ndp.ParseMessage(b); err == nil {
-			if ra, ok := m.(*ndp.RouterAdvertisement); ok {
-				l, _ := lease6FromRA(ra, netip.MustParseAddr("fe80::1"), mac6, now)
-				ls = append(ls, l)
-			}
+		if ra, err := parseRA(b); err == nil {
+			l, _ := lease6FromRA(ra, netip.MustParseAddr("fe80::1"), mac6, now)
+			ls = append(ls, l)
 		}
 		if m, err := dhcpv6.MessageFromBytes(b); err == nil {
 			for _, info := range []bool{false, true} {
@@ -278,4 +274,110 @@ func FuzzLease6(f *testing.F) {
 			}
 		}
 	})
+}
+
+func raSeeds(t testing.TB) [][]byte {
+	var out [][]byte
+	for _, ra := range []*ndp.RouterAdvertisement{
+		{RouterLifetime: time.Minute, ManagedConfiguration: true, Options: []ndp.Option{
+			&ndp.PrefixInformation{PrefixLength: 64, OnLink: true, AutonomousAddressConfiguration: true, ValidLifetime: time.Hour, PreferredLifetime: time.Hour, Prefix: netip.MustParseAddr("fd00::")},
+			&ndp.DNSSearchList{Lifetime: time.Hour, DomainNames: []string{"lab.test", "b.example.org"}},
+			&ndp.RecursiveDNSServer{Lifetime: time.Hour, Servers: []netip.Addr{netip.MustParseAddr("fd00::53"), netip.MustParseAddr("fd00::54")}},
+			&ndp.MTU{MTU: 1500},
+			&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: mac6},
+		}},
+		{OtherConfiguration: true},
+	} {
+		b, err := ndp.MarshalMessage(ra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// fromNDP is ndp's reading of an advertisement in parseRA's terms.
+func fromNDP(ra *ndp.RouterAdvertisement) *routerAdvert {
+	r := &routerAdvert{Managed: ra.ManagedConfiguration, Other: ra.OtherConfiguration, RouterLifetime: ra.RouterLifetime}
+	for _, o := range ra.Options {
+		switch o := o.(type) {
+		case *ndp.PrefixInformation:
+			p, err := o.Prefix.Prefix(int(o.PrefixLength))
+			if err != nil {
+				continue
+			}
+			r.Prefixes = append(r.Prefixes, prefixInfo{Prefix: p, OnLink: o.OnLink, Auto: o.AutonomousAddressConfiguration,
+				Valid: o.ValidLifetime, Preferred: o.PreferredLifetime})
+		case *ndp.RecursiveDNSServer:
+			r.RDNSS = append(r.RDNSS, rdnss{Lifetime: o.Lifetime, Servers: o.Servers})
+		case *ndp.DNSSearchList:
+			r.DNSSL = append(r.DNSSL, dnssl{Lifetime: o.Lifetime, Domains: o.DomainNames})
+		case *ndp.MTU:
+			r.MTU = o.MTU
+		}
+	}
+	return r
+}
+
+// FuzzParseRA checks parseRA against ndp: where ndp reads a router advertisement, parseRA
+// reads one too, and the two configure the same lease. (Search domains are compared where
+// they are plain ASCII: ndp decodes Punycode labels, which resolv.conf would not take.)
+func FuzzParseRA(f *testing.F) {
+	for _, seed := range raSeeds(f) {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		mine, err := parseRA(b)
+		m, nerr := ndp.ParseMessage(b)
+		ra, isRA := m.(*ndp.RouterAdvertisement)
+		if nerr != nil || !isRA || b[1] != 0 {
+			return
+		}
+		if err != nil {
+			t.Fatalf("ndp reads %+v, parseRA: %v", ra, err)
+		}
+		now := time.Unix(1e9, 0)
+		router := netip.MustParseAddr("fe80::1")
+		got, gotOn := lease6FromRA(mine, router, mac6, now)
+		want, wantOn := lease6FromRA(fromNDP(ra), router, mac6, now)
+		ascii := func(ss []string) []string {
+			var out []string
+			for _, s := range ss {
+				if !strings.Contains(strings.ToLower(s), "xn--") {
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+		got.Search, want.Search = ascii(got.Search), ascii(want.Search)
+		cmpAddr := cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+		cmpPrefix := cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
+		if diff := cmp.Diff(want, got, cmpAddr, cmpPrefix); diff != "" {
+			t.Errorf("lease (-ndp +parseRA):\n%s", diff)
+		}
+		if !slices.Equal(gotOn, wantOn) {
+			t.Errorf("on-link %v, ndp %v", gotOn, wantOn)
+		}
+	})
+}
+
+// TestRouterSolicitation: ndp reads what routerSolicitation builds.
+func TestRouterSolicitation(t *testing.T) {
+	for _, mac := range []net.HardwareAddr{mac6, nil} {
+		m, err := ndp.ParseMessage(routerSolicitation(mac))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, ok := m.(*ndp.RouterSolicitation)
+		if !ok {
+			t.Fatalf("%T", m)
+		}
+		switch {
+		case mac == nil && len(rs.Options) != 0:
+			t.Errorf("options %v without a MAC", rs.Options)
+		case mac != nil && (len(rs.Options) != 1 || rs.Options[0].(*ndp.LinkLayerAddress).Addr.String() != mac.String()):
+			t.Errorf("options %v, want the source link-layer address %s", rs.Options, mac)
+		}
+	}
 }
