@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ramboot/ramboot/internal/vmtest"
+	"github.com/ramboot/ramboot/internal/vmtest/vswitch"
+)
+
+// TestVMLease: the menu waits at the console for longer than the DHCP lease (dnsmasq's
+// shortest, two minutes: it raises anything shorter), with no key pressed. /init renews the
+// lease at each T1 (dnsmasq logs the REQUESTs), the address never lapses (the boot's kernel
+// log, which the booted image prints, has a renewal for each and no removal), and Enter
+// then boots over the same address.
+func TestVMLease(t *testing.T) {
+	t.Parallel()
+	l := newNetLab(t, 1)
+	d := l.dhcp4()
+	p, err := l.sw.AddPort("guest", vswitch.Access(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	menu := fmt.Sprintf("lease-%d.yaml", os.Getpid())
+	text := fmt.Sprintf(`title: Lease lab
+default: rescue
+entries:
+  - name: rescue
+    title: Rescue image
+    ramroot: {url: %s/rootfs.tar.zst, sha256: %s}
+`, l.base, built.sums["rootfs.tar.zst"])
+	if err := os.WriteFile(filepath.Join(built.dir, menu), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: built.initrd, Extra: p.QEMUArgs("n0", mac1),
+		Append: fmt.Sprintf("ramboot.menu=%s/%s BOOTIF=%s ramboot.onerror=poweroff", l.base, menu, bootif(mac1)),
+	})
+	vm.ExpectScreen(`Rescue image`, bootTimeout)
+	ack := vm.Console()
+	lease := regexp.MustCompile(`network: eth0 \S+ (10\.42\.0\.\d+)/24`).FindStringSubmatch(ack)
+	if lease == nil {
+		t.Fatalf("no lease on eth0:\n%s", ack)
+	}
+	addr := lease[1]
+	if first, usable, ok := dhcpSpan(ack); ok {
+		t.Logf("first DHCP packet to a usable address: %v", usable-first)
+	}
+	// The first REQUEST is the one after the offer; three more are renewals at T1 (60 s
+	// each): the menu has waited three minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	start := time.Now()
+	for n := 0; n < 4; {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d DHCPREQUESTs from the guest within 6 minutes, want 4 (3 renewals):\n%s", n, d.Log())
+		case <-time.After(time.Second):
+		}
+		if m := d.Requests(mac1); m != n {
+			n = m
+			t.Logf("%v: %d DHCPREQUESTs", time.Since(start).Round(time.Second), n)
+		}
+	}
+	if n := d.Count(`DHCPDISCOVER`); n != 1 {
+		t.Errorf("%d DHCPDISCOVERs, want 1 (renewals only):\n%s", n, d.Log())
+	}
+	if n := d.Count(`DHCPNAK`); n != 0 {
+		t.Errorf("dnsmasq NAKed:\n%s", d.Log())
+	}
+	vm.Send(keyEnter)
+	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	vm.Expect(`TESTINIT-DONE`, time.Minute)
+	var kmsg []string
+	for _, line := range strings.Split(vm.Console(), "\n") {
+		if m, ok := strings.CutPrefix(strings.TrimSpace(line), "TESTINIT-KMSG "); ok {
+			kmsg = append(kmsg, m)
+		}
+	}
+	log := strings.Join(kmsg, "\n")
+	renewed := regexp.MustCompile(`netup: eth0: lease renewed until (\S+) \(T1 (\S+)\)`).FindAllStringSubmatch(log, -1)
+	if len(renewed) < 3 {
+		t.Errorf("the boot's log has %d renewals, want at least 3:\n%s", len(renewed), log)
+	}
+	for _, r := range renewed {
+		t.Logf("renewed until %s (T1 %s)", r[1], r[2])
+	}
+	for _, bad := range []string{"removing " + addr, "lapsed", "lease ended", "DISCOVER\n", "no answer"} {
+		if strings.Contains(log+"\n", bad) {
+			t.Errorf("the boot's log says %q: the lease was not kept:\n%s", bad, log)
+		}
+	}
+	if m := regexp.MustCompile(`netup: eth0: keeping \S+: lease until (\S+), renewing at ([^,\s]+)`).FindStringSubmatch(log); m != nil {
+		t.Logf("first lease until %s, T1 %s (guest clock)", m[1], m[2])
+	} else {
+		t.Errorf("no keeper in the boot's log:\n%s", log)
+	}
+	if !strings.Contains(log, "handing "+addr+"/24 over with lifetime forever") {
+		t.Errorf("no handover of %s in the boot's log:\n%s", addr, log)
+	}
+	if !regexp.MustCompile(`TESTINIT-ADDR eth0 ` + regexp.QuoteMeta(addr) + `/24`).MatchString(vm.Console()) {
+		t.Errorf("the booted image lacks %s on eth0", addr)
+	}
+}
+
+// dhcpSpan is the guest's times (seconds since boot, its log's stamps) of the first DHCP
+// packet sent and of the lease configured.
+func dhcpSpan(console string) (first, usable time.Duration, ok bool) {
+	stamp := func(re string) (time.Duration, bool) {
+		m := regexp.MustCompile(`\[\s*(\d+)\.(\d{3})\] ramboot: ` + re).FindStringSubmatch(console)
+		if m == nil {
+			return 0, false
+		}
+		s, _ := strconv.Atoi(m[1])
+		ms, _ := strconv.Atoi(m[2])
+		return time.Duration(s)*time.Second + time.Duration(ms)*time.Millisecond, true
+	}
+	first, ok1 := stamp(`netup: \S+: sent message DISCOVER`)
+	usable, ok2 := stamp(`netup: \S+ \(\S+\) 10\.42\.0\.\d+/24 dhcp`)
+	return first, usable, ok1 && ok2
+}
