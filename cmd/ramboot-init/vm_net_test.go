@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ramboot/ramboot/internal/initramfs"
 	"github.com/ramboot/ramboot/internal/vmtest"
 	"github.com/ramboot/ramboot/internal/vmtest/netlab"
 	"github.com/ramboot/ramboot/internal/vmtest/vswitch"
@@ -192,6 +194,39 @@ func TestVMNetFourNICs(t *testing.T) {
 		vm.Expect(`netup: race: \S+ \(`+mac+`\): `+want, bootTimeout)
 	}
 	vm.Expect(`network: (\S+) `+macs[2]+` 10\.42\.0\.\d+/24`, bootTimeout)
+	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	vm.Expect(`TESTINIT-DONE`, time.Minute)
+}
+
+// TestVMNetMenuEntry: a menu entry's network: block is brought up when the entry boots: the
+// command line's network (untagged DHCP on the trunk) gets nothing, the entry's VLAN does.
+func TestVMNetMenuEntry(t *testing.T) {
+	t.Parallel()
+	l := newNetLab(t, 42)
+	l.dhcp4()
+	p, err := l.sw.AddPort("trunk", vswitch.Trunk(42))
+	if err != nil {
+		t.Fatal(err)
+	}
+	menu := filepath.Join(t.TempDir(), "menu.yaml")
+	os.WriteFile(menu, []byte(fmt.Sprintf(`default: tagged
+timeout: 0
+entries:
+  - name: tagged
+    ramroot: {url: %s/rootfs.tar.zst, sha256: %s}
+    network: {vlan: "vlan42:eth0"}
+`, l.base, built.sums["rootfs.tar.zst"])), 0o644)
+	initrd := filepath.Join(t.TempDir(), "menu-network.cpio.zst")
+	if err := writeInitramfs(initrd, initramfs.Spec{Init: filepath.Join(built.dir, "ramboot-init"), Modules: built.kernel.Modules, Menu: menu}); err != nil {
+		t.Fatal(err)
+	}
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: initrd, Extra: p.QEMUArgs("t0", mac1),
+		Append: "rd.net.timeout.dhcp=2 ramboot.onerror=poweroff",
+	})
+	vm.Expect(`network: bringing up the network: .*no DHCP lease on eth0`, bootTimeout)
+	vm.Expect(`tagged: bringing up its network: vlan=vlan42:eth0`, bootTimeout)
+	vm.Expect(`network: vlan42 \(`+mac1+`\) 10\.42\.0\.\d+/24 dhcp`, bootTimeout)
 	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
 	vm.Expect(`TESTINIT-DONE`, time.Minute)
 }
