@@ -381,3 +381,25 @@ func TestRouterSolicitation(t *testing.T) {
 		}
 	}
 }
+
+// TestLease6Describe: a lease with IPv6 only says so, without an invalid IPv4 address.
+func TestLease6Describe(t *testing.T) {
+	l := &Lease{Iface: "eth0", MAC: mac6, V6: &Lease6{
+		Addrs:   []Addr6{{Prefix: netip.MustParsePrefix("fd00::5eff:fe00:10/64"), From: "slaac"}},
+		Gateway: netip.MustParseAddr("fe80::1"), DNS: []netip.Addr{netip.MustParseAddr("fd00::53")},
+		BootFileURL: "http://[fd00::1]/m.yaml", Server: netip.MustParseAddr("fe80::1"),
+	}}
+	if got, want := l.String(), "eth0 (02:00:5e:00:00:10) fd00::5eff:fe00:10/64 slaac gw fe80::1"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	d := strings.Join(l.Describe(), "\n")
+	for _, want := range []string{"address    fd00::5eff:fe00:10/64 by SLAAC", "gateway    fe80::1", "DNS        fd00::53",
+		"server     fe80::1 (DHCPv6)", "boot URL   http://[fd00::1]/m.yaml (DHCPv6)"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("Describe lacks %q:\n%s", want, d)
+		}
+	}
+	if strings.Contains(d, "invalid") {
+		t.Errorf("Describe:\n%s", d)
+	}
+}
