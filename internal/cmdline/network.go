@@ -528,12 +528,3 @@ func (n *Network) Pending(acted *IPConfig) []string {
 	add("routes through another interface", routes)
 	return out
 }
-
-// params renders each of xs as the parameter name followed by its value.
-func params[T interface{ String() string }](name string, xs []T) []string {
-	var out []string
-	for _, x := range xs {
-		out = append(out, name+x.String())
-	}
-	return out
-}

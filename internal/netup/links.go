@@ -91,12 +91,6 @@ func (t topology) bondUnder(name string) *cmdline.Bond {
 	return nil
 }
 
-// virtual reports whether the topology creates name.
-func (t topology) virtual(name string) bool {
-	return slices.ContainsFunc(t.bonds, func(b cmdline.Bond) bool { return b.Name == name }) ||
-		slices.ContainsFunc(t.vlans, func(v cmdline.VLAN) bool { return v.Name == name })
-}
-
 func (t topology) String() string {
 	var parts []string
 	for _, r := range t.renames {
