@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +91,7 @@ func TestVMNetLACP(t *testing.T) {
 	}
 	vm.Expect(`network: bond0 `+mac2+` 10\.42\.0\.\d+/24`, bootTimeout)
 	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	logAddressTime(t, vm.Console())
 	st := lag.State()
 	for _, ms := range st.Members {
 		t.Logf("switch: %s aggregated=%v partner %s key %d state %s", ms.Port, ms.Aggregated, ms.Partner.System, ms.Partner.Key, ms.Partner.State)
@@ -121,6 +124,7 @@ func TestVMNetVLAN(t *testing.T) {
 	vm.Expect(`network: vlan42 `+mac1+` 10\.42\.0\.\d+/24`, bootTimeout)
 	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
 	vm.Expect(`TESTINIT-ADDR vlan42 10\.42\.0\.\d+/24`, time.Minute)
+	logAddressTime(t, vm.Console())
 	vm.Expect(`TESTINIT-DONE`, time.Minute)
 	if n := d.Count(`DHCPACK\(tap0\)`); n == 0 {
 		t.Errorf("dnsmasq acked nothing:\n%s", d.Log())
@@ -194,6 +198,7 @@ func TestVMNetFourNICs(t *testing.T) {
 		vm.Expect(`netup: race: \S+ \(`+mac+`\): `+want, bootTimeout)
 	}
 	vm.Expect(`network: (\S+) `+macs[2]+` 10\.42\.0\.\d+/24`, bootTimeout)
+	logAddressTime(t, vm.Console())
 	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
 	vm.Expect(`TESTINIT-DONE`, time.Minute)
 }
@@ -229,4 +234,21 @@ entries:
 	vm.Expect(`network: vlan42 \(`+mac1+`\) 10\.42\.0\.\d+/24 dhcp`, bootTimeout)
 	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
 	vm.Expect(`TESTINIT-DONE`, time.Minute)
+}
+
+// logAddressTime logs the time from the first DHCP (or DHCPv6, or router solicitation) packet
+// /init sent to the address it configured, from the console's timestamps: a figure for the
+// closing notes, not an assertion.
+func logAddressTime(t *testing.T, console string) {
+	t.Helper()
+	stamp := `\[\s*(\d+\.\d+)\] ramboot: `
+	first := regexp.MustCompile(stamp + `netup: \S+: sent (message (DISCOVER|SOLICIT|Solicit)|router solicitation)`).FindStringSubmatch(console)
+	done := regexp.MustCompile(stamp + `network: \S+ `).FindStringSubmatch(console)
+	if first == nil || done == nil {
+		t.Logf("first packet → address: not found on the console")
+		return
+	}
+	a, _ := strconv.ParseFloat(first[1], 64)
+	b, _ := strconv.ParseFloat(done[1], 64)
+	t.Logf("first packet → usable address: %.0f ms", (b-a)*1000)
 }
