@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/ramboot/ramboot/internal/cmdline"
 	ukexec "github.com/u-root/u-root/pkg/boot/kexec"
 	"github.com/u-root/u-root/pkg/boot/linux"
 	"golang.org/x/sys/unix"
@@ -42,14 +43,23 @@ func BootIF(mac net.HardwareAddr) string {
 
 // ComposeCmdline returns cmdline with BOOTIF= of the boot NIC appended when it has none (so the
 // next kernel's ramboot, or the seed's scripts, keep using the same NIC), and extra parameters
-// (e.g. ip= of the current lease, when an entry asks for it) appended after it.
-func ComposeCmdline(cmdline string, bootif net.HardwareAddr, extra ...string) string {
-	parts := []string{strings.TrimSpace(cmdline)}
-	if len(bootif) == 6 && !hasParam(cmdline, "BOOTIF") {
+// (the boot network's bond=, vlan=, ip=, …) appended after it, each only when cmdline has no
+// parameter of its key. Network parameters (cmdline.IsNetworkParam) are appended only when
+// cmdline has no ip=, vlan=, bond=, ifname=, rd.route= or nameserver= at all: the user's own
+// network configuration wins whole, since a mix of the two could put a VLAN on a NIC the
+// user's line names otherwise. rd.net.timeout.* alone is not a network configuration.
+func ComposeCmdline(line string, bootif net.HardwareAddr, extra ...string) string {
+	parts := []string{strings.TrimSpace(line)}
+	if len(bootif) == 6 && !hasParam(line, "BOOTIF") {
 		parts = append(parts, "BOOTIF="+BootIF(bootif))
 	}
+	ownNetwork := false
+	for _, k := range []string{"ip", "vlan", "bond", "ifname", "rd.route", "nameserver"} {
+		ownNetwork = ownNetwork || hasParam(line, k)
+	}
 	for _, e := range extra {
-		if k, _, _ := strings.Cut(e, "="); e != "" && !hasParam(cmdline, k) {
+		k, _, _ := strings.Cut(e, "=")
+		if e != "" && !hasParam(line, k) && !(ownNetwork && cmdline.IsNetworkParam(k)) {
 			parts = append(parts, e)
 		}
 	}

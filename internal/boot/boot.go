@@ -35,6 +35,10 @@ type Booter struct {
 	// Lease is the boot NIC's lease (nil without network): its identity goes into the image's
 	// network config and the kexec'd kernel's command line.
 	Lease *netup.Lease
+	// Network is the topology the lease is on (bonds, VLANs, their NICs), for the image's
+	// network config and the kexec'd kernel's parameters. Nil: Lease's NIC alone. Its Lease,
+	// when nil, is Lease.
+	Network *netup.ImageNet
 	// Hooks runs the operator's hooks; its Env is completed from the lease.
 	Hooks hooks.Runner
 	Logf  func(format string, args ...any)
@@ -84,6 +88,22 @@ func New(lease *netup.Lease, h hooks.Runner, logf func(string, ...any)) *Booter 
 		b.Registry.AuthFile = layout.RegistryAuth
 	}
 	return b
+}
+
+// imageNet is the network to write into an image and pass to a kexec'd kernel; nil without
+// a lease.
+func (b *Booter) imageNet() *netup.ImageNet {
+	var n netup.ImageNet
+	if b.Network != nil {
+		n = *b.Network
+	}
+	if n.Lease == nil {
+		n.Lease = b.Lease
+	}
+	if n.Lease == nil {
+		return nil
+	}
+	return &n
 }
 
 // Env is the hooks' environment: PATH, the new root, the boot NIC.

@@ -16,8 +16,8 @@ import (
 var loadKexec = kexec.Load
 
 // prepareKexec fetches the kernel and initrds (verified when sums are given), composes the
-// command line (BOOTIF= of the boot NIC when missing, ip= of the lease when asked) and loads
-// it; the returned step boots it. A locked-down kernel's refusal of the kernel's signature is
+// command line (BOOTIF= of the boot NIC when missing, the boot network's parameters unless
+// the entry has its own, the address as a static ip= when asked) and loads it; the returned step boots it. A locked-down kernel's refusal of the kernel's signature is
 // kexec's *RefusedError (kexec.ErrUntrusted), naming the kernel's URL: final for this entry.
 func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(loader.Progress)) (Exec, error) {
 	dir := "/tmp/kexec"
@@ -56,11 +56,15 @@ func (b *Booter) prepareKexec(ctx context.Context, k *KexecPlan, progress func(l
 	}
 	var mac []byte
 	var extra []string
-	if l := b.Lease; l != nil {
-		mac = l.MAC
-		if k.IPAppend {
-			extra = append(extra, l.KernelIP())
+	if n := b.imageNet(); n != nil {
+		mac = n.Lease.MAC
+		// The boot network's parameters (bond=, vlan=, ip=, …; ip= static with ipappend):
+		// kexec.ComposeCmdline drops them all if the entry's line has network parameters.
+		params, err := n.KernelParams(k.IPAppend)
+		if err != nil {
+			b.logf("kexec: %v: passing BOOTIF= alone", err)
 		}
+		extra = append(extra, params...)
 	}
 	img.Cmdline = kexec.ComposeCmdline(k.Cmdline, mac, extra...)
 	if err := b.TPM.MeasureData("cmdline", img.Cmdline, []byte(img.Cmdline)); err != nil {

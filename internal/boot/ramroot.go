@@ -85,8 +85,8 @@ func (b *Booter) prepareRamroot(ctx context.Context, r *RamrootPlan, progress fu
 	if err := copyKernelFiles(b.Root, b.KernelFiles, b.logf); err != nil {
 		return nil, fmt.Errorf("copying modules into the image: %w", err)
 	}
-	if b.Lease != nil {
-		files, err := netup.WriteImageConfig(b.Root, b.Lease)
+	if n := b.imageNet(); n != nil {
+		files, err := netup.WriteImageConfig(b.Root, n)
 		if err != nil {
 			return nil, fmt.Errorf("writing the image's network config: %w", err)
 		}

@@ -1,13 +1,19 @@
 package netup
 
 import (
+	"flag"
+	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ramboot/ramboot/internal/cmdline"
 )
 
 var (
@@ -21,84 +27,6 @@ var (
 		DNS: []netip.Addr{ip("192.0.2.53"), ip("192.0.2.54")}, Search: []string{"lab.example", "example"},
 	}
 )
-
-func TestRenderers(t *testing.T) {
-	for _, tt := range []struct {
-		name   string
-		render func(*Lease) string
-		lease  *Lease
-		want   string
-	}{
-		{"networkd dhcp", renderNetworkd, dhcpLeaseFixture, `# Written by ramboot: the NIC it booted from, matched by MAC whatever its name.
-[Match]
-MACAddress=52:54:00:12:34:56
-
-[Network]
-DHCP=ipv4
-`},
-		{"networkd static", renderNetworkd, staticLeaseFixture, `# Written by ramboot: the NIC it booted from, matched by MAC whatever its name.
-[Match]
-MACAddress=52:54:00:12:34:56
-
-[Network]
-Address=192.0.2.15/24
-Gateway=192.0.2.1
-DNS=192.0.2.53
-DNS=192.0.2.54
-Domains=lab.example example
-`},
-		{"netplan dhcp", renderNetplan, dhcpLeaseFixture, `# Written by ramboot: the NIC it booted from, matched by MAC whatever its name.
-network:
-  version: 2
-  ethernets:
-    bootif:
-      match:
-        macaddress: "52:54:00:12:34:56"
-      dhcp4: true
-`},
-		{"netplan static", renderNetplan, staticLeaseFixture, `# Written by ramboot: the NIC it booted from, matched by MAC whatever its name.
-network:
-  version: 2
-  ethernets:
-    bootif:
-      match:
-        macaddress: "52:54:00:12:34:56"
-      dhcp4: false
-      addresses: ["192.0.2.15/24"]
-      routes:
-        - to: 0.0.0.0/0
-          via: 192.0.2.1
-      nameservers:
-        addresses: [192.0.2.53, 192.0.2.54]
-        search: ["lab.example", "example"]
-`},
-		{"ifupdown dhcp", renderIfupdown, dhcpLeaseFixture, `# Written by ramboot: the NIC it booted from (52:54:00:12:34:56).
-auto eth0
-iface eth0 inet dhcp
-	pre-up ip -4 addr flush dev eth0 scope global || true
-`},
-		{"ifupdown static", renderIfupdown, staticLeaseFixture, `# Written by ramboot: the NIC it booted from (52:54:00:12:34:56).
-auto eth1
-iface eth1 inet static
-	pre-up ip -4 addr flush dev eth1 scope global || true
-	address 192.0.2.15/24
-	gateway 192.0.2.1
-	dns-nameservers 192.0.2.53 192.0.2.54
-	dns-search lab.example example
-`},
-		{"udev", renderUdevRule, staticLeaseFixture, `# Written by ramboot: keep the name of the NIC it booted from. The NIC is up and
-# configured when this system starts and Linux does not rename an up interface: a rename
-# attempt would fail the device's udev event, and networkd would leave the link pending.
-SUBSYSTEM=="net", ACTION=="add", ATTR{address}=="52:54:00:12:34:56", ATTR{type}=="1", NAME="eth1"
-`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, tt.render(tt.lease)); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
-		})
-	}
-}
 
 // layout creates files under a new root: a name ending in / is a directory, "->" makes a
 // symlink.
@@ -129,6 +57,15 @@ func layout(t *testing.T, files map[string]string) string {
 	return root
 }
 
+// plain is the topology of a single-NIC boot.
+func plain(l *Lease) *topology {
+	t, err := (&ImageNet{Lease: l}).topology()
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
 func TestWriteImageConfig(t *testing.T) {
 	const debianInterfaces = "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n"
 	for _, tt := range []struct {
@@ -149,8 +86,8 @@ func TestWriteImageConfig(t *testing.T) {
 			want:  []string{NetworkdPath, IfupdownPath, UdevRulePath, ResolvPath, HostnamePath},
 			check: map[string]string{
 				"/etc/network/interfaces": debianInterfaces,
-				IfupdownPath:              renderIfupdown(dhcpLeaseFixture),
-				NetworkdPath:              renderNetworkd(dhcpLeaseFixture),
+				IfupdownPath:              renderIfupdown(plain(dhcpLeaseFixture)),
+				NetworkdPath:              renderNetworkd(plain(dhcpLeaseFixture))[0].data,
 				ResolvPath:                renderResolvConf(dhcpLeaseFixture.DNS, dhcpLeaseFixture.Search),
 				HostnamePath:              "node7\n",
 				NetplanPath:               "",
@@ -163,7 +100,7 @@ func TestWriteImageConfig(t *testing.T) {
 			files: map[string]string{"etc/systemd/": "", "usr/lib/udev/rules.d/": ""},
 			lease: staticLeaseFixture,
 			want:  []string{NetworkdPath, UdevRulePath, ResolvPath},
-			check: map[string]string{UdevRulePath: renderUdevRule(staticLeaseFixture), IfupdownPath: ""},
+			check: map[string]string{UdevRulePath: renderUdevRule(plain(staticLeaseFixture)), IfupdownPath: ""},
 		},
 		{
 			name: "ubuntu with netplan and resolved, static",
@@ -174,7 +111,7 @@ func TestWriteImageConfig(t *testing.T) {
 			lease: staticLeaseFixture,
 			want:  []string{NetplanPath, UdevRulePath},
 			check: map[string]string{
-				NetplanPath: renderNetplan(staticLeaseFixture), NetworkdPath: "", IfupdownPath: "", HostnamePath: "",
+				NetplanPath: renderNetplan(plain(staticLeaseFixture)), NetworkdPath: "", IfupdownPath: "", HostnamePath: "",
 			},
 			symlink: map[string]string{ResolvPath: "../run/systemd/resolve/stub-resolv.conf"},
 		},
@@ -223,7 +160,7 @@ func TestWriteImageConfig(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			root := layout(t, tt.files)
-			got, err := WriteImageConfig(root, tt.lease)
+			got, err := WriteImageConfig(root, &ImageNet{Lease: tt.lease})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -267,9 +204,153 @@ func TestWriteImageConfig(t *testing.T) {
 
 func TestWriteImageConfigErrors(t *testing.T) {
 	if _, err := WriteImageConfig(t.TempDir(), nil); err == nil {
+		t.Error("nil: no error")
+	}
+	if _, err := WriteImageConfig(t.TempDir(), &ImageNet{}); err == nil {
 		t.Error("nil lease: no error")
 	}
-	if _, err := WriteImageConfig(filepath.Join(t.TempDir(), "missing"), dhcpLeaseFixture); err == nil {
+	if _, err := WriteImageConfig(filepath.Join(t.TempDir(), "missing"), &ImageNet{Lease: dhcpLeaseFixture}); err == nil {
 		t.Error("missing root: no error")
+	}
+}
+
+var updateGolden = flag.Bool("update", false, "rewrite testdata/image's golden files")
+
+var (
+	nicMAC1 = net.HardwareAddr{0x52, 0x54, 0x00, 0x00, 0x00, 0x01}
+	nicMAC2 = net.HardwareAddr{0x52, 0x54, 0x00, 0x00, 0x00, 0x02}
+)
+
+// lacpBond is bond0 in 802.3ad over eth0 and eth1, with the options issue 19 names.
+func lacpBond(opts string, mtu int) []ImageLink {
+	var o []cmdline.BondOption
+	for _, kv := range strings.Split(opts, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		o = append(o, cmdline.BondOption{Name: k, Value: v})
+	}
+	return []ImageLink{
+		{Kind: ImageNIC, Name: "eth0", MAC: nicMAC1, Master: "bond0", MTU: mtu},
+		{Kind: ImageNIC, Name: "eth1", MAC: nicMAC2, Master: "bond0", MTU: mtu},
+		{Kind: ImageBond, Name: "bond0", MAC: nicMAC1, BondOptions: o, MTU: mtu},
+	}
+}
+
+func v6Addr(p, from string) Addr6 {
+	return Addr6{Prefix: pfx(p), From: from, Valid: time.Hour, Preferred: 30 * time.Minute}
+}
+
+// imageTopologies are the networks issue 19 asks the image and the next kernel to keep.
+func imageTopologies() []struct {
+	name string
+	net  *ImageNet
+} {
+	dhcp := func(iface string, mac net.HardwareAddr) *Lease {
+		return &Lease{Iface: iface, MAC: mac, Addr: pfx("10.0.0.5/24"), Gateway: ip("10.0.0.1"),
+			DNS: []netip.Addr{ip("10.0.0.53")}, Search: []string{"lab.example"}, Hostname: "node7",
+			Server: ip("10.0.0.1"), DHCP: true}
+	}
+	vlanOnBond := append(lacpBond("mode=4,miimon=100,lacp_rate=1,xmit_hash_policy=layer2+3,min_links=1,use_carrier=1", 9000),
+		ImageLink{Kind: ImageVLAN, Name: "bond0.100", MAC: nicMAC1, Parent: "bond0", VLANID: 100, MTU: 9000})
+	staticOnVLAN := &Lease{Iface: "bond0.100", MAC: nicMAC1, Addr: pfx("192.0.2.15/24"), Gateway: ip("192.0.2.1"),
+		DNS: []netip.Addr{ip("192.0.2.53"), ip("192.0.2.54"), ip("192.0.2.55")}, Hostname: "node8"}
+	dual := dhcp("vlan42", nicMAC1)
+	dual.V6 = &Lease6{Addrs: []Addr6{v6Addr("2001:db8:42::100/128", "dhcpv6"), v6Addr("2001:db8:42::5054:ff:fe00:1/64", "slaac")},
+		Gateway: ip("fe80::1"), DNS: []netip.Addr{ip("2001:db8:42::53")}}
+	noV4 := func(v6 *Lease6) *Lease { return &Lease{Iface: "eth0", MAC: testMAC, V6: v6} }
+	return []struct {
+		name string
+		net  *ImageNet
+	}{
+		{"dhcp", &ImageNet{Lease: dhcpLeaseFixture}},
+		{"static", &ImageNet{Lease: staticLeaseFixture}},
+		{"bond-dhcp", &ImageNet{Lease: dhcp("bond0", nicMAC1),
+			Links: lacpBond("mode=802.3ad,miimon=100,lacp_rate=fast,xmit_hash_policy=layer3+4", 0)}},
+		{"vlan-dhcp", &ImageNet{Lease: dhcp("vlan42", nicMAC1), Links: []ImageLink{
+			{Kind: ImageVLAN, Name: "vlan42", MAC: nicMAC1, Parent: "eth0", VLANID: 42},
+			{Kind: ImageNIC, Name: "eth0", MAC: nicMAC1},
+		}}},
+		{"vlan-on-bond-static", &ImageNet{Lease: staticOnVLAN, Links: vlanOnBond, Net: &cmdline.Network{
+			Routes:      []cmdline.Route{{Dst: pfx("10.9.0.0/16"), Gateway: ip("192.0.2.254")}, {Dst: pfx("10.8.0.0/16"), Gateway: ip("192.0.2.253"), Device: "eth9"}},
+			Nameservers: []netip.Addr{ip("192.0.2.56")},
+			Timeouts:    cmdline.NetTimeouts{Carrier: 20 * time.Second},
+		}}},
+		{"slaac", &ImageNet{Lease: noV4(&Lease6{Addrs: []Addr6{v6Addr("2001:db8:1::5054:ff:fe12:3456/64", "slaac")},
+			Gateway: ip("fe80::1"), DNS: []netip.Addr{ip("2001:db8:1::53")}})}},
+		{"dhcpv6", &ImageNet{Lease: noV4(&Lease6{Addrs: []Addr6{v6Addr("2001:db8:1::100/128", "dhcpv6")},
+			Gateway: ip("fe80::1"), DNS: []netip.Addr{ip("2001:db8:1::53")}, BootFileURL: "http://[2001:db8:1::1]/menu.yaml"})}},
+		{"static6", &ImageNet{Lease: noV4(&Lease6{Addrs: []Addr6{v6Addr("2001:db8:2::15/64", "static"), v6Addr("2001:db8:2::16/64", "static")},
+			Gateway: ip("2001:db8:2::1"), DNS: []netip.Addr{ip("2001:db8:2::53")}, Search: []string{"v6.example"}})}},
+		{"dual-stack", &ImageNet{Lease: func() *Lease {
+			l := dhcp("eth0", testMAC)
+			l.V6 = &Lease6{Addrs: []Addr6{v6Addr("2001:db8:1::5054:ff:fe12:3456/64", "slaac")}, Gateway: ip("fe80::1")}
+			return l
+		}()}},
+		{"vlan-on-bond-dual-stack", &ImageNet{Lease: dual, Links: append(lacpBond("mode=802.3ad,miimon=100", 0),
+			ImageLink{Kind: ImageVLAN, Name: "vlan42", MAC: nicMAC1, Parent: "bond0", VLANID: 42})}},
+	}
+}
+
+// imageLayouts are the images the golden files are written into: Debian with networkd,
+// ifupdown and udev, and one with netplan.
+var imageLayouts = []struct {
+	name  string
+	files map[string]string
+}{
+	{"debian", map[string]string{
+		"etc/network/interfaces": "source /etc/network/interfaces.d/*\n", "etc/network/interfaces.d/": "",
+		"etc/systemd/system/": "", "usr/lib/udev/rules.d/": "",
+	}},
+	{"netplan", map[string]string{"etc/netplan/": "", "etc/systemd/": "", "etc/udev/": "",
+		"etc/resolv.conf": "->../run/systemd/resolve/stub-resolv.conf"}},
+}
+
+// TestImageGolden writes each topology into each layout and compares every file written
+// with testdata/image/TOPOLOGY/LAYOUT/… (go test -run ImageGolden -update rewrites them).
+func TestImageGolden(t *testing.T) {
+	for _, tp := range imageTopologies() {
+		for _, lay := range imageLayouts {
+			t.Run(tp.name+"/"+lay.name, func(t *testing.T) {
+				root := layout(t, lay.files)
+				written, err := WriteImageConfig(root, tp.net)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dir := filepath.Join("testdata", "image", tp.name, lay.name)
+				if *updateGolden {
+					os.RemoveAll(dir)
+				}
+				for _, name := range written {
+					got, err := os.ReadFile(filepath.Join(root, name))
+					if err != nil {
+						t.Fatal(err)
+					}
+					golden := filepath.Join(dir, name)
+					if *updateGolden {
+						if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+							t.Fatal(err)
+						}
+						if err := os.WriteFile(golden, got, 0o644); err != nil {
+							t.Fatal(err)
+						}
+						continue
+					}
+					want, err := os.ReadFile(golden)
+					if err != nil {
+						t.Errorf("%s written, but no golden file: %v", name, err)
+						continue
+					}
+					if diff := cmp.Diff(string(want), string(got)); diff != "" {
+						t.Errorf("%s (-want +got):\n%s", name, diff)
+					}
+				}
+				// Every golden file must have been written.
+				filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+					if err == nil && !d.IsDir() && !slices.Contains(written, strings.TrimPrefix(p, dir)) {
+						t.Errorf("%s not written", strings.TrimPrefix(p, dir))
+					}
+					return nil
+				})
+			})
+		}
 	}
 }

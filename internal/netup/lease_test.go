@@ -347,8 +347,10 @@ func FuzzLeaseFromACK(f *testing.F) {
 			t.Fatalf("hostname %q", l.Hostname)
 		}
 		l.DHCP = false // the static renderers write more of the lease
-		for _, r := range []func(*Lease) string{renderIfupdown, renderNetworkd, renderNetplan, renderUdevRule} {
-			r(l)
+		tp := plain(l)
+		renderNetworkd(tp)
+		for _, r := range []func(*topology) string{renderIfupdown, renderNetplan, renderUdevRule} {
+			r(tp)
 		}
 	})
 }
