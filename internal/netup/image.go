@@ -525,14 +525,17 @@ func renderNetdev(k ImageLink) string {
 		fmt.Fprintf(&b, "\n[VLAN]\nId=%d\n", k.VLANID)
 	case ImageBond:
 		b.WriteString("\n[Bond]\n")
-		var skipped []string
+		var skipped, keys []string
 		for _, o := range k.BondOptions {
 			key, val, ok := networkdBondOption(o)
 			switch {
 			case key == "": // a port's setting (primary=, active_slave=), in its .network
+			case slices.Contains(keys, key):
+				// num_grat_arp and num_unsol_na are one setting of the kernel's, and networkd's.
 			case !ok:
 				skipped = append(skipped, o.Name+"="+o.Value)
 			default:
+				keys = append(keys, key)
 				fmt.Fprintf(&b, "%s=%s\n", key, val)
 			}
 		}
@@ -785,6 +788,16 @@ func renderIfupdown(t *topology) string {
 	return b.String()
 }
 
+// ifenslaveOptions are the bonding options Debian's ifenslave (bookworm's 2.13) sets from
+// bond-* lines; it ignores others.
+var ifenslaveOptions = map[string]bool{
+	"mode": true, "miimon": true, "updelay": true, "downdelay": true, "lacp_rate": true,
+	"xmit_hash_policy": true, "ad_select": true, "arp_interval": true, "arp_ip_target": true,
+	"arp_validate": true, "fail_over_mac": true, "primary": true, "primary_reselect": true,
+	"active_slave": true, "use_carrier": true, "num_grat_arp": true, "num_unsol_na": true,
+	"packets_per_slave": true, "tlb_dynamic_lb": true,
+}
+
 // writeIfupdownLink writes the options of k's first stanza that make the link itself.
 func writeIfupdownLink(b *strings.Builder, t *topology, k ImageLink) {
 	switch {
@@ -793,7 +806,12 @@ func writeIfupdownLink(b *strings.Builder, t *topology, k ImageLink) {
 	case k.Kind == ImageBond:
 		// The ports join by their own stanzas (bond-master).
 		b.WriteString("\tbond-slaves none\n")
+		var skipped []string
 		for _, o := range k.BondOptions {
+			if !ifenslaveOptions[o.Name] {
+				skipped = append(skipped, o.Name+"="+o.Value)
+				continue
+			}
 			v := bondWord(o)
 			if o.Name == "arp_ip_target" {
 				v = strings.ReplaceAll(v, ";", " ")
@@ -802,6 +820,9 @@ func writeIfupdownLink(b *strings.Builder, t *topology, k ImageLink) {
 			// the same name unless that already shows the value: as a word, the same
 			// whether bond= gave a number or a word.
 			fmt.Fprintf(b, "\tbond-%s %s\n", strings.ReplaceAll(o.Name, "_", "-"), v)
+		}
+		for _, s := range skipped {
+			fmt.Fprintf(b, "\t# %s: ifenslave has no option for it; the bond keeps what ramboot set.\n", s)
 		}
 	case k.Kind == ImageVLAN:
 		fmt.Fprintf(b, "\tvlan-raw-device %s\n", k.Parent)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/ramboot/ramboot/internal/cmdline"
 )
@@ -139,6 +141,10 @@ func kernelIPs(t *topology, device string, static bool, ns []netip.Addr) ([]cmdl
 // vlanNameHasID reports whether a VLAN's name says its id in one of dracut's four styles
 // (vlan0042, vlan42, eth0.0042, eth0.42), as vlan= needs it to.
 func vlanNameHasID(k ImageLink) bool {
-	n, errs := cmdline.ParseNetwork([]cmdline.Param{{Key: "vlan", Value: k.Name + ":" + k.Parent, HasValue: true}})
-	return len(errs) == 0 && len(n.VLANs) == 1 && n.VLANs[0].ID == k.VLANID
+	digits, ok := strings.CutPrefix(k.Name, "vlan")
+	if !ok {
+		digits, ok = strings.CutPrefix(k.Name, k.Parent+".")
+	}
+	id, err := strconv.Atoi(digits)
+	return ok && err == nil && strings.Trim(digits, "0123456789") == "" && id == k.VLANID
 }
