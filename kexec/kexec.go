@@ -48,8 +48,11 @@ func BootIF(mac net.HardwareAddr) string {
 // cmdline has no ip=, vlan=, bond=, ifname=, rd.route= or nameserver= at all: the user's own
 // network configuration wins whole, since a mix of the two could put a VLAN on a NIC the
 // user's line names otherwise. rd.net.timeout.* alone is not a network configuration.
+//
+// What follows "--" is init's, not the kernel's: parameters are inserted before it.
 func ComposeCmdline(line string, bootif net.HardwareAddr, extra ...string) string {
-	parts := []string{strings.TrimSpace(line)}
+	kernel, initArgs := splitInitArgs(line)
+	parts := []string{kernel}
 	if len(bootif) == 6 && !hasParam(line, "BOOTIF") {
 		parts = append(parts, "BOOTIF="+BootIF(bootif))
 	}
@@ -63,7 +66,29 @@ func ComposeCmdline(line string, bootif net.HardwareAddr, extra ...string) strin
 			parts = append(parts, e)
 		}
 	}
+	if initArgs != "" {
+		parts = append(parts, initArgs)
+	}
 	return strings.TrimSpace(strings.Join(parts, " "))
+}
+
+// splitInitArgs splits a command line at its first "--" word: the kernel's parameters, and
+// "--" with init's arguments as written ("" without one).
+func splitInitArgs(line string) (kernel, initArgs string) {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' }
+	for i := 0; i < len(line); {
+		for i < len(line) && isSpace(line[i]) {
+			i++
+		}
+		start := i
+		for i < len(line) && !isSpace(line[i]) {
+			i++
+		}
+		if line[start:i] == "--" {
+			return strings.TrimSpace(line[:start]), strings.TrimSpace(line[start:])
+		}
+	}
+	return strings.TrimSpace(line), ""
 }
 
 // hasParam reports whether key= (or a bare key) is among the parameters before "--".

@@ -22,9 +22,25 @@ func TestComposeCmdline(t *testing.T) {
 		{"console=ttyS0 ramroot=http://x/r.tar.zst", nil, "console=ttyS0 ramroot=http://x/r.tar.zst BOOTIF=01-52-54-00-12-34-56"},
 		{"console=ttyS0 BOOTIF=01-aa-bb-cc-dd-ee-ff", nil, "console=ttyS0 BOOTIF=01-aa-bb-cc-dd-ee-ff"},
 		{"  ", nil, "BOOTIF=01-52-54-00-12-34-56"},
-		{"quiet -- BOOTIF=x", nil, "quiet -- BOOTIF=x BOOTIF=01-52-54-00-12-34-56"},
+		{"quiet -- BOOTIF=x", nil, "quiet BOOTIF=01-52-54-00-12-34-56 -- BOOTIF=x"},
 		{"quiet", []string{"ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off"}, "quiet BOOTIF=01-52-54-00-12-34-56 ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off"},
 		{"quiet ip=dhcp", []string{"ip=10.0.2.15:::::eth0:off"}, "quiet ip=dhcp BOOTIF=01-52-54-00-12-34-56"},
+		// The boot network's parameters go on when the line has none of its own …
+		{"quiet", []string{"ifname=eth0:52:54:00:12:34:56", "vlan=vlan42:eth0", "ip=vlan42:dhcp", "ip=vlan42:auto6"},
+			"quiet BOOTIF=01-52-54-00-12-34-56 ifname=eth0:52:54:00:12:34:56 vlan=vlan42:eth0 ip=vlan42:dhcp ip=vlan42:auto6"},
+		{"quiet rd.net.timeout.carrier=5", []string{"vlan=vlan42:eth0", "ip=vlan42:dhcp", "rd.net.timeout.carrier=20"},
+			"quiet rd.net.timeout.carrier=5 BOOTIF=01-52-54-00-12-34-56 vlan=vlan42:eth0 ip=vlan42:dhcp"},
+		// … and none of them when it has: the user's network configuration wins whole.
+		{"quiet ip=eth1:dhcp", []string{"vlan=vlan42:eth0", "ip=vlan42:dhcp", "rd.net.timeout.carrier=20", "quiet=x"},
+			"quiet ip=eth1:dhcp BOOTIF=01-52-54-00-12-34-56"},
+		{"bond=bond1:eth2,eth3 nameserver=1.1.1.1", []string{"bond=bond0:eth0,eth1:mode=802.3ad", "ip=bond0:dhcp", "init=/x"},
+			"bond=bond1:eth2,eth3 nameserver=1.1.1.1 BOOTIF=01-52-54-00-12-34-56 init=/x"},
+		{"ifname=lan:52:54:00:12:34:56", []string{"ifname=eth0:52:54:00:12:34:56", "rd.route=10.9.0.0/16:10.0.0.1"},
+			"ifname=lan:52:54:00:12:34:56 BOOTIF=01-52-54-00-12-34-56"},
+		// What follows "--" is init's: the kernel's parameters go before it.
+		{"quiet -- ip=x", []string{"ip=eth0:dhcp6"}, "quiet BOOTIF=01-52-54-00-12-34-56 ip=eth0:dhcp6 -- ip=x"},
+		{"-- single  two", nil, "BOOTIF=01-52-54-00-12-34-56 -- single  two"},
+		{"a\t--\tb", nil, "a BOOTIF=01-52-54-00-12-34-56 --\tb"},
 	} {
 		if got := ComposeCmdline(tt.in, mac, tt.extra...); got != tt.want {
 			t.Errorf("ComposeCmdline(%q) = %q, want %q", tt.in, got, tt.want)
