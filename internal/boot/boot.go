@@ -36,8 +36,8 @@ type Booter struct {
 	// network config and the kexec'd kernel's command line.
 	Lease *netup.Lease
 	// Network is the topology the lease is on (bonds, VLANs, their NICs), for the image's
-	// network config and the kexec'd kernel's parameters. Nil: Lease's NIC alone. Its Lease,
-	// when nil, is Lease.
+	// network config and the kexec'd kernel's parameters. Nil: netup.NewImageNet(Lease, nil),
+	// what Lease says of its bonds and VLANs. Its Lease, when nil, is Lease.
 	Network *netup.ImageNet
 	// Hooks runs the operator's hooks; its Env is completed from the lease.
 	Hooks hooks.Runner
@@ -93,10 +93,13 @@ func New(lease *netup.Lease, h hooks.Runner, logf func(string, ...any)) *Booter 
 // imageNet is the network to write into an image and pass to a kexec'd kernel; nil without
 // a lease.
 func (b *Booter) imageNet() *netup.ImageNet {
-	var n netup.ImageNet
-	if b.Network != nil {
-		n = *b.Network
+	if b.Network == nil {
+		if b.Lease == nil {
+			return nil
+		}
+		return netup.NewImageNet(b.Lease, nil)
 	}
+	n := *b.Network
 	if n.Lease == nil {
 		n.Lease = b.Lease
 	}

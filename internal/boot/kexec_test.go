@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ramboot/ramboot/internal/cmdline"
 	"github.com/ramboot/ramboot/internal/netup"
 	"github.com/ramboot/ramboot/kexec"
 )
@@ -86,14 +87,18 @@ func TestKexecPassesBootNetwork(t *testing.T) {
 		{"console=ttyS0", true, "console=ttyS0 BOOTIF=01-52-54-00-12-34-56 ifname=eth0:52:54:00:12:34:56 vlan=vlan42:eth0 ip=10.0.42.5::10.0.42.1:255.255.255.0::vlan42:off"},
 		{"console=ttyS0 ip=dhcp", true, "console=ttyS0 ip=dhcp BOOTIF=01-52-54-00-12-34-56"},
 	} {
-		b := &Booter{Logf: t.Logf, Lease: lease, Network: network}
-		exec, err := b.Prepare(context.Background(), Plan{Name: "maint", Kexec: &KexecPlan{
-			Kernel: Image{URLs: []string{srv.URL + "/vmlinuz"}}, Cmdline: tt.cmdline, IPAppend: tt.ipappend}}, nil)
-		if err != nil || exec == nil {
-			t.Fatalf("Prepare: %v", err)
-		}
-		if loaded.Cmdline != tt.want {
-			t.Errorf("%q, ipappend %v: command line\n%q\nwant %q", tt.cmdline, tt.ipappend, loaded.Cmdline, tt.want)
+		// The topology given as Booter.Network, or read from what Up put in the lease.
+		fromUp := *lease
+		fromUp.VLANs = []cmdline.VLAN{{Name: "vlan42", Parent: "eth0", ID: 42}}
+		for _, b := range []*Booter{{Logf: t.Logf, Lease: lease, Network: network}, {Logf: t.Logf, Lease: &fromUp}} {
+			exec, err := b.Prepare(context.Background(), Plan{Name: "maint", Kexec: &KexecPlan{
+				Kernel: Image{URLs: []string{srv.URL + "/vmlinuz"}}, Cmdline: tt.cmdline, IPAppend: tt.ipappend}}, nil)
+			if err != nil || exec == nil {
+				t.Fatalf("Prepare: %v", err)
+			}
+			if loaded.Cmdline != tt.want {
+				t.Errorf("%q, ipappend %v, Network %v: command line\n%q\nwant %q", tt.cmdline, tt.ipappend, b.Network != nil, loaded.Cmdline, tt.want)
+			}
 		}
 	}
 }

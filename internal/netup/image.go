@@ -55,6 +55,37 @@ type ImageNet struct {
 	Net *cmdline.Network
 }
 
+// NewImageNet describes what Up brought up, l (its Bonds and VLANs included), for
+// WriteImageConfig and KernelParams; n is the network part of the command line or menu entry
+// it came from (nil if none). A VLAN is described when its parent is one of the bonds or it
+// is the addressed interface (whose MAC is its parent NIC's); others are left out.
+func NewImageNet(l *Lease, n *cmdline.Network) *ImageNet {
+	in := &ImageNet{Lease: l, Net: n}
+	if l == nil {
+		return in
+	}
+	bonds := map[string]bool{}
+	for _, b := range l.Bonds {
+		bonds[b.Bond.Name] = true
+		for _, m := range b.Members {
+			in.Links = append(in.Links, ImageLink{Kind: ImageNIC, Name: m.Name, MAC: m.MAC, Master: b.Bond.Name, MTU: b.Bond.MTU})
+		}
+		in.Links = append(in.Links, ImageLink{Kind: ImageBond, Name: b.Bond.Name, MAC: b.MAC,
+			BondOptions: b.Bond.Options, MTU: b.Bond.MTU})
+	}
+	for _, v := range l.VLANs {
+		switch {
+		case bonds[v.Parent]:
+		case v.Name == l.Iface:
+			in.Links = append(in.Links, ImageLink{Kind: ImageNIC, Name: v.Parent, MAC: l.MAC})
+		default:
+			continue
+		}
+		in.Links = append(in.Links, ImageLink{Kind: ImageVLAN, Name: v.Name, MAC: l.MAC, Parent: v.Parent, VLANID: v.ID})
+	}
+	return in
+}
+
 // ImageLinkKind is what an ImageLink is.
 type ImageLinkKind int
 
@@ -87,9 +118,9 @@ type ImageLink struct {
 	BondOptions []cmdline.BondOption
 }
 
-// topology is an ImageNet checked and put in order: NICs, then bonds, then VLANs (parents
+// imageTopo is an ImageNet checked and put in order: NICs, then bonds, then VLANs (parents
 // before what is on them).
-type topology struct {
+type imageTopo struct {
 	lease *Lease
 	links []ImageLink
 	top   *ImageLink // the one named by lease.Iface
@@ -99,14 +130,14 @@ type topology struct {
 	net   *cmdline.Network
 }
 
-// topology checks n: names unique, each port's bond and each VLAN's parent present, NICs
+// check checks n: names unique, each port's bond and each VLAN's parent present, NICs
 // with a MAC, the leased interface neither a port nor missing.
-func (n *ImageNet) topology() (*topology, error) {
+func (n *ImageNet) check() (*imageTopo, error) {
 	l := n.Lease
 	if l == nil || l.Iface == "" {
 		return nil, errors.New("no lease")
 	}
-	t := &topology{lease: l, net: n.Net, plain: len(n.Links) == 0}
+	t := &imageTopo{lease: l, net: n.Net, plain: len(n.Links) == 0}
 	byName := map[string]*ImageLink{}
 	links := slices.Clone(n.Links)
 	if !slices.ContainsFunc(links, func(k ImageLink) bool { return k.Name == l.Iface }) {
@@ -160,7 +191,7 @@ func (n *ImageNet) topology() (*topology, error) {
 }
 
 // ports are the NICs of bond, in order.
-func (t *topology) ports(bond string) []ImageLink {
+func (t *imageTopo) ports(bond string) []ImageLink {
 	var out []ImageLink
 	for _, k := range t.links {
 		if k.Master == bond {
@@ -171,7 +202,7 @@ func (t *topology) ports(bond string) []ImageLink {
 }
 
 // vlansOn are the VLANs whose parent is name.
-func (t *topology) vlansOn(name string) []ImageLink {
+func (t *imageTopo) vlansOn(name string) []ImageLink {
 	var out []ImageLink
 	for _, k := range t.links {
 		if k.Kind == ImageVLAN && k.Parent == name {
@@ -183,13 +214,13 @@ func (t *topology) vlansOn(name string) []ImageLink {
 
 // under reports whether a bond or a VLAN sits on k: its current MAC is then not its own to
 // be matched by (a bond gives its ports its address, a VLAN has its parent's).
-func (t *topology) under(k ImageLink) bool {
+func (t *imageTopo) under(k ImageLink) bool {
 	return k.Master != "" || len(t.vlansOn(k.Name)) > 0
 }
 
 // routes are the rd.route= routes that belong on the interface with the address: those that
 // name it, or no interface.
-func (t *topology) routes() []cmdline.Route {
+func (t *imageTopo) routes() []cmdline.Route {
 	if t.net == nil {
 		return nil
 	}
@@ -218,7 +249,7 @@ type addrConfig struct {
 	search4, search6, search []string
 }
 
-func addrConfigOf(t *topology) addrConfig {
+func addrConfigOf(t *imageTopo) addrConfig {
 	l := t.lease
 	var c addrConfig
 	c.dhcp4 = l.DHCP
@@ -331,7 +362,7 @@ func WriteImageConfig(root string, n *ImageNet) ([]string, error) {
 	if n == nil {
 		return nil, errors.New("writing image network config: no lease")
 	}
-	t, err := n.topology()
+	t, err := n.check()
 	if err != nil {
 		return nil, fmt.Errorf("writing image network config: %w", err)
 	}
@@ -468,7 +499,7 @@ func sourcesInterfacesD(b []byte) bool {
 	return false
 }
 
-func renderUdevRule(t *topology) string {
+func renderUdevRule(t *imageTopo) string {
 	var b strings.Builder
 	b.WriteString(`# Written by ramboot: keep the names of the NICs it booted over. They are up and configured
 # when this system starts and Linux does not rename an up interface: a rename attempt would
@@ -493,7 +524,7 @@ type imageFile struct{ path, data string }
 // The bond and the VLAN exist when networkd starts; it then uses them as they are ("netdev
 // exists, using existing without changing its parameters"), so the .netdev is what a
 // re-creation would get, and MACAddress= keeps the address DHCP knows.
-func renderNetworkd(t *topology) []imageFile {
+func renderNetworkd(t *imageTopo) []imageFile {
 	var files []imageFile
 	for _, k := range t.links {
 		if k.Kind != ImageNIC {
@@ -547,7 +578,7 @@ func renderNetdev(k ImageLink) string {
 }
 
 // renderNetworkdLink is the .network file of one interface of the topology.
-func renderNetworkdLink(t *topology, k ImageLink) string {
+func renderNetworkdLink(t *imageTopo, k ImageLink) string {
 	var b strings.Builder
 	top := k.Name == t.top.Name
 	switch {
@@ -578,10 +609,10 @@ func renderNetworkdLink(t *topology, k ImageLink) string {
 	if k.Master != "" {
 		fmt.Fprintf(&b, "Bond=%s\n", k.Master)
 		if bond := t.link(k.Master); bond != nil {
-			if v, _ := bondOption(bond, "primary"); v == k.Name {
+			if v, _ := imageBondOption(bond, "primary"); v == k.Name {
 				b.WriteString("PrimarySlave=yes\n")
 			}
-			if v, _ := bondOption(bond, "active_slave"); v == k.Name {
+			if v, _ := imageBondOption(bond, "active_slave"); v == k.Name {
 				b.WriteString("ActiveSlave=yes\n")
 			}
 		}
@@ -640,7 +671,7 @@ func renderNetworkdLink(t *topology, k ImageLink) string {
 }
 
 // link is the link of the topology named name, or nil.
-func (t *topology) link(name string) *ImageLink {
+func (t *imageTopo) link(name string) *ImageLink {
 	for i := range t.links {
 		if t.links[i].Name == name {
 			return &t.links[i]
@@ -656,7 +687,7 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-func bondOption(k *ImageLink, name string) (string, bool) {
+func imageBondOption(k *ImageLink, name string) (string, bool) {
 	for _, o := range k.BondOptions {
 		if o.Name == name {
 			return o.Value, true
@@ -754,7 +785,7 @@ func networkdBondOption(o cmdline.BondOption) (key, val string, ok bool) {
 }
 
 // ifupdownNames are the interfaces renderIfupdown writes a stanza for.
-func ifupdownNames(t *topology) []string {
+func ifupdownNames(t *imageTopo) []string {
 	var out []string
 	for _, k := range t.links {
 		if k.Kind != ImageNIC || k.Master != "" || k.Name == t.top.Name {
@@ -769,7 +800,7 @@ func ifupdownNames(t *topology) []string {
 // "ip link set down"), the bond with its bond-* options and bond-slaves none, a VLAN with
 // vlan-raw-device, and the interface with the address as inet dhcp|static and inet6
 // auto|dhcp|static. A VLAN's parent NIC gets no stanza: the vlan package brings it up.
-func renderIfupdown(t *topology) string {
+func renderIfupdown(t *imageTopo) string {
 	var b strings.Builder
 	l := t.lease
 	fmt.Fprintf(&b, "# Written by ramboot: the network it booted over (%s, %s).\n", l.Iface, l.MAC)
@@ -799,7 +830,7 @@ var ifenslaveOptions = map[string]bool{
 }
 
 // writeIfupdownLink writes the options of k's first stanza that make the link itself.
-func writeIfupdownLink(b *strings.Builder, t *topology, k ImageLink) {
+func writeIfupdownLink(b *strings.Builder, t *imageTopo, k ImageLink) {
 	switch {
 	case k.Master != "":
 		fmt.Fprintf(b, "\tbond-master %s\n", k.Master)
@@ -832,7 +863,7 @@ func writeIfupdownLink(b *strings.Builder, t *topology, k ImageLink) {
 	}
 }
 
-func writeIfupdownTop(b *strings.Builder, t *topology, k ImageLink) {
+func writeIfupdownTop(b *strings.Builder, t *imageTopo, k ImageLink) {
 	c := addrConfigOf(t)
 	name := k.Name
 	first := true
@@ -926,7 +957,7 @@ var netplanBondParams = map[string]string{
 
 // netplanIDOf is the netplan definition name of a link: bonds and VLANs by their name,
 // NICs as bootif (the leased one) or bootif-NAME.
-func netplanIDOf(t *topology, k ImageLink) string {
+func netplanIDOf(t *imageTopo, k ImageLink) string {
 	switch {
 	case k.Kind != ImageNIC:
 		return k.Name
@@ -941,7 +972,7 @@ func netplanIDOf(t *topology, k ImageLink) string {
 // rename the NIC, which fails while it is up (see WriteImageConfig). A port or a VLAN's
 // parent is matched by name (which the udev rule keeps): netplan before 1.1 has no
 // permanent-MAC match, and its MAC match would also catch the bond or the VLAN.
-func renderNetplan(t *topology) string {
+func renderNetplan(t *imageTopo) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by ramboot: the network it booted over, NICs matched by MAC or kept name.\n")
 	b.WriteString("network:\n  version: 2\n")
@@ -961,7 +992,7 @@ func renderNetplan(t *topology) string {
 	return b.String()
 }
 
-func writeNetplanLink(b *strings.Builder, t *topology, k ImageLink) {
+func writeNetplanLink(b *strings.Builder, t *imageTopo, k ImageLink) {
 	fmt.Fprintf(b, "    %s:\n", netplanIDOf(t, k))
 	switch k.Kind {
 	case ImageNIC:

@@ -180,7 +180,7 @@ func TestImageIfquery(t *testing.T) {
 	ifquery := needImageTool(t, "ifupdown", "ifquery", "/usr/sbin/ifquery", "/sbin/ifquery")
 	for _, tp := range interopTopologies() {
 		t.Run(tp.name, func(t *testing.T) {
-			tpl, err := tp.net.topology()
+			tpl, err := tp.net.check()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +216,7 @@ func TestImageIfquery(t *testing.T) {
 }
 
 // ifqueryWants are lines ifquery must print for k.
-func ifqueryWants(t *topology, k ImageLink) []string {
+func ifqueryWants(t *imageTopo, k ImageLink) []string {
 	var want []string
 	switch {
 	case k.Master != "":
@@ -237,7 +237,7 @@ func ifqueryWants(t *topology, k ImageLink) []string {
 }
 
 func mustOption(k ImageLink, name string) string {
-	v, _ := bondOption(&k, name)
+	v, _ := imageBondOption(&k, name)
 	return v
 }
 
@@ -275,7 +275,7 @@ func TestImageNetplanGenerate(t *testing.T) {
 					}
 				}
 			}
-			tpl, _ := tp.net.topology()
+			tpl, _ := tp.net.check()
 			for _, k := range tpl.links {
 				switch k.Kind {
 				case ImageBond:

@@ -33,7 +33,7 @@ import (
 // The result parses back with cmdline.ParseNetwork. kexec.ComposeCmdline adds them only
 // when the entry's own command line has no network parameters: the user's win, whole.
 func (n *ImageNet) KernelParams(static bool) ([]string, error) {
-	t, err := n.topology()
+	t, err := n.check()
 	if err != nil {
 		return nil, fmt.Errorf("network parameters for kexec: %w", err)
 	}
@@ -79,7 +79,7 @@ func (n *ImageNet) KernelParams(static bool) ([]string, error) {
 
 // kernelIPs are the ip= parameters of the leased interface, and ns with the static name
 // servers ip= has no room for.
-func kernelIPs(t *topology, device string, static bool, ns []netip.Addr) ([]cmdline.IPConfig, []netip.Addr) {
+func kernelIPs(t *imageTopo, device string, static bool, ns []netip.Addr) ([]cmdline.IPConfig, []netip.Addr) {
 	l, c := t.lease, addrConfigOf(t)
 	var ips []cmdline.IPConfig
 	var auto []string

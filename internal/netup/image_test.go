@@ -58,8 +58,8 @@ func layout(t *testing.T, files map[string]string) string {
 }
 
 // plain is the topology of a single-NIC boot.
-func plain(l *Lease) *topology {
-	t, err := (&ImageNet{Lease: l}).topology()
+func plain(l *Lease) *imageTopo {
+	t, err := (&ImageNet{Lease: l}).check()
 	if err != nil {
 		panic(err)
 	}
@@ -352,5 +352,28 @@ func TestImageGolden(t *testing.T) {
 				})
 			})
 		}
+	}
+}
+
+// TestNewImageNet: what Up reports of the bonds and VLANs it made becomes the topology the
+// renderers take, the same as the hand-made one of the golden tests.
+func TestNewImageNet(t *testing.T) {
+	opts := []cmdline.BondOption{{Name: "mode", Value: "802.3ad"}, {Name: "miimon", Value: "100"}}
+	l := &Lease{Iface: "vlan42", MAC: nicMAC1, DHCP: true, Addr: pfx("10.0.0.5/24"),
+		Bonds: []BondState{{Bond: cmdline.Bond{Name: "bond0", Slaves: []string{"eth0", "eth1"}, Options: opts},
+			MAC: nicMAC1, Members: []Member{{Name: "eth0", MAC: nicMAC1}, {Name: "eth1", MAC: nicMAC2}}}},
+		VLANs: []cmdline.VLAN{{Name: "vlan42", Parent: "bond0", ID: 42}, {Name: "vlan7", Parent: "eth5", ID: 7}}}
+	got := NewImageNet(l, nil)
+	want := append(lacpBond("mode=802.3ad,miimon=100", 0), ImageLink{Kind: ImageVLAN, Name: "vlan42", MAC: nicMAC1, Parent: "bond0", VLANID: 42})
+	if diff := cmp.Diff(want, got.Links); diff != "" {
+		t.Errorf("bond and VLAN (-want +got):\n%s", diff)
+	}
+	l = &Lease{Iface: "eth0.42", MAC: nicMAC2, DHCP: true, VLANs: []cmdline.VLAN{{Name: "eth0.42", Parent: "eth0", ID: 42}}}
+	want = []ImageLink{{Kind: ImageNIC, Name: "eth0", MAC: nicMAC2}, {Kind: ImageVLAN, Name: "eth0.42", MAC: nicMAC2, Parent: "eth0", VLANID: 42}}
+	if diff := cmp.Diff(want, NewImageNet(l, nil).Links); diff != "" {
+		t.Errorf("VLAN on a NIC (-want +got):\n%s", diff)
+	}
+	if n := NewImageNet(dhcpLeaseFixture, nil); len(n.Links) != 0 || n.Lease != dhcpLeaseFixture {
+		t.Errorf("a single NIC: %+v", n)
 	}
 }

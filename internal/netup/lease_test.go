@@ -349,7 +349,7 @@ func FuzzLeaseFromACK(f *testing.F) {
 		l.DHCP = false // the static renderers write more of the lease
 		tp := plain(l)
 		renderNetworkd(tp)
-		for _, r := range []func(*topology) string{renderIfupdown, renderNetplan, renderUdevRule} {
+		for _, r := range []func(*imageTopo) string{renderIfupdown, renderNetplan, renderUdevRule} {
 			r(tp)
 		}
 	})
