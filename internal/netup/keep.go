@@ -97,3 +97,47 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// times6 is when the IPv6 configuration v6 is solicited again (refresh) and when the first of
+// its addresses, or its default router, ends (end); zero times when nothing of it expires
+// (static, link-local only). The keeper refreshes at half the shortest lifetime: an address's
+// preferred lifetime (DHCPv6's T1 default, RFC 8415 21.4: 0.5 of it), its valid one when it
+// has no preferred, the router's. /init has the kernel's own autoconfiguration off, so no
+// later advertisement extends anything by itself: soliciting again is the keeper's job.
+func times6(v6 *Lease6) (refresh, end time.Time) {
+	if v6 == nil {
+		return time.Time{}, time.Time{}
+	}
+	add := func(from time.Time, valid, preferred time.Duration) {
+		if from.IsZero() || valid <= 0 {
+			return
+		}
+		if preferred <= 0 || preferred > valid {
+			preferred = valid
+		}
+		if r := from.Add(preferred / 2); refresh.IsZero() || r.Before(refresh) {
+			refresh = r
+		}
+		if e := from.Add(valid); end.IsZero() || e.Before(end) {
+			end = e
+		}
+	}
+	for _, a := range v6.Addrs {
+		add(a.Obtained, a.Valid, a.Preferred)
+	}
+	if v6.Gateway.IsValid() {
+		add(v6.Obtained, v6.GatewayLifetime, 0)
+	}
+	return refresh, end
+}
+
+// retry6 is when to solicit again after a refresh failed at now: half the time left until
+// end, not sooner than minRetransmit of the whole span (RFC 2131's rule, as DHCPv4 has it)
+// and not after end; after end, minRetransmit on.
+func retry6(now, end time.Time, span time.Duration) time.Time {
+	floor := minRetransmit(span)
+	if !now.Before(end) {
+		return now.Add(floor)
+	}
+	return minTime(now.Add(max(end.Sub(now)/2, floor)), end)
+}

@@ -33,6 +33,7 @@ type Keeper struct {
 	lease   *Lease // the current lease: replaced on each change, never modified
 	valid   bool   // lease's address is installed (false after a NAK or the lease's end)
 	stopped bool
+	next6   time.Time // when IPv6 is solicited again after a failed refresh (zero: times6's)
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the goroutine has returned
@@ -46,7 +47,7 @@ func Keep(ctx context.Context, c Config, l *Lease) *Keeper {
 		c: c.withDefaults(), lease: l, valid: l != nil,
 		sem: make(chan struct{}, 1), wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
-	if l == nil || !l.DHCP {
+	if refresh, _ := times6(v6of(l)); l == nil || !l.DHCP && refresh.IsZero() {
 		k.cancel = func() {}
 		close(k.done)
 		return k
@@ -88,8 +89,11 @@ func (k *Keeper) unlock() { <-k.sem }
 // past its expiry: that is an error wrapping ErrNoLease.
 func (k *Keeper) Fresh(ctx context.Context) (*Lease, error) {
 	l, valid := k.Current()
-	if l == nil || !l.DHCP || valid && !lapsing(l, time.Now()) {
+	if l == nil || !l.DHCP && !k.lapsing6(l, time.Now()) || l.DHCP && valid && !lapsing(l, time.Now()) {
 		return l, nil
+	}
+	if !l.DHCP {
+		return k.fresh6(ctx)
 	}
 	if !k.lock(ctx) {
 		return nil, fmt.Errorf("%w on %s: %w", ErrNoLease, l.Iface, context.Cause(ctx))
@@ -120,6 +124,44 @@ func (k *Keeper) Fresh(ctx context.Context) (*Lease, error) {
 	return l, nil
 }
 
+// lapsing6 reports whether an IPv6-only lease (no DHCPv4 to fall back on) is overdue: its
+// refresh time passed and the goroutine's refresh failed (it is retrying), or it ended.
+func (k *Keeper) lapsing6(l *Lease, now time.Time) bool {
+	refresh, _ := times6(l.V6)
+	k.mu.Lock()
+	retrying := !k.next6.IsZero()
+	k.mu.Unlock()
+	return !refresh.IsZero() && !now.Before(refresh) && retrying
+}
+
+// fresh6 is Fresh for an IPv6-only lease: one refresh now; an error if it fails and the
+// configuration has ended (its first address or router); the lease, with a word, if it
+// fails but is still valid.
+func (k *Keeper) fresh6(ctx context.Context) (*Lease, error) {
+	if !k.lock(ctx) {
+		l, _ := k.Current()
+		return nil, fmt.Errorf("%w on %s: %w", ErrNoLease, l.Iface, context.Cause(ctx))
+	}
+	defer k.unlock()
+	l, _ := k.Current()
+	k.mu.Lock()
+	stopped := k.stopped
+	k.mu.Unlock()
+	if !stopped && k.refresh6(ctx, l) {
+		k.mu.Lock()
+		k.next6 = time.Time{}
+		k.mu.Unlock()
+		k.poke()
+		l, _ = k.Current()
+		return l, nil
+	}
+	if _, end := times6(l.V6); !time.Now().Before(end) {
+		return nil, fmt.Errorf("%w on %s: IPv6 ended at %s", ErrNoLease, l.Iface, clock(end))
+	}
+	k.c.Logf("netup: %s: IPv6 %s: no router or server answers", l.Iface, l.V6.addrList())
+	return l, nil
+}
+
 // poke tells the goroutine that the lease changed.
 func (k *Keeper) poke() {
 	select {
@@ -140,10 +182,26 @@ func (k *Keeper) Stop() {
 		return
 	}
 	l, valid := k.Current()
-	if l == nil || !l.DHCP || !valid {
+	if l == nil {
 		return
 	}
 	link, err := netlink.LinkByName(l.Iface)
+	if v6 := l.V6; v6 != nil && err == nil {
+		for _, a := range v6.Addrs {
+			if a.Valid <= 0 {
+				continue // static: forever already
+			}
+			na := &netlink.Addr{IPNet: &net.IPNet{IP: a.Prefix.Addr().AsSlice(), Mask: net.CIDRMask(a.Prefix.Bits(), 128)}}
+			if err := netlink.AddrReplace(link, na); err != nil { // no lifetimes: forever
+				k.c.Logf("netup: %s: handing %s over: %v", l.Iface, a.Prefix, err)
+			} else {
+				k.c.Logf("netup: %s: handing %s over with lifetime forever", l.Iface, a.Prefix)
+			}
+		}
+	}
+	if !l.DHCP || !valid {
+		return
+	}
 	if err == nil {
 		a := addr4(&Lease{Addr: l.Addr}) // no lease times: forever
 		err = netlink.AddrReplace(link, a)
@@ -178,7 +236,7 @@ func (k *Keeper) end() bool {
 // run is the goroutine: act when due, then sleep until the next step, a change or the end.
 func (k *Keeper) run(ctx context.Context) {
 	defer close(k.done)
-	if l, _ := k.Current(); l != nil {
+	if l, _ := k.Current(); l != nil && l.DHCP {
 		k.c.Logf("netup: %s: keeping %s: lease until %s, renewing at %s, rebinding at %s", l.Iface, l.Addr,
 			clock(l.Expires()), clock(l.Obtained.Add(l.T1)), clock(l.Obtained.Add(l.T2)))
 	}
@@ -206,12 +264,22 @@ func (k *Keeper) run(ctx context.Context) {
 	}
 }
 
-// step does what is due now and returns when to look again (ok false: only when woken).
+// step does what is due now, for IPv4 and IPv6, and returns when to look again (ok false:
+// only when woken).
 func (k *Keeper) step(ctx context.Context) (next time.Time, ok bool) {
 	if !k.lock(ctx) {
 		return time.Time{}, false
 	}
 	defer k.unlock()
+	next, ok = k.step4(ctx)
+	if n6, ok6 := k.step6(ctx); ok6 && (!ok || n6.Before(next)) {
+		next, ok = n6, true
+	}
+	return next, ok
+}
+
+// step4 is step's DHCPv4 part.
+func (k *Keeper) step4(ctx context.Context) (next time.Time, ok bool) {
 	l, valid := k.Current()
 	now := time.Now()
 	ph, at := schedule(l, now)
@@ -234,6 +302,82 @@ func (k *Keeper) step(ctx context.Context) (next time.Time, ok bool) {
 		return time.Now().Add(k.c.DHCPTimeout), true
 	}
 	return time.Now(), true
+}
+
+// step6 is step's IPv6 part: solicit again (router advertisements, DHCPv6, as ip= says) at
+// half the shortest lifetime (times6), and after a failure again at retry6's times. The
+// kernel removes an address whose valid lifetime ends.
+func (k *Keeper) step6(ctx context.Context) (next time.Time, ok bool) {
+	l, _ := k.Current()
+	refresh, end := times6(v6of(l))
+	if refresh.IsZero() {
+		return time.Time{}, false
+	}
+	k.mu.Lock()
+	next = k.next6
+	k.mu.Unlock()
+	if next.IsZero() || next.Before(refresh) {
+		next = refresh
+	}
+	now := time.Now()
+	if now.Before(next) {
+		return next, true
+	}
+	if k.refresh6(ctx, l) {
+		l, _ = k.Current()
+		next, _ = times6(v6of(l))
+		k.mu.Lock()
+		k.next6 = time.Time{}
+		k.mu.Unlock()
+	} else {
+		next = retry6(now, end, 2*end.Sub(refresh))
+		k.mu.Lock()
+		k.next6 = next
+		k.mu.Unlock()
+	}
+	return next, !next.IsZero()
+}
+
+// refresh6 solicits IPv6 again — acquire's own way: router solicitation, then SLAAC and
+// DHCPv6 as the advertisement and ip= say (a DHCPv6 Solicit/Request, not a Renew: the server
+// answers the same DUID and IAID with the same address) — and installs the result with
+// configure6 (the new lifetimes; addresses the router no longer advertises removed). It
+// reports whether it succeeded.
+func (k *Keeper) refresh6(ctx context.Context, l *Lease) bool {
+	_, end := times6(l.V6)
+	link, err := netlink.LinkByName(l.Iface)
+	f := familiesOf(k.c)
+	if err == nil && f.v6 == v6None {
+		f.v6 = v6Auto // a lease with IPv6 from a Config that names none: as acquire's default
+	}
+	var v6 *Lease6
+	if err == nil {
+		v6, err = acquire6(ctx, k.c, link, f)
+	}
+	n := *l
+	n.V6 = v6
+	if err == nil {
+		err = configure6(k.c, link, &n)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			k.c.Logf("netup: %s: IPv6 again: %v (valid until %s)", l.Iface, err, clock(end))
+		}
+		return false
+	}
+	_, valid := k.Current()
+	k.set(&n, valid)
+	refresh, end := times6(v6)
+	k.c.Logf("netup: %s: IPv6 refreshed: %s until %s (again at %s)", l.Iface, v6.addrList(), clock(end), clock(refresh))
+	return true
+}
+
+// v6of is l's IPv6 side (nil for a nil l).
+func v6of(l *Lease) *Lease6 {
+	if l == nil {
+		return nil
+	}
+	return l.V6
 }
 
 // extend sends one REQUEST for l — unicast to its server when renewing, broadcast when

@@ -26,6 +26,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"github.com/ramboot/ramboot/internal/cmdline"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -61,7 +62,20 @@ func TestKeepHelperProcess(t *testing.T) {
 		os.Stdout.WriteString("KEEP ")
 		out.Encode(r)
 	}
-	l, err := Up(context.Background(), c)
+	// Renewing, rebinding and soliciting again must not wait for the kernel's entropy either.
+	if err := trapGetrandom(); err != nil {
+		report(keepReport{Event: "up", Err: "seccomp: " + err.Error()})
+		return
+	}
+	var (
+		l   *Lease
+		err error
+	)
+	if hc.IP != "" {
+		l, err = up6(c, hc.IP)
+	} else {
+		l, err = Up(context.Background(), c)
+	}
 	if err != nil {
 		report(keepReport{Event: "up", Err: err.Error()})
 		return
@@ -88,6 +102,39 @@ func TestKeepHelperProcess(t *testing.T) {
 			return
 		}
 	}
+}
+
+// up6 is IPv6 alone on c0 (ip= says how) as acquire and configure6 do it, then with every
+// lifetime cut to 8 seconds (dnsmasq gives nothing under two minutes) so that the keeper
+// has to solicit again within the test.
+func up6(c Config, ip string) (*Lease, error) {
+	var err error
+	if c.IP, err = cmdline.ParseIP(ip); err != nil {
+		return nil, err
+	}
+	c.BootIF = nil
+	c = c.withDefaults()
+	ctx := context.Background()
+	link, err := netlink.LinkByName("c0")
+	if err != nil {
+		return nil, err
+	}
+	if link, err = waitCarrier(ctx, link, time.Now().Add(5*time.Second)); err != nil {
+		return nil, err
+	}
+	l, err := acquire(ctx, c, link)
+	if err != nil {
+		return nil, err
+	}
+	if l.V6 == nil {
+		return nil, fmt.Errorf("no IPv6: %+v", l)
+	}
+	now := time.Now()
+	for i := range l.V6.Addrs {
+		l.V6.Addrs[i].Obtained, l.V6.Addrs[i].Valid, l.V6.Addrs[i].Preferred = now, 8*time.Second, 8*time.Second
+	}
+	l.V6.Obtained, l.V6.GatewayLifetime = now, 8*time.Second
+	return l, configure6(c, link, l)
 }
 
 // leaseServer answers DHCP with a short lease and counts what it sees.
@@ -193,14 +240,14 @@ type keepClient struct {
 	logMu   *sync.Mutex
 }
 
-func startKeep(t *testing.T, ns string) *keepClient {
+func startKeep(t *testing.T, ns string, ip string) *keepClient {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	hc := helperConfig{
-		BootIF: mac0, LinkTO: 5 * time.Second, DHCPTO: 2 * time.Second, Attempts: 2,
+		BootIF: mac0, IP: ip, LinkTO: 5 * time.Second, DHCPTO: 2 * time.Second, Attempts: 2,
 		ResolvConf: filepath.Join(t.TempDir(), "resolv.conf"),
 	}
 	b, _ := json.Marshal(hc)
@@ -283,7 +330,10 @@ type addrWatch struct {
 	deleted []string
 }
 
-func watchAddrs(t *testing.T, ns string) *addrWatch {
+func watchAddrs(t *testing.T, ns string) *addrWatch { return watchAddrsFamily(t, ns, false) }
+
+// watchAddrsFamily is watchAddrs for IPv4 (v6 false) or global IPv6 addresses.
+func watchAddrsFamily(t *testing.T, ns string, v6 bool) *addrWatch {
 	t.Helper()
 	h, err := netns.GetFromName(ns)
 	if err != nil {
@@ -300,7 +350,7 @@ func watchAddrs(t *testing.T, ns string) *addrWatch {
 	go func() {
 		defer close(finished)
 		for u := range ch {
-			if !u.NewAddr && u.LinkAddress.IP.To4() != nil {
+			if is4 := u.LinkAddress.IP.To4() != nil; !u.NewAddr && is4 != v6 && !u.LinkAddress.IP.IsLinkLocalUnicast() {
 				w.mu.Lock()
 				w.deleted = append(w.deleted, u.LinkAddress.String())
 				w.mu.Unlock()
@@ -348,7 +398,7 @@ func keepSetupNS(t *testing.T, n byte) (*leaseServer, *keepClient, nsState, *add
 	srv.serve(t, srvNS, "s0")
 	st := openNS(t, cli)
 	w := watchAddrs(t, cli)
-	kc := startKeep(t, cli)
+	kc := startKeep(t, cli, "")
 	r := kc.next("up")
 	if r.Err != "" {
 		t.Fatalf("Up: %s", r.Err)
@@ -494,5 +544,58 @@ func TestKeepRebindExpire(t *testing.T) {
 		if !strings.Contains(kc.logText(), want) {
 			t.Errorf("the client's log lacks %q", want)
 		}
+	}
+}
+
+// TestKeepIPv6: SLAAC from dnsmasq's router advertisements, its lifetimes cut to 8 seconds;
+// the keeper solicits again at half of them and installs the router's (an hour), before the
+// address could end.
+func TestKeepIPv6(t *testing.T) {
+	needRoot(t)
+	cli, srv := v6Net(t)
+	dnsmasq6(t, srv, "s0", "--dhcp-range=::,constructor:s0,ra-stateless,64,1h")
+	w := watchAddrsFamily(t, cli, true)
+	kc := startKeep(t, cli, "c0:auto6")
+	r := kc.next("up")
+	if r.Err != "" {
+		t.Fatalf("IPv6: %s", r.Err)
+	}
+	want := netip.MustParsePrefix("fd00:99::5eff:fe00:10/64")
+	if r.Lease.V6 == nil || len(r.Lease.V6.Addrs) != 1 || r.Lease.V6.Addrs[0].Prefix != want {
+		t.Fatalf("lease %+v", r.Lease.V6)
+	}
+	valid6 := func() int {
+		addrs, _ := v6State(t, cli)
+		for _, a := range addrs {
+			if a.IPNet.String() == want.String() {
+				return a.ValidLft
+			}
+		}
+		return -1
+	}
+	if v := valid6(); v < 1 || v > 8 {
+		t.Fatalf("%s valid_lft = %d, want the cut 1..8", want, v)
+	}
+	waitFor(t, "IPv6 solicited again", time.Minute, func() bool { return strings.Contains(kc.logText(), "IPv6 refreshed") })
+	if v := valid6(); v <= 8 || v > 3600 {
+		t.Errorf("%s valid_lft = %d after the refresh, want the router's hour", want, v)
+	}
+	kc.send("fresh")
+	if r := kc.next("fresh"); r.Err != "" || r.Lease.V6 == nil || len(r.Lease.V6.Addrs) != 1 || r.Lease.V6.Addrs[0].Valid <= 8*time.Second {
+		t.Errorf("Fresh = %+v, want the refreshed lifetimes", r)
+	} else {
+		a := r.Lease.V6.Addrs[0]
+		t.Logf("after the refresh: %s valid %v preferred %v", a, a.Valid, a.Preferred)
+	}
+	kc.send("stop")
+	kc.next("stopped")
+	if v := valid6(); v != forever {
+		t.Errorf("%s valid_lft = %d after Stop, want forever", want, v)
+	}
+	if d := w.deletions(); len(d) != 0 {
+		t.Errorf("IPv6 addresses deleted: %v", d)
+	}
+	if _, routes := v6State(t, cli); len(routes) != 1 {
+		t.Errorf("default routes %+v, want the router's", routes)
 	}
 }

@@ -160,3 +160,45 @@ func TestLifetimes(t *testing.T) {
 		}
 	}
 }
+
+func TestTimes6(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 22, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	s := time.Second
+	slaac := Addr6{Prefix: pfx("fd00::1/64"), From: "slaac", Obtained: t0, Valid: 600 * s, Preferred: 300 * s}
+	dhcp := Addr6{Prefix: pfx("fd00::100/128"), From: "dhcpv6", Obtained: t0.Add(10 * s), Valid: 120 * s, Preferred: 120 * s}
+	static := Addr6{Prefix: pfx("fd00::5/64"), From: "static"}
+	for _, tt := range []struct {
+		name         string
+		v6           *Lease6
+		refresh, end time.Time
+	}{
+		{"none", nil, time.Time{}, time.Time{}},
+		{"static", &Lease6{Addrs: []Addr6{static}, Gateway: ip("fe80::1")}, time.Time{}, time.Time{}},
+		{"SLAAC: half the preferred", &Lease6{Addrs: []Addr6{slaac}}, at(150 * s), at(600 * s)},
+		{"the shortest wins", &Lease6{Addrs: []Addr6{slaac, dhcp}}, at(70 * s), at(130 * s)},
+		{"not preferred: half the valid", &Lease6{Addrs: []Addr6{{Obtained: t0, Valid: 100 * s}}}, at(50 * s), at(100 * s)},
+		{"the router's lifetime", &Lease6{Addrs: []Addr6{slaac}, Gateway: ip("fe80::1"), Obtained: t0, GatewayLifetime: 180 * s}, at(90 * s), at(180 * s)},
+		{"a static router", &Lease6{Addrs: []Addr6{slaac}, Gateway: ip("fe80::1")}, at(150 * s), at(600 * s)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, e := times6(tt.v6)
+			if !r.Equal(tt.refresh) || !e.Equal(tt.end) {
+				t.Errorf("times6 = %v, %v; want %v, %v", r, e, tt.refresh, tt.end)
+			}
+		})
+	}
+	end := at(120 * s)
+	for _, tt := range []struct {
+		now, want time.Duration
+	}{
+		{60 * s, 90 * s},                     // half of the 60 s left
+		{110 * s, 117500 * time.Millisecond}, // the floor: 120 s / 16 = 7.5 s
+		{118 * s, 120 * s},                   // not after the end
+		{130 * s, 137500 * time.Millisecond}, // after it: the floor
+	} {
+		if got := retry6(at(tt.now), end, 120*s); !got.Equal(at(tt.want)) {
+			t.Errorf("retry6 at +%v = +%v, want +%v", tt.now, got.Sub(t0), tt.want)
+		}
+	}
+}
