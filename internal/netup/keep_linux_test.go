@@ -119,6 +119,9 @@ func up6(c Config, ip string) (*Lease, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := enableIPv6("c0"); err != nil {
+		return nil, err
+	}
 	if link, err = waitCarrier(ctx, link, time.Now().Add(5*time.Second)); err != nil {
 		return nil, err
 	}
@@ -547,55 +550,67 @@ func TestKeepRebindExpire(t *testing.T) {
 	}
 }
 
-// TestKeepIPv6: SLAAC from dnsmasq's router advertisements, its lifetimes cut to 8 seconds;
-// the keeper solicits again at half of them and installs the router's (an hour), before the
-// address could end.
+// TestKeepIPv6: SLAAC from dnsmasq's router advertisements, or a DHCPv6 address, its
+// lifetimes cut to 8 seconds; the keeper solicits again at half of them and installs the
+// server's (an hour), before the address could end, and keeps the same address.
 func TestKeepIPv6(t *testing.T) {
 	needRoot(t)
-	cli, srv := v6Net(t)
-	dnsmasq6(t, srv, "s0", "--dhcp-range=::,constructor:s0,ra-stateless,64,1h")
-	w := watchAddrsFamily(t, cli, true)
-	kc := startKeep(t, cli, "c0:auto6")
-	r := kc.next("up")
-	if r.Err != "" {
-		t.Fatalf("IPv6: %s", r.Err)
-	}
-	want := netip.MustParsePrefix("fd00:99::5eff:fe00:10/64")
-	if r.Lease.V6 == nil || len(r.Lease.V6.Addrs) != 1 || r.Lease.V6.Addrs[0].Prefix != want {
-		t.Fatalf("lease %+v", r.Lease.V6)
-	}
-	valid6 := func() int {
-		addrs, _ := v6State(t, cli)
-		for _, a := range addrs {
-			if a.IPNet.String() == want.String() {
-				return a.ValidLft
+	for _, tt := range []struct {
+		name, ip string
+		args     []string
+		from     string
+	}{
+		{"SLAAC", "c0:auto6", []string{"--dhcp-range=::,constructor:s0,ra-stateless,64,1h"}, "slaac"},
+		{"DHCPv6", "c0:dhcp6", []string{"--dhcp-range=fd00:99::100,fd00:99::1ff,64,1h"}, "dhcpv6"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cli, srv := v6Net(t)
+			dnsmasq6(t, srv, "s0", tt.args...)
+			w := watchAddrsFamily(t, cli, true)
+			kc := startKeep(t, cli, tt.ip)
+			r := kc.next("up")
+			if r.Err != "" {
+				t.Fatalf("IPv6: %s", r.Err)
 			}
-		}
-		return -1
-	}
-	if v := valid6(); v < 1 || v > 8 {
-		t.Fatalf("%s valid_lft = %d, want the cut 1..8", want, v)
-	}
-	waitFor(t, "IPv6 solicited again", time.Minute, func() bool { return strings.Contains(kc.logText(), "IPv6 refreshed") })
-	if v := valid6(); v <= 8 || v > 3600 {
-		t.Errorf("%s valid_lft = %d after the refresh, want the router's hour", want, v)
-	}
-	kc.send("fresh")
-	if r := kc.next("fresh"); r.Err != "" || r.Lease.V6 == nil || len(r.Lease.V6.Addrs) != 1 || r.Lease.V6.Addrs[0].Valid <= 8*time.Second {
-		t.Errorf("Fresh = %+v, want the refreshed lifetimes", r)
-	} else {
-		a := r.Lease.V6.Addrs[0]
-		t.Logf("after the refresh: %s valid %v preferred %v", a, a.Valid, a.Preferred)
-	}
-	kc.send("stop")
-	kc.next("stopped")
-	if v := valid6(); v != forever {
-		t.Errorf("%s valid_lft = %d after Stop, want forever", want, v)
-	}
-	if d := w.deletions(); len(d) != 0 {
-		t.Errorf("IPv6 addresses deleted: %v", d)
-	}
-	if _, routes := v6State(t, cli); len(routes) != 1 {
-		t.Errorf("default routes %+v, want the router's", routes)
+			if r.Lease.V6 == nil || len(r.Lease.V6.Addrs) != 1 || r.Lease.V6.Addrs[0].From != tt.from {
+				t.Fatalf("lease %+v", r.Lease.V6)
+			}
+			want := r.Lease.V6.Addrs[0].Prefix
+			valid6 := func() int {
+				addrs, _ := v6State(t, cli)
+				for _, a := range addrs {
+					if a.IPNet.String() == want.String() {
+						return a.ValidLft
+					}
+				}
+				return -1
+			}
+			if v := valid6(); v < 1 || v > 8 {
+				t.Fatalf("%s valid_lft = %d, want the cut 1..8", want, v)
+			}
+			waitFor(t, "IPv6 solicited again", time.Minute, func() bool { return strings.Contains(kc.logText(), "IPv6 refreshed") })
+			if v := valid6(); v <= 8 || v > 3600 {
+				t.Errorf("%s valid_lft = %d after the refresh, want the server's hour", want, v)
+			}
+			kc.send("fresh")
+			if r := kc.next("fresh"); r.Err != "" || r.Lease.V6 == nil || len(r.Lease.V6.Addrs) != 1 ||
+				r.Lease.V6.Addrs[0].Prefix != want || r.Lease.V6.Addrs[0].Valid <= 8*time.Second {
+				t.Errorf("Fresh = %+v, want %s with the refreshed lifetimes", r, want)
+			} else {
+				a := r.Lease.V6.Addrs[0]
+				t.Logf("after the refresh: %s valid %v preferred %v", a, a.Valid, a.Preferred)
+			}
+			kc.send("stop")
+			kc.next("stopped")
+			if v := valid6(); v != forever {
+				t.Errorf("%s valid_lft = %d after Stop, want forever", want, v)
+			}
+			if d := w.deletions(); len(d) != 0 {
+				t.Errorf("IPv6 addresses deleted: %v", d)
+			}
+			if _, routes := v6State(t, cli); len(routes) != 1 {
+				t.Errorf("default routes %+v, want the router's", routes)
+			}
+		})
 	}
 }
