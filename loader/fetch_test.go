@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -433,6 +435,40 @@ func TestLoadTLSAndRedirect(t *testing.T) {
 	if _, err := NewClient(bad, 0); err == nil || !strings.Contains(err.Error(), "no PEM certificates") {
 		t.Errorf("bad CA file: %v", err)
 	}
+}
+
+// TestSystemCAsAtFirstHandshake: a client without a CA file reads the system's CAs at its first
+// TLS handshake, not when it is made (a plain-HTTP boot never waits for them). The test runs
+// itself in a process of its own, where the system pool has not been read yet: SSL_CERT_FILE
+// names a file that is written only after NewClient.
+func TestSystemCAsAtFirstHandshake(t *testing.T) {
+	if os.Getenv("RAMBOOT_TEST_LAZY_CAS") == "" {
+		cas := t.TempDir() + "/cas.pem"
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSystemCAsAtFirstHandshake$", "-test.v")
+		cmd.Env = append(os.Environ(), "RAMBOOT_TEST_LAZY_CAS=1", "SSL_CERT_FILE="+cas, "SSL_CERT_DIR="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return
+	}
+	client, err := NewClient("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := randomTree(16, 64<<10)
+	srv := httptest.NewTLSServer(&faultServer{content: zstdOf(t, tarOf(t, es))})
+	defer srv.Close()
+	if err := writeFile(os.Getenv("SSL_CERT_FILE"), pemOf(srv.Certificate().Raw)); err != nil {
+		t.Fatal(err)
+	}
+	f := testFetcher()
+	f.Client = client
+	dir := t.TempDir()
+	if _, err := Load(context.Background(), dir, []string{srv.URL + "/img"}, Options{Fetcher: f, NoSidecar: true}); err != nil {
+		t.Fatalf("the CA written after NewClient is not trusted: %v", err)
+	}
+	checkTree(t, dir, es)
 }
 
 func pemOf(der []byte) []byte {
