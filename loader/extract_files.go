@@ -38,11 +38,19 @@ import (
 // The data in flight is bounded: the extractor reads each file into chunks taken from a fixed
 // set (writerChunks of writerChunkSize); a file larger than a chunk is streamed, chunk by chunk,
 // to the writer that took it.
+//
+// Files that fit in a chunk are packed, one after the other, into the chunk the extractor is
+// filling, and handed over together (a batch) once the chunk is full, or holds maxBatch files,
+// or before the extractor would wait: a root file system is mostly small files, and handing
+// each over on its own woke a writer for every one (on 2 CPUs, the extractor then waited for a
+// CPU after most of its own system calls: sysmon hands a P that has a goroutine to run over to
+// another thread while the extractor is in openat).
 
 const (
 	writerChunkSize = 128 << 10
 	writerChunks    = 16 // 2 MiB of file data in flight
 	maxWriters      = 4
+	maxBatch        = 16 // files handed over at once
 )
 
 // extractWriters is the number of writer goroutines; 0 writes in the extractor's goroutine.
@@ -64,15 +72,24 @@ type fileJob struct {
 	hdr *tar.Header
 	// modeSet: the file was created with its final mode, nothing (chown, xattrs) changes it.
 	modeSet bool
-	data    []byte      // all the data, when it fits one chunk
+	data    []byte      // all the data, when it fits one chunk (in its batch's chunk)
 	more    chan []byte // else the chunks in order, closed after the last one
+}
+
+// batch is what a writer takes at once: files packed into one chunk, returned once they are
+// all written; or one file streamed through more (chunk nil).
+type batch struct {
+	jobs  []*fileJob
+	chunk []byte
+	used  int // chunk[:used] holds the jobs' data
 }
 
 // writers is the pool of goroutines that finish regular files.
 type writers struct {
 	x      *Extractor
-	jobs   chan *fileJob
+	jobs   chan *batch
 	free   chan []byte
+	cur    *batch // the batch the extractor is filling; extractor only
 	wg     sync.WaitGroup
 	failed atomic.Bool
 	mu     sync.Mutex
@@ -84,7 +101,7 @@ func (x *Extractor) startWriters(n int) {
 	if n <= 0 {
 		return
 	}
-	w := &writers{x: x, jobs: make(chan *fileJob, writerChunks), free: make(chan []byte, writerChunks)}
+	w := &writers{x: x, jobs: make(chan *batch, writerChunks), free: make(chan []byte, writerChunks)}
 	for range writerChunks {
 		w.free <- make([]byte, writerChunkSize)
 	}
@@ -105,6 +122,7 @@ func (x *Extractor) stopWriters(err error) error {
 	if err != nil {
 		w.fail(err)
 	}
+	w.flush() // with a failure recorded, the writers close its files unwritten
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true
@@ -134,9 +152,32 @@ func (w *writers) firstErr() error {
 
 func (w *writers) run() {
 	defer w.wg.Done()
-	for j := range w.jobs {
-		w.do(j)
+	for b := range w.jobs {
+		for _, j := range b.jobs {
+			w.do(j)
+		}
+		w.put(b.chunk)
 	}
+}
+
+// flush hands the batch being filled to the writers. Extractor only.
+func (w *writers) flush() {
+	if b := w.cur; b != nil {
+		w.cur = nil
+		w.jobs <- b
+	}
+}
+
+// chunk returns a free chunk, handing the pending batch over first if it has to wait for one
+// (the chunks may all be in the writers' hands or in that batch).
+func (w *writers) chunk() []byte {
+	select {
+	case c := <-w.free:
+		return c
+	default:
+	}
+	w.flush()
+	return <-w.free
 }
 
 // do writes and finishes one file. A panic in it is the extraction's error, not a crash (the
@@ -161,7 +202,6 @@ func (w *writers) do(j *fileJob) {
 	} else {
 		err = writeAll(j.fd, j.data)
 	}
-	w.put(j.data)
 	if j.more != nil {
 		for c := range j.more {
 			if err == nil && !w.failed.Load() {
@@ -217,23 +257,42 @@ func (x *Extractor) sendFile(fd int, hdr *tar.Header, r io.Reader, modeSet bool)
 	w := x.w
 	j := &fileJob{fd: fd, hdr: hdr, modeSet: modeSet}
 	size := hdr.Size
-	sent := false
+	if size <= writerChunkSize {
+		// Packed into the batch being filled, or a new one when it has no room left.
+		if w.cur != nil && int64(len(w.cur.chunk)-w.cur.used) < size {
+			w.flush()
+		}
+		if w.cur == nil {
+			c := w.chunk()
+			w.cur = &batch{chunk: c, jobs: make([]*fileJob, 0, maxBatch)}
+		}
+		b := w.cur
+		n, err := x.readData(r, b.chunk[b.used:b.used+int(size)], 0, size)
+		j.data = b.chunk[b.used : b.used+n]
+		b.used += n
+		b.jobs = append(b.jobs, j)
+		if err != nil {
+			// Recorded before a writer sees the job, so that it does not finish a truncated
+			// file.
+			w.fail(x.pathErr(hdr.Name, err))
+			w.flush()
+			return err
+		}
+		if len(b.jobs) == maxBatch {
+			w.flush()
+		}
+		return nil
+	}
+	// Streamed: the batch being filled goes first, then this file on its own.
+	w.flush()
+	j.more = make(chan []byte, writerChunks)
+	w.jobs <- &batch{jobs: []*fileJob{j}}
 	var rerr error
 	for done := int64(0); done < size; {
-		c := <-w.free
+		c := w.chunk()
 		n, err := x.readData(r, c[:min(int64(len(c)), size-done)], done, size)
 		done += int64(n)
-		switch {
-		case !sent && done == size && err == nil:
-			j.data = c[:n]
-		case !sent:
-			j.more = make(chan []byte, writerChunks)
-			w.jobs <- j
-			sent = true
-			fallthrough
-		default:
-			j.more <- c[:n]
-		}
+		j.more <- c[:n]
 		if err != nil {
 			rerr = err
 			break
@@ -244,11 +303,7 @@ func (x *Extractor) sendFile(fd int, hdr *tar.Header, r io.Reader, modeSet bool)
 		// truncated file.
 		w.fail(x.pathErr(hdr.Name, rerr))
 	}
-	if sent {
-		close(j.more)
-	} else {
-		w.jobs <- j // its data is complete (or it has none)
-	}
+	close(j.more)
 	return rerr
 }
 
