@@ -45,7 +45,10 @@ type Extractor struct {
 	retired []int
 	buf     []byte // for data written in this goroutine; made when first needed
 	w       *writers
-	umask   int // the process's, -1 when not known
+	// decoders is how many CPUs the decompression of the stream keeps busy, which the writer
+	// pool leaves to it (see writerCount); 0: none.
+	decoders int
+	umask    int // the process's, -1 when not known
 
 	logMu  sync.Mutex // writers warn too
 	warned map[string]bool
@@ -99,7 +102,7 @@ func NewExtractor(root *os.Root, owners bool, logf func(string, ...any)) *Extrac
 // they have all stopped, whatever the outcome.
 func (x *Extractor) Extract(r io.Reader) error {
 	defer x.closeCache()
-	x.startWriters(extractWriters())
+	x.startWriters(x.writerCount())
 	defer func() {
 		if x.w != nil { // a panic on the way (the caller recovers it): stop the writers first
 			x.stopWriters(errAbandoned)

@@ -371,3 +371,40 @@ func TestCreateModeDefaultACL(t *testing.T) {
 		}
 	}
 }
+
+// TestWritersLeaveXZDecodersTheirCPUs: the xz decoder decodes a block per CPU, so an xz load
+// leaves the CPUs to it and writes files in the extractor's goroutine (writers would only take
+// CPU time from the decoders); a zstd load, whose decoder leaves CPU time spare, uses the pool.
+// Both trees are whole.
+func TestWritersLeaveXZDecodersTheirCPUs(t *testing.T) {
+	es := randomTree(21, 512<<10)
+	archive := tarOf(t, es)
+	for _, tc := range []struct {
+		name    string
+		img     []byte
+		writers bool
+	}{
+		{"xz", xzOf(t, archive), false},
+		{"zstd", zstdOf(t, archive), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			written := 0
+			withWriters(t, 2, func(*tar.Header) {
+				mu.Lock()
+				written++
+				mu.Unlock()
+			})
+			p := filepath.Join(t.TempDir(), "img")
+			writeFile(p, tc.img)
+			dir := t.TempDir()
+			if _, err := Load(context.Background(), dir, []string{p}, Options{NoSidecar: true}); err != nil {
+				t.Fatal(err)
+			}
+			checkTree(t, dir, es)
+			if got := written > 0; got != tc.writers {
+				t.Errorf("%d files written by writers, want writers used: %v", written, tc.writers)
+			}
+		})
+	}
+}

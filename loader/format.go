@@ -114,6 +114,10 @@ func Decompress(br *bufio.Reader) (io.ReadCloser, Format, error) {
 	return rc, f, err
 }
 
+// xzWorkers is the number of blocks the xz decoder decodes at once, each on a goroutine of its
+// own: one per CPU.
+func xzWorkers() int { return runtime.GOMAXPROCS(0) }
+
 // decompressor returns the tar stream inside br, whose first bytes tell its format. reserve is
 // memory the caller will fill meanwhile (a tmpfs being extracted into), which the xz decoder
 // keeps out of its budget.
@@ -122,7 +126,7 @@ func decompressor(f Format, br *bufio.Reader, reserve int64) (io.ReadCloser, err
 	case FormatTar:
 		return io.NopCloser(br), nil
 	case FormatXZ:
-		return xzpar.NewReaderOptions(br, xzpar.Options{Workers: runtime.GOMAXPROCS(0), Reserve: reserve})
+		return xzpar.NewReaderOptions(br, xzpar.Options{Workers: xzWorkers(), Reserve: reserve})
 	case FormatZstd:
 		// The default window limit (8 MiB... 128 MiB) covers zstd -19 and --long up to 27.
 		// The decoder runs synchronously on goReader's goroutine, which decouples it from the

@@ -258,6 +258,9 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	}
 	defer root.Close()
 	x := NewExtractor(root, os.Geteuid() == 0 && !opts.NoOwners, logf)
+	if format == FormatXZ {
+		x.decoders = xzWorkers()
+	}
 	if err := x.Extract(tail); err != nil {
 		if errors.Is(err, ErrNoSpace) {
 			return nil, fmt.Errorf("%w (%s filled up after %s of the image)", err, dir, HumanBytes(x.Bytes))
