@@ -10,11 +10,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -176,7 +178,8 @@ func acquireIn(t *testing.T, ns string, hc v6HelperConfig) v6HelperResult {
 }
 
 // dnsmasq6 runs dnsmasq on iface in ns with args (DHCPv6 and RA only: no DHCPv4 range, no
-// DNS), until cleanup; its log is returned by the function it returns.
+// DNS; "--no-ra": no router advertisements either), until cleanup; its log is returned by the
+// function it returns.
 func dnsmasq6(t *testing.T, ns, iface string, args ...string) func() string {
 	t.Helper()
 	bin, err := exec.LookPath("dnsmasq")
@@ -192,7 +195,11 @@ func dnsmasq6(t *testing.T, ns, iface string, args ...string) func() string {
 	dir := t.TempDir()
 	base := []string{"--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--interface=" + iface, "--bind-interfaces",
 		"--pid-file=" + filepath.Join(dir, "pid"), "--dhcp-leasefile=" + filepath.Join(dir, "leases"),
-		"--log-dhcp", "--log-facility=-", "--enable-ra", "--user=root"}
+		"--log-dhcp", "--log-facility=-", "--user=root"}
+	if !slices.Contains(args, "--no-ra") {
+		base = append(base, "--enable-ra")
+	}
+	args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--no-ra" })
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, append(base, args...)...)...)
 	var log syncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
@@ -392,5 +399,51 @@ func TestAcquireStatic6(t *testing.T) {
 	}
 	if log := strings.Join(r.Log, "\n"); strings.Contains(log, "DISCOVER") || strings.Contains(log, "solicitation") {
 		t.Errorf("a static address asked a server")
+	}
+}
+
+// TestAcquireDualStackV4Only: no ip= on a network with a DHCPv4 server and no router: IPv6
+// is abandoned once DHCPv4 has its lease, and the lease has no V6.
+func TestAcquireDualStackV4Only(t *testing.T) {
+	needRoot(t)
+	cli, srvNS := newNS(t, "cli"), newNS(t, "srv")
+	veth(t, cli, "c0", mac0, srvNS, "s0", "10.99.6.1/24", true)
+	srv := &dhcpServer{self: net.IPv4(10, 99, 6, 1), yiaddr: net.IPv4(10, 99, 6, 50), mask: net.CIDRMask(24, 32), router: net.IPv4(10, 99, 6, 1)}
+	srv.serve(t, srvNS, "s0")
+	r := acquireIn(t, cli, v6HelperConfig{Iface: "c0", DHCPTO: 10 * time.Second, Attempts: 3, ResolvConf: filepath.Join(t.TempDir(), "resolv.conf"), EnableFirst: true})
+	if r.Err != "" {
+		t.Fatalf("acquire: %s", r.Err)
+	}
+	if r.Lease.Addr != pfx("10.99.6.50/24") || r.Lease.V6 != nil {
+		t.Fatalf("lease %+v, V6 %+v", r.Lease, r.Lease.V6)
+	}
+	log := strings.Join(r.Log, "\n")
+	if !strings.Contains(log, "c0: IPv6 abandoned: no server answered within 4s, and DHCPv4 has its address") {
+		t.Error("no IPv6 abandoned line in the log")
+	}
+	t.Logf("%d router solicitations sent; configured after %d ms", strings.Count(log, "router solicitation "), msSince(r.Log, "^0 ", "configured"))
+}
+
+// TestAcquireEither6: either6 on a network with a DHCPv6 server and no router: after the
+// solicitation round, DHCPv6; the address is on-link only (no advertised prefix, no route).
+func TestAcquireEither6(t *testing.T) {
+	needRoot(t)
+	cli, srv := v6Net(t)
+	dnsmasq6(t, srv, "s0", "--no-ra", "--dhcp-range=fd00:99::100,fd00:99::1ff,64,1h")
+	r := acquireIn(t, cli, v6HelperConfig{Iface: "c0", IP: "c0:either6", DHCPTO: 3 * time.Second, Attempts: 2, ResolvConf: filepath.Join(t.TempDir(), "resolv.conf"), EnableFirst: true})
+	if r.Err != "" {
+		t.Fatalf("acquire: %s", r.Err)
+	}
+	l := r.Lease.V6
+	if l == nil || len(l.Addrs) != 1 || l.Addrs[0].From != "dhcpv6" || l.Addrs[0].Prefix.Bits() != 128 || l.Gateway.IsValid() {
+		t.Fatalf("V6 %+v", l)
+	}
+	log := strings.Join(r.Log, "\n")
+	if !strings.Contains(log, "no router advertisement within 4s: DHCPv6 (either6)") {
+		t.Error("no either6 fallback line in the log")
+	}
+	addrs, routes := v6State(t, cli)
+	if len(addrs) != 1 || addrs[0].IPNet.String() != l.Addrs[0].Prefix.String() || len(routes) != 0 {
+		t.Errorf("addresses %+v, default routes %+v", addrs, routes)
 	}
 }
