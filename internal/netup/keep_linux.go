@@ -310,7 +310,7 @@ func (k *Keeper) step4(ctx context.Context) (next time.Time, ok bool) {
 func (k *Keeper) step6(ctx context.Context) (next time.Time, ok bool) {
 	l, _ := k.Current()
 	refresh, end := times6(v6of(l))
-	if refresh.IsZero() {
+	if refresh.IsZero() || v6Again == nil {
 		return time.Time{}, false
 	}
 	k.mu.Lock()
@@ -344,21 +344,14 @@ func (k *Keeper) step6(ctx context.Context) (next time.Time, ok bool) {
 // configure6 (the new lifetimes; addresses the router no longer advertises removed). It
 // reports whether it succeeded.
 func (k *Keeper) refresh6(ctx context.Context, l *Lease) bool {
+	if v6Again == nil {
+		return false
+	}
 	_, end := times6(l.V6)
-	link, err := netlink.LinkByName(l.Iface)
-	f := familiesOf(k.c)
-	if err == nil && f.v6 == v6None {
-		f.v6 = v6Auto // a lease with IPv6 from a Config that names none: as acquire's default
-	}
-	var v6 *Lease6
-	if err == nil {
-		v6, err = acquire6(ctx, k.c, link, f)
-	}
 	n := *l
-	n.V6 = v6
-	if err == nil {
-		err = configure6(k.c, link, &n)
-	}
+	var err error
+	n.V6, err = v6Again(ctx, k.c, &n)
+	v6 := n.V6
 	if err != nil {
 		if ctx.Err() == nil {
 			k.c.Logf("netup: %s: IPv6 again: %v (valid until %s)", l.Iface, err, clock(end))
@@ -370,6 +363,32 @@ func (k *Keeper) refresh6(ctx context.Context, l *Lease) bool {
 	refresh, end := times6(v6)
 	k.c.Logf("netup: %s: IPv6 refreshed: %s until %s (again at %s)", l.Iface, v6.addrList(), clock(end), clock(refresh))
 	return true
+}
+
+// v6Again is how refresh6 solicits IPv6 again and installs the result on l's link: again6,
+// once Up configures IPv6 (acquire) and sets it. Until then it is nil and the keeper keeps
+// IPv4 only: a reference from here alone would link the whole IPv6 stack (ndp, DHCPv6,
+// 311 KB) into /init, which does not use it yet, past its size budget.
+var v6Again func(ctx context.Context, c Config, l *Lease) (*Lease6, error)
+
+// again6 is v6Again: acquire6 as ip= says (auto6 for a lease that has IPv6 from a Config
+// that names none, as acquire's default) and configure6 with the result.
+func again6(ctx context.Context, c Config, l *Lease) (*Lease6, error) {
+	link, err := netlink.LinkByName(l.Iface)
+	if err != nil {
+		return nil, err
+	}
+	f := familiesOf(c)
+	if f.v6 == v6None {
+		f.v6 = v6Auto
+	}
+	v6, err := acquire6(ctx, c, link, f)
+	if err != nil {
+		return nil, err
+	}
+	n := *l
+	n.V6 = v6
+	return v6, configure6(c, link, &n)
 }
 
 // v6of is l's IPv6 side (nil for a nil l).
