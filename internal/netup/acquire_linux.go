@@ -96,6 +96,19 @@ func acquire(ctx context.Context, c Config, link netlink.Link) (*Lease, error) {
 	return l, nil
 }
 
+// prepare6 enables IPv6 on a link (enableIPv6) if c asks for IPv6 on it, for Up to call before
+// it sets the link up: the kernel then never solicits or autoconfigures on its own, even when
+// carrier, LACP or the race keep acquire waiting longer than the link-local address's DAD
+// (after which the kernel would send its own solicitation). acquire does the same, later.
+func prepare6(c Config, name string) {
+	if familiesOf(c).v6 == v6None {
+		return
+	}
+	if err := enableIPv6(name); err != nil && c.Logf != nil {
+		c.Logf("netup: %s: %v", name, err)
+	}
+}
+
 // v6Timeout bounds IPv6 autoconfiguration: rd.net.timeout.ipv6auto, else as long as DHCPv4's
 // attempts.
 func v6Timeout(c Config) time.Duration {

@@ -44,7 +44,7 @@ type v6HelperConfig struct {
 	DHCPTO     time.Duration
 	Attempts   int
 	ResolvConf string
-	// EnableFirst enables IPv6 (enableIPv6) before the link is set up, as Up should: the
+	// EnableFirst enables IPv6 (prepare6) before the link is set up, as Up should: the
 	// link-local address is then optimistic at once. Else acquire finds the link up with a
 	// link-local address in its DAD, and waits for it.
 	EnableFirst bool
@@ -124,9 +124,7 @@ func runV6Helper(cfgJSON string) int {
 	}
 	ctx := context.Background()
 	if hc.EnableFirst {
-		if err := enableIPv6(hc.Iface); err != nil {
-			return fail(err)
-		}
+		prepare6(c, hc.Iface)
 	}
 	if link, err = waitCarrier(ctx, link, time.Now().Add(5*time.Second)); err != nil {
 		return fail(err)
