@@ -23,7 +23,6 @@ import (
 
 	"github.com/ramboot/ramboot/internal/cmdline"
 	ukexec "github.com/u-root/u-root/pkg/boot/kexec"
-	"github.com/u-root/u-root/pkg/boot/linux"
 	"golang.org/x/sys/unix"
 )
 
@@ -174,9 +173,7 @@ func Load(img Image, tmpDir string, logf func(string, ...any)) error {
 var (
 	kernelArch  = runtime.GOARCH // the running kernel's: /init is built for it
 	fileLoad    = ukexec.FileLoad
-	segmentLoad = func(kernel, initrd *os.File, cmdline string) error {
-		return linux.KexecLoad(kernel, initrd, cmdline, nil, nil)
-	}
+	segmentLoad = loadSegments
 	readLockdown = ReadLockdown
 )
 

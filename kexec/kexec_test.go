@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -203,5 +204,17 @@ func TestLoadNamesKernel(t *testing.T) {
 	var r *RefusedError
 	if err := Load(img, t.TempDir(), nil); !errors.As(err, &r) || r.Kernel != img.Kernel {
 		t.Errorf("Load: %v, want a refusal naming %s", err, img.Kernel)
+	}
+}
+
+// TestNoSegmentLoaderOffARM64: off arm64, a kernel without kexec_file_load is refused in one
+// sentence naming the option it needs (the kexec_load loader is linked on arm64 alone).
+func TestNoSegmentLoaderOffARM64(t *testing.T) {
+	if runtime.GOARCH == "arm64" {
+		t.Skip("arm64 links u-root's kexec_load loader")
+	}
+	err := loadSegments(nil, nil, "")
+	if !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), "CONFIG_KEXEC_FILE") {
+		t.Errorf("loadSegments = %v", err)
 	}
 }
