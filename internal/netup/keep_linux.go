@@ -39,15 +39,16 @@ type Keeper struct {
 	done   chan struct{} // closed when the goroutine has returned
 }
 
-// Keep starts keeping l, which Up configured, alive until ctx ends or Stop. A static
-// address (or nil) needs nothing: Fresh then returns l, and Stop does nothing. c is the Config
+// Keep starts keeping l, which Up configured, alive until ctx ends or Stop: its DHCPv4 lease,
+// and its IPv6 addresses once v6Again is set. A static address (or nil) needs nothing:
+// Fresh then returns l, and Stop does nothing. c is the Config
 // Up ran with: its DHCP timeouts bound each re-acquisition, and Logf hears each step.
 func Keep(ctx context.Context, c Config, l *Lease) *Keeper {
 	k := &Keeper{
 		c: c.withDefaults(), lease: l, valid: l != nil,
 		sem: make(chan struct{}, 1), wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
-	if refresh, _ := times6(v6of(l)); l == nil || !l.DHCP && refresh.IsZero() {
+	if refresh, _ := times6(v6of(l)); l == nil || !l.DHCP && (refresh.IsZero() || v6Again == nil) {
 		k.cancel = func() {}
 		close(k.done)
 		return k
