@@ -545,6 +545,12 @@ func (x *Extractor) hardlink(dfd int, base, name string, hdr *tar.Header) error 
 		return fmt.Errorf("%w: hard link %s to the target directory", ErrInsecurePath, hdr.Name)
 	}
 	tdir, tbase := path.Split(target)
+	// The target's directory is usually cached (a hard link mostly points into a directory
+	// just extracted, often its own); its descriptor was opened as parent opens every one,
+	// without leaving the tree. A lookup only: parent could close dfd to make room.
+	if tfd, ok := x.cache[cacheKey(tdir)]; ok {
+		return x.replace(dfd, base, name, func() error { return unix.Linkat(tfd, tbase, dfd, base, 0) })
+	}
 	if tdir == "" {
 		tdir = "."
 	}

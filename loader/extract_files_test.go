@@ -408,3 +408,42 @@ func TestWritersLeaveXZDecodersTheirCPUs(t *testing.T) {
 		})
 	}
 }
+
+// TestHardLinkTargets: a hard link shares its target's inode whether the target's directory is
+// the link's own, another one still open in the extractor's cache, one the cache has dropped
+// since (more directories than it holds came in between), or reached through a symlinked
+// directory.
+func TestHardLinkTargets(t *testing.T) {
+	hard := func(name, to string) entry {
+		return entry{hdr: tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: to, ModTime: epoch}}
+	}
+	es := []entry{dirE("a", 1), regE("a/f", "f"), dirE("b", 1), regE("b/g", "g"), symE("s", "a")}
+	for i := range maxCachedDirs + 10 {
+		es = append(es, dirE(fmt.Sprintf("many/%03d", i), 1))
+	}
+	es = append(es, regE("many/last", "x"),
+		hard("a/same", "a/f"),      // its own directory
+		hard("b/other", "a/f"),     // another cached one
+		hard("many/far", "b/g"),    // dropped from the cache by the directories since
+		hard("many/viasym", "s/f"), // through a symlink to a directory
+	)
+	dir := t.TempDir()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if err := NewExtractor(root, false, t.Logf).Extract(bytes.NewReader(tarOf(t, es))); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{"a/same": "a/f", "b/other": "a/f", "many/far": "b/g", "many/viasym": "a/f"} {
+		l, err1 := os.Lstat(filepath.Join(dir, link))
+		f, err2 := os.Lstat(filepath.Join(dir, target))
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s -> %s: %v, %v", link, target, err1, err2)
+		}
+		if !os.SameFile(l, f) {
+			t.Errorf("%s is not a hard link to %s", link, target)
+		}
+	}
+}
