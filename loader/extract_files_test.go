@@ -374,8 +374,8 @@ func TestCreateModeDefaultACL(t *testing.T) {
 
 // TestWritersLeaveXZDecodersTheirCPUs: the xz decoder decodes a block per CPU, so an xz load
 // leaves the CPUs to it and writes files in the extractor's goroutine (writers would only take
-// CPU time from the decoders); a zstd load, whose decoder leaves CPU time spare, uses the pool.
-// Both trees are whole.
+// CPU time from the decoders); a zstd load, whose decoder takes one CPU, uses the pool when
+// there is another. Both trees are whole.
 func TestWritersLeaveXZDecodersTheirCPUs(t *testing.T) {
 	es := randomTree(21, 512<<10)
 	archive := tarOf(t, es)
@@ -385,7 +385,7 @@ func TestWritersLeaveXZDecodersTheirCPUs(t *testing.T) {
 		writers bool
 	}{
 		{"xz", xzOf(t, archive), false},
-		{"zstd", zstdOf(t, archive), true},
+		{"zstd", zstdOf(t, archive), runtime.GOMAXPROCS(0) > 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -444,6 +444,37 @@ func TestHardLinkTargets(t *testing.T) {
 		}
 		if !os.SameFile(l, f) {
 			t.Errorf("%s is not a hard link to %s", link, target)
+		}
+	}
+}
+
+// TestWriterCount: the writer pool is sized to the CPUs the decompression leaves (here 4 CPUs,
+// a pool of at most 4): none beside xz's decoder, which has a goroutine per CPU; three beside
+// zstd's, which has one; the whole pool for a plain tar.
+func TestWriterCount(t *testing.T) {
+	old := runtime.GOMAXPROCS(4)
+	defer runtime.GOMAXPROCS(old)
+	withWriters(t, maxWriters, nil)
+	var pool int
+	poolHook = func(n int) { pool = n }
+	defer func() { poolHook = nil }()
+	es := randomTree(22, 256<<10)
+	archive := tarOf(t, es)
+	for _, tc := range []struct {
+		name string
+		img  []byte
+		want int
+	}{{"xz", xzOf(t, archive), 0}, {"zstd", zstdOf(t, archive), 3}, {"tar", archive, 4}} {
+		p := filepath.Join(t.TempDir(), "img")
+		writeFile(p, tc.img)
+		pool = -1
+		dir := t.TempDir()
+		if _, err := Load(context.Background(), dir, []string{p}, Options{NoSidecar: true}); err != nil {
+			t.Fatal(err)
+		}
+		checkTree(t, dir, es)
+		if pool != tc.want {
+			t.Errorf("%s: %d writers, want %d", tc.name, pool, tc.want)
 		}
 	}
 }

@@ -258,8 +258,11 @@ func loadOnce(ctx context.Context, dir string, urls []string, want string, f *Fe
 	}
 	defer root.Close()
 	x := NewExtractor(root, os.Geteuid() == 0 && !opts.NoOwners, logf)
-	if format == FormatXZ {
+	switch format {
+	case FormatXZ:
 		x.decoders = xzWorkers()
+	case FormatZstd, FormatGzip, FormatBzip2:
+		x.decoders = 1 // decoded on goReader's goroutine
 	}
 	if err := x.Extract(tail); err != nil {
 		if errors.Is(err, ErrNoSpace) {
