@@ -339,13 +339,29 @@ target() {
 # md TEXT escapes the pipes of TEXT for a Markdown table cell.
 md() { printf '%s' "${1//|/\\|}"; }
 
-# ratio_row FILE REFERENCE REF_SECONDS RAMBOOT_SECONDS [TARGET]: one row of an image's ratio
-# table: ramboot's time over the reference's, marked against TARGET when there is one. A row
-# whose times are missing (BENCH_CASES left a case out) is not printed.
+# round_ratio NUM_TIMES DEN_TIMES prints the median over rounds of NUM's time over DEN's in the
+# same round (the lists are in run order): a case and its reference run next to each other in
+# a round, so that the load of a shared machine weighs on both alike, where a ratio of medians
+# would pair times from different moments.
+round_ratio() {
+	paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) | awk '{ print $1 / $2 }' |
+		sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# round_max A_TIMES B_TIMES prints, round by round, the larger of the two times.
+round_max() {
+	paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) | awk '{ printf "%s ", ($1 > $2) ? $1 : $2 }'
+}
+
+# ratio_row FILE REFERENCE REF_TIMES RAMBOOT_TIMES [TARGET]: one row of an image's ratio table:
+# the medians, and ramboot's time over the reference's (round_ratio), marked against TARGET when
+# there is one. A row whose times are missing (BENCH_CASES left a case out) is not printed.
 ratio_row() {
-	local file=$1 ref=$2 rt=$3 t=$4 lim=${5:-} r verdict=–
-	[[ -n $rt && -n $t ]] || return 0
-	r=$(ratio "$t" "$rt")
+	local file=$1 ref=$2 rt t lim=${5:-} r verdict=–
+	[[ -n $3 && -n $4 ]] || return 0
+	rt=$(median "$3")
+	t=$(median "$4")
+	r=$(round_ratio "$4" "$3")
 	if [[ -n $lim ]]; then
 		verdict="≤ ${lim}×: $(awk -v v="$r" -v l="$lim" 'BEGIN { print (v <= l) ? "met" : "**missed**" }')"
 	fi
@@ -363,42 +379,45 @@ report() {
 		"xz -T0 -6 $(size_mb "$f.xzT.tar.xz") MB ($(xz_block_count "$f.xzT.tar.xz") blocks of <= ${BLOCK[$img:xzT]} MiB)," \
 		"zstd -19 $(size_mb "$f.tar.zst") MB"
 	echo
-	echo "| case | median s | MB/s | CPU s | peak RSS MiB |"
-	echo "|---|---|---|---|---|"
+	echo "| case | median s | min s | MB/s | CPU s | peak RSS MiB |"
+	echo "|---|---|---|---|---|---|"
 	for name in "${CASES[@]}"; do
 		k=$img:$name
 		med=$(median "${TIMES[$k]}")
 		MED[$k]=$med
 		mbs=$(awk -v b="$tar_bytes" -v t="$med" 'BEGIN { printf "%.1f", b / 1e6 / t }')
-		printf '| %s | %.3f | %s | %.3f | %s |\n' "$(md "${LABEL[$name]}")" "$med" "$mbs" "$(median "${CPU[$k]}")" "$(mib "${RSS[$k]}")"
+		printf '| %s | %.3f | %.3f | %s | %.3f | %s |\n' "$(md "${LABEL[$name]}")" "$med" "$(tr ' ' '\n' <<<"${TIMES[$k]}" | grep . | sort -g | head -1)" \
+			"$mbs" "$(median "${CPU[$k]}")" "$(mib "${RSS[$k]}")"
 	done
-	echo "(MB = 10^6 bytes of uncompressed tar; CPU = user + system of every process, median; a pipeline's"
-	echo " RSS is its largest process's; RSS is the maximum over runs)"
+	echo "(MB = 10^6 bytes of uncompressed tar, at the median; CPU = user + system of every process, median;"
+	echo " a pipeline's RSS is its largest process's; RSS is the maximum over runs. Ratios below: the median"
+	echo " over rounds of ramboot's time over the reference's in the same round)"
 	echo
 	m() { echo "${MED[$img:$1]:-}"; }
+	tm() { echo "${TIMES[$img:$1]:-}"; }
 	local zlimit=
-	if [[ -n $(m zstd-null) && -n $(m tar-local) ]]; then
-		zlimit=$(awk -v a="$(m zstd-null)" -v b="$(m tar-local)" 'BEGIN { print (a > b) ? a : b }')
+	if [[ -n $(tm zstd-null) && -n $(tm tar-local) ]]; then
+		zlimit=$(round_max "$(tm zstd-null)" "$(tm tar-local)")
 	fi
 	echo "| ramboot fetch of | reference | reference s | ramboot s | ratio | target |"
 	echo "|---|---|---|---|---|---|"
 	local file
 	for name in pixz xzT; do
 		file=${LABEL_FILE[$name]}
-		ratio_row "$file" "the seed: busybox wget|pixz -d|busybox tar" "$(m "bb-$name")" "$(m "ramboot-$name")" "${SEED_TARGET[$name]}"
-		ratio_row "$file" "GNU: wget|pixz -d|tar" "$(m "seed-$name")" "$(m "ramboot-$name")"
-		ratio_row "$file" "limit: ramboot's xz decoder alone, $(nproc) cores, to /dev/null" "$(m "xzall-$name")" "$(m "ramboot-$name")" 1.05
-		[[ -z $BASELINE ]] || ratio_row "$file" "baseline: BENCH_BASELINE's fetch" "$(m "baseline-$name")" "$(m "ramboot-$name")"
+		ratio_row "$file" "the seed: busybox wget|pixz -d|busybox tar" "$(tm "bb-$name")" "$(tm "ramboot-$name")" "${SEED_TARGET[$name]}"
+		ratio_row "$file" "GNU: wget|pixz -d|tar" "$(tm "seed-$name")" "$(tm "ramboot-$name")"
+		ratio_row "$file" "limit: ramboot's xz decoder alone, $(nproc) cores, to /dev/null" "$(tm "xzall-$name")" "$(tm "ramboot-$name")" 1.05
+		[[ -z $BASELINE ]] || ratio_row "$file" "baseline: BENCH_BASELINE's fetch" "$(tm "baseline-$name")" "$(tm "ramboot-$name")"
 	done
 	file="zstd -19 file"
-	ratio_row "$file" "the seed: busybox wget|zstd -d|busybox tar" "$(m bb-zst)" "$(m ramboot-zst)"
-	ratio_row "$file" "the seed on xz: busybox wget|pixz -d|busybox tar, pixz -9 file" "$(m bb-pixz)" "$(m ramboot-zst)" 0.25
-	ratio_row "$file" "C: curl|zstd -d|tar" "$(m zstd-c)" "$(m ramboot-zst)" 0.85
+	ratio_row "$file" "the seed: busybox wget|zstd -d|busybox tar" "$(tm bb-zst)" "$(tm ramboot-zst)"
+	ratio_row "$file" "the seed on xz: busybox wget|pixz -d|busybox tar, pixz -9 file" "$(tm bb-pixz)" "$(tm ramboot-zst)" 0.25
+	ratio_row "$file" "C: curl|zstd -d|tar" "$(tm zstd-c)" "$(tm ramboot-zst)" 0.85
 	if [[ -n $zlimit ]]; then
-		ratio_row "$file" "$(printf 'limit: the larger of zstd -d >/dev/null (%.2f s) and GNU tar -xf of the local plain tar (%.2f s)' "$(m zstd-null)" "$(m tar-local)")" "$zlimit" "$(m ramboot-zst)" 1.5
+		ratio_row "$file" "$(printf 'limit: the larger of zstd -d >/dev/null (%.2f s) and GNU tar -xf of the local plain tar (%.2f s)' "$(m zstd-null)" "$(m tar-local)")" "$zlimit" "$(tm ramboot-zst)" 1.5
 	fi
-	[[ -z $BASELINE ]] || ratio_row "$file" "baseline: BENCH_BASELINE's fetch" "$(m baseline-zst)" "$(m ramboot-zst)"
-	ratio_row "LZMA alone, 1 worker 1 CPU, xz -T0 file (bench/xzdecode)" "xz -T1 -d" "$(m xzdec-c)" "$(m xzdec-go)" 1.00
+	[[ -z $BASELINE ]] || ratio_row "$file" "baseline: BENCH_BASELINE's fetch" "$(tm baseline-zst)" "$(tm ramboot-zst)"
+	ratio_row "LZMA alone, 1 worker 1 CPU, xz -T0 file (bench/xzdecode)" "xz -T1 -d" "$(tm xzdec-c)" "$(tm xzdec-go)" 1.00
 	echo
 	local rss limit
 	if [[ -n ${RSS[$img:ramboot-zst]:-} ]]; then
@@ -496,8 +515,11 @@ main() {
 	SEED_TARGET[pixz]=0.60
 	SEED_TARGET[xzT]=0.70
 	# The first case that extracts is the reference tree every other case is compared with.
-	CASES=(seed-pixz bb-pixz seed-xzT bb-xzT xz-xzT bb-zst zstd-c tar-local zstd-null
-		ramboot-pixz ramboot-xzT ramboot-zst xzall-pixz xzall-xzT xzdec-go xzdec-c)
+	# Each ramboot case sits between its references, so that they run close together in a round.
+	CASES=(seed-pixz bb-pixz ramboot-pixz xzall-pixz
+		seed-xzT bb-xzT ramboot-xzT xzall-xzT xz-xzT
+		bb-zst zstd-c ramboot-zst zstd-null tar-local
+		xzdec-go xzdec-c)
 	LABEL[bb-pixz]="busybox (the seed): wget|pixz -d|tar, pixz -9 file"
 	LABEL[bb-xzT]="busybox (the seed): wget|pixz -d|tar, xz -T0 -6 file"
 	LABEL[bb-zst]="busybox (the seed): wget|zstd -d|tar, zstd -19 file"
