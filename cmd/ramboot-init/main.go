@@ -246,7 +246,7 @@ func (s *state) boot(ctx context.Context) error {
 		case err == nil:
 			s.lease = lease
 			s.keepLease(s.netCfg)
-			s.logf("network: %s %s %s via %s", lease.Iface, lease.MAC, lease.Addr, lease.Gateway)
+			s.logf("network: %s %s %s", lease.Iface, lease.MAC, lease.Addresses())
 			s.reportNetwork(lease, time.Since(start))
 			s.resolveOrigin()
 			if unattended {

@@ -167,7 +167,7 @@ func (k *backend) Network() (string, []string) {
 	if l == nil {
 		return "no network", nil
 	}
-	status := fmt.Sprintf("%s %s %s", l.Iface, l.MAC, l.Addr)
+	status := fmt.Sprintf("%s %s %s", l.Iface, l.MAC, l.Prefix())
 	if l.Server.IsValid() {
 		status += " server " + l.Server.String()
 	}

@@ -46,7 +46,7 @@ func newReporter(c *cmdline.Config, raw string, logf func(string, ...any)) *repo
 
 // reportNetwork says the boot NIC is up and starts sending to ramboot.report=.
 func (s *state) reportNetwork(l *netup.Lease, took time.Duration) {
-	s.rep.Identify(report.Identity{MAC: l.MAC.String(), IP: l.Addr.Addr().String(), Hostname: l.Hostname})
+	s.rep.Identify(report.Identity{MAC: l.MAC.String(), IP: l.FirstAddr().String(), Hostname: l.Hostname})
 	e := report.Event{Type: report.NetworkUp, Iface: l.Iface, Lease: l.String(), Race: l.Race}
 	if l.Gateway.IsValid() {
 		e.Gateway = l.Gateway.String()

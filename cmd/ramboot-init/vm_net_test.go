@@ -252,3 +252,46 @@ func logAddressTime(t *testing.T, console string) {
 	b, _ := strconv.ParseFloat(done[1], 64)
 	t.Logf("first packet → usable address: %.0f ms", (b-a)*1000)
 }
+
+// TestVMNetIPv6Only: no IPv4 anywhere; router advertisements and DHCPv6 with option 59 (the
+// boot file URL: the menu) on the lab. Without ip= /init runs both families, drops DHCPv4 for
+// want of a server, boots the menu's entry from http://[fd00:42::1]:PORT/, and the booted
+// image has the DHCPv6 address.
+func TestVMNetIPv6Only(t *testing.T) {
+	t.Parallel()
+	l := newNetLab(t, 1)
+	menu := fmt.Sprintf(`default: v6
+timeout: 0
+entries:
+  - name: v6
+    ramroot: {url: %s/rootfs.tar.zst, sha256: %s}
+`, l.base6, built.sums["rootfs.tar.zst"])
+	mux := http.NewServeMux()
+	mux.HandleFunc("/menu.yaml", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, menu) })
+	menuURL := l.lab.ServeHTTP("[fd00:42::1]:0", mux) + "/menu.yaml"
+	d := l.lab.Dnsmasq(netlab.DnsmasqConfig{Interface: "tap0", Lines: []string{
+		"enable-ra",
+		"dhcp-range=fd00:42::100,fd00:42::1ff,64,2m",
+		"dhcp-option=option6:bootfile-url," + menuURL,
+	}})
+	p, err := l.sw.AddPort("p0", vswitch.Access(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: built.initrd, Extra: p.QEMUArgs("n0", mac1),
+		Append: "ramboot.onerror=poweroff BOOTIF=" + bootif(mac1),
+	})
+	vm.Expect(`DHCPv4 abandoned: no server answered`, bootTimeout)
+	vm.Expect(`network: eth0 `+mac1+` fd00:42::1[0-9a-f]{2}/\d+`, bootTimeout)
+	vm.Expect(`menu from `+regexp.QuoteMeta(menuURL), bootTimeout)
+	vm.Expect(`fetching http://\[fd00:42::1\]:\d+/rootfs\.tar\.zst`, bootTimeout)
+	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	vm.Expect(`TESTINIT-ADDR eth0 fd00:42::1[0-9a-f]{2}/\d+`, time.Minute)
+	logAddressTime(t, vm.Console())
+	vm.Expect(`TESTINIT-DONE`, time.Minute)
+	if strings.Contains(vm.Console(), "TESTINIT-ADDR eth0 10.") {
+		t.Error("an IPv4 address on an IPv6-only network")
+	}
+	t.Logf("dnsmasq: %d DHCPv6 replies", d.Count(`DHCPREPLY`))
+}

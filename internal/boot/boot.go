@@ -113,7 +113,7 @@ func (b *Booter) imageNet() *netup.ImageNet {
 func (b *Booter) Env() []string {
 	env := []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "RAMBOOT_ROOT=" + b.Root}
 	if l := b.Lease; l != nil {
-		env = append(env, "RAMBOOT_IFACE="+l.Iface, "RAMBOOT_MAC="+l.MAC.String(), "RAMBOOT_ADDR="+l.Addr.String())
+		env = append(env, "RAMBOOT_IFACE="+l.Iface, "RAMBOOT_MAC="+l.MAC.String(), "RAMBOOT_ADDR="+l.Prefix())
 	}
 	return env
 }

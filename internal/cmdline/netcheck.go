@@ -172,12 +172,17 @@ func keepOnly[T any](items []T, keep []bool) []T {
 }
 
 // BootIP is the ip= that /init acts on (Config.IP): the last one that configures IPv4 and has
-// no IPv6 address; nil if there is none.
+// no IPv6 address, else the last one (IPv6 only); nil if there is none. An ip= of the other IP
+// version for the same interface is applied with it (ip=eth0:dhcp ip=eth0:dhcp6).
 func (n *Network) BootIP() *IPConfig {
 	for i := len(n.IPs) - 1; i >= 0; i-- {
 		if c := n.IPs[i]; c.IPv4() && !c.Addr.Addr().Is6() {
 			return &c
 		}
+	}
+	if len(n.IPs) > 0 {
+		c := n.IPs[len(n.IPs)-1]
+		return &c
 	}
 	return nil
 }

@@ -499,7 +499,8 @@ func parseNameserver(v string) (netip.Addr, error) {
 
 // Pending lists, one line each, the network parameters of n that are parsed and checked but
 // that this /init does not act on: it configures one interface (acted, the ip= it acts on:
-// Config.IP), with the bonds, VLANs, renames, routes and name servers it needs, so an ip= for
+// Config.IP, and the ip= of the other IP version for it), with the bonds, VLANs, renames,
+// routes and name servers it needs, so an ip= for
 // another interface, or a route through one, is not applied. /init says so on the console
 // rather than boot as if they had been.
 func (n *Network) Pending(acted *IPConfig) []string {
@@ -521,10 +522,7 @@ func (n *Network) Pending(acted *IPConfig) []string {
 			routes = append(routes, "rd.route="+r.String())
 		}
 	}
-	if acted != nil && acted.IPv6() {
-		ips = append(ips, "ip="+acted.String())
-	}
-	add("ip= for another interface or on IPv6 (one interface is configured, over IPv4)", ips)
+	add("ip= for another interface (one interface is configured)", ips)
 	add("routes through another interface", routes)
 	return out
 }

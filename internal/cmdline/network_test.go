@@ -103,8 +103,9 @@ func TestParseIPDracut(t *testing.T) {
 			t.Errorf("ParseIP(%q): DHCP %v IPv4 %v IPv6 %v, want %v %v %v", tt.in, got.DHCP(), got.IPv4(), got.IPv6(), tt.dhcp, tt.v4, tt.v6)
 		}
 		c, errs := Parse("ip=" + tt.in)
-		if len(errs) != 0 || (c.IP != nil) != tt.legacy {
-			t.Errorf("Parse(ip=%s): Config.IP %v, errors %v; want IP set: %v", tt.in, c.IP, errs, tt.legacy)
+		// Config.IP is the ip= /init acts on: one for IPv6 too, now that it brings IPv6 up.
+		if len(errs) != 0 || (c.IP != nil) != (tt.legacy || tt.v6) {
+			t.Errorf("Parse(ip=%s): Config.IP %v, errors %v; want IP set: %v", tt.in, c.IP, errs, tt.legacy || tt.v6)
 		}
 		// String renders a value that parses back the same.
 		back, err := ParseIP(got.String())
@@ -409,8 +410,8 @@ func TestCrossChecks(t *testing.T) {
 	}
 }
 
-// TestLegacyIP: Config.IP stays what /init's IPv4 bring-up acted on before the network
-// parameters grew: the last ip= for IPv4.
+// TestLegacyIP: Config.IP is the last ip= for IPv4, as /init's IPv4 bring-up acted on before
+// the network parameters grew, else the last ip= (IPv6 only).
 func TestLegacyIP(t *testing.T) {
 	for _, tt := range []struct {
 		in   string
@@ -418,7 +419,7 @@ func TestLegacyIP(t *testing.T) {
 	}{
 		{"ip=eth0:dhcp ip=eth1:dhcp", &IPConfig{Device: "eth1", Autoconf: "dhcp"}},
 		{"ip=eth0:dhcp ip=eth1:dhcp6", &IPConfig{Device: "eth0", Autoconf: "dhcp"}},
-		{"ip=dhcp6 ip=[2001:db8::5]:::64::eth0:none", nil},
+		{"ip=dhcp6 ip=[2001:db8::5]:::64::eth0:none", &IPConfig{Addr: netip.MustParsePrefix("2001:db8::5/64"), Device: "eth0", Autoconf: "none"}},
 		{"ip=eth0:dhcp ip=eth0:bogus6", &IPConfig{Device: "eth0", Autoconf: "dhcp"}},
 	} {
 		c, _ := Parse(tt.in)
@@ -476,7 +477,7 @@ func TestBondMode(t *testing.T) {
 // interface, a route through it, IPv6), what it acts on (the boot interface's ip=, bonds,
 // VLANs, renames, routes, name servers, BOOTIF) is not.
 func TestPending(t *testing.T) {
-	const other = "ip= for another interface or on IPv6 (one interface is configured, over IPv4): "
+	const other = "ip= for another interface (one interface is configured): "
 	for _, tt := range []struct {
 		line string
 		want []string
@@ -490,7 +491,9 @@ func TestPending(t *testing.T) {
 		{"nameserver=10.0.0.53 rd.route=10.1.0.0/16:10.0.0.1", nil},
 		{"ip=eth0:dhcp ip=10.9.0.5::10.9.0.1:255.255.255.0::eth1:none rd.route=10.1.0.0/16:10.0.0.1:eth0",
 			[]string{other + "ip=eth0:dhcp", "routes through another interface: rd.route=10.1.0.0/16:10.0.0.1:eth0"}},
-		{"ip=dhcp6", []string{other + "ip=dhcp6"}},
+		{"ip=dhcp6", nil},
+		{"ip=eth0:dhcp ip=eth0:dhcp6", nil},
+		{"ip=eth0:dhcp6 ip=eth1:dhcp", []string{other + "ip=eth0:dhcp6"}},
 	} {
 		c, problems := Parse(tt.line)
 		if len(problems) > 0 {

@@ -123,7 +123,7 @@ func up6(c Config, ip string) (*Lease, error) {
 	if err := enableIPv6("c0"); err != nil {
 		return nil, err
 	}
-	if link, err = waitCarrier(ctx, link, time.Now().Add(5*time.Second)); err != nil {
+	if link, err = waitCarrier(ctx, Config{}, link, time.Now().Add(5*time.Second)); err != nil {
 		return nil, err
 	}
 	l, err := acquire(ctx, c, link)

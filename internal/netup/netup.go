@@ -232,7 +232,8 @@ func (p plan) String() string {
 func makePlan(c Config) plan {
 	var p plan
 	if c.IP != nil {
-		p.static = !c.IP.DHCP()
+		// A static address (either family) goes on one link; any autoconfiguration races.
+		p.static = c.IP.Addr.IsValid()
 		p.device = c.IP.Device
 	}
 	if c.BootIF != nil {
@@ -309,4 +310,66 @@ func (l *Lease) Describe() []string {
 		d = append(d, "boot URL   "+l.V6.BootFileURL+" (DHCPv6)")
 	}
 	return d
+}
+
+// got says what the lease holds, for the race's lines: "lease 10.0.0.5/24 from 10.0.0.1",
+// "IPv6 2001:db8::5/64 slaac", or both.
+func (l *Lease) got() string {
+	var parts []string
+	if l.Addr.IsValid() {
+		if l.DHCP {
+			parts = append(parts, fmt.Sprintf("lease %s from %s", l.Addr, l.Server))
+		} else {
+			parts = append(parts, "static "+l.Addr.String())
+		}
+	}
+	if l.V6 != nil {
+		parts = append(parts, "IPv6 "+l.V6.addrList())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Addresses is the lease's addresses and gateways on one line, for the console:
+// "10.0.0.5/24 via 10.0.0.1", "fd00::5/64 via fe80::1", or both separated by a comma.
+func (l *Lease) Addresses() string {
+	var parts []string
+	if l.Addr.IsValid() {
+		p := l.Addr.String()
+		if l.Gateway.IsValid() {
+			p += " via " + l.Gateway.String()
+		}
+		parts = append(parts, p)
+	}
+	if l.V6 != nil {
+		for _, a := range l.V6.Addrs {
+			parts = append(parts, a.Prefix.String())
+		}
+		if l.V6.Gateway.IsValid() && len(parts) > 0 {
+			parts[len(parts)-1] += " via " + l.V6.Gateway.String()
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// FirstAddr is the lease's IPv4 address, else its first IPv6 one; invalid if it has none.
+func (l *Lease) FirstAddr() netip.Addr {
+	if l.Addr.IsValid() {
+		return l.Addr.Addr()
+	}
+	if l.V6 != nil && len(l.V6.Addrs) > 0 {
+		return l.V6.Addrs[0].Prefix.Addr()
+	}
+	return netip.Addr{}
+}
+
+// Prefix is the lease's IPv4 address with its prefix length, else its first IPv6 one; "" if
+// it has none.
+func (l *Lease) Prefix() string {
+	switch {
+	case l.Addr.IsValid():
+		return l.Addr.String()
+	case l.V6 != nil && len(l.V6.Addrs) > 0:
+		return l.V6.Addrs[0].Prefix.String()
+	}
+	return ""
 }

@@ -116,7 +116,8 @@ func waitLink(ctx context.Context, deadline time.Time, match func(netlink.Link) 
 
 // waitCarrier sets link up and waits for carrier until the deadline; it returns the link's
 // latest state.
-func waitCarrier(ctx context.Context, link netlink.Link, deadline time.Time) (netlink.Link, error) {
+func waitCarrier(ctx context.Context, c Config, link netlink.Link, deadline time.Time) (netlink.Link, error) {
+	prepare6(c, link.Attrs().Name)
 	if err := netlink.LinkSetUp(link); err != nil {
 		return link, fmt.Errorf("setting %s up: %w", link.Attrs().Name, err)
 	}
@@ -178,18 +179,13 @@ func upChosen(ctx context.Context, c Config, p plan) (*Lease, netlink.Link, erro
 	if err := linkSettings(c, link); err != nil {
 		return nil, nil, err
 	}
-	link, err = waitCarrier(ctx, link, deadline)
+	link, err = waitCarrier(ctx, c, link, deadline)
 	if errors.Is(err, ErrNoCarrier) {
 		c.Logf("netup: %s: no carrier after %v, trying anyway", name, c.LinkTimeout)
 	} else if err != nil {
 		return nil, nil, err
 	}
-	mac := link.Attrs().HardwareAddr
-	if p.static {
-		l, err := staticLease(name, mac, c.IP)
-		return l, link, err
-	}
-	l, err := dhcpLease(ctx, c, name, mac)
+	l, err := acquire(ctx, c, link)
 	return l, link, err
 }
 
@@ -217,10 +213,11 @@ func upFirstCarrier(ctx context.Context, c Config) (*Lease, netlink.Link, error)
 			seen = true
 			if carrier(link) {
 				delete(up, link.Attrs().Index)
-				l, err := staticLease(link.Attrs().Name, link.Attrs().HardwareAddr, c.IP)
+				l, err := acquire(ctx, c, link)
 				return l, link, err
 			}
 			if link.Attrs().Flags&net.FlagUp == 0 {
+				prepare6(c, link.Attrs().Name)
 				if err := netlink.LinkSetUp(link); err != nil {
 					c.Logf("netup: setting %s up: %v", link.Attrs().Name, err)
 					continue
@@ -294,10 +291,10 @@ func race(ctx context.Context, c Config) (*Lease, netlink.Link, error) {
 					go func() {
 						start := time.Now()
 						r := result{index: a.Index}
-						r.link, r.err = waitCarrier(ctx, link, deadline)
+						r.link, r.err = waitCarrier(ctx, c, link, deadline)
 						if r.err == nil {
 							r.carrier = true
-							r.lease, r.err = dhcpLease(ctx, c, a.Name, a.HardwareAddr)
+							r.lease, r.err = acquire(ctx, c, r.link)
 						}
 						r.took = time.Since(start)
 						results <- r
@@ -315,7 +312,7 @@ func race(ctx context.Context, c Config) (*Lease, netlink.Link, error) {
 			rc.carrier = r.carrier
 			switch {
 			case r.err == nil && win == nil:
-				rc.outcome = fmt.Sprintf("won: lease %s from %s after %v", r.lease.Addr, r.lease.Server, r.took.Round(time.Millisecond))
+				rc.outcome = fmt.Sprintf("won: %s after %v", r.lease.got(), r.took.Round(time.Millisecond))
 			case r.err == nil:
 				rc.outcome = "lost: its lease came after the winner's"
 			case ctx.Err() != nil && win != nil && r.carrier:
@@ -399,43 +396,10 @@ func configure(c Config, link netlink.Link, l *Lease) error {
 			return fmt.Errorf("setting MTU %d: %w", l.MTU, err)
 		}
 	}
-	// Up owns the NIC's IPv4 configuration: an earlier Up (the recovery loop retries) may
-	// have left another address.
-	old, err := netlink.AddrList(link, netlink.FAMILY_V4)
-	if err != nil {
-		return fmt.Errorf("listing addresses: %w", err)
-	}
-	for _, a := range old {
-		if a.Scope == unix.RT_SCOPE_UNIVERSE && a.IPNet.String() != l.Addr.String() {
-			if err := netlink.AddrDel(link, &a); err != nil {
-				return fmt.Errorf("removing %s: %w", a.IPNet, err)
-			}
+	if l.Addr.IsValid() {
+		if err := configure4(link, l, proto); err != nil {
+			return err
 		}
-	}
-	addr := addr4(l) // with the lease's lifetimes (keep_linux.go)
-	if err := netlink.AddrReplace(link, addr); err != nil {
-		return fmt.Errorf("adding %s: %w", l.Addr, err)
-	}
-	for _, r := range l.Routes {
-		nr := &netlink.Route{
-			LinkIndex: link.Attrs().Index,
-			Dst:       &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), 32)},
-			Src:       l.Addr.Addr().AsSlice(),
-			Protocol:  proto,
-			Scope:     netlink.SCOPE_LINK,
-		}
-		if r.Gateway.IsValid() {
-			nr.Gw, nr.Scope = r.Gateway.AsSlice(), netlink.SCOPE_UNIVERSE
-			if needsOnLink(l.Addr, l.Routes, r) {
-				nr.Flags = int(netlink.FLAG_ONLINK)
-			}
-		}
-		if err := netlink.RouteReplace(nr); err != nil {
-			return fmt.Errorf("adding route %s: %w", r, err)
-		}
-	}
-	if err := extraRoutes(c, link, l); err != nil {
-		return err
 	}
 	if c.Net != nil {
 		for _, a := range c.Net.Nameservers {
@@ -444,10 +408,18 @@ func configure(c Config, link netlink.Link, l *Lease) error {
 			}
 		}
 	}
-	if len(l.DNS) > 0 || len(l.Search) > 0 {
+	if l.V6 != nil {
+		// IPv6's addresses, its route, and resolv.conf with both families' servers.
+		if err := configure6(c, link, l); err != nil {
+			return fmt.Errorf("IPv6: %w", err)
+		}
+	} else if len(l.DNS) > 0 || len(l.Search) > 0 {
 		if err := atomicfile.WriteFile(c.ResolvConf, []byte(renderResolvConf(l.DNS, l.Search)), 0o644); err != nil {
 			return fmt.Errorf("writing %s: %w", c.ResolvConf, err)
 		}
+	}
+	if err := extraRoutes(c, link, l); err != nil {
+		return err
 	}
 	if l.Hostname != "" {
 		// Optional: a machine without its name still boots.
@@ -483,18 +455,23 @@ func linkSettings(c Config, link netlink.Link) error {
 }
 
 // extraRoutes installs rd.route= routes for the configured interface: those naming it, and
-// those naming no interface whose gateway it can reach. IPv6 routes wait for IPv6.
+// those naming no interface, in the families it has addresses in.
 func extraRoutes(c Config, link netlink.Link, l *Lease) error {
 	if c.Net == nil {
 		return nil
 	}
 	for _, r := range c.Net.Routes {
-		if r.Device != "" && r.Device != link.Attrs().Name || !r.Dst.Addr().Is4() || !l.Addr.IsValid() {
+		v4 := r.Dst.Addr().Is4()
+		if r.Device != "" && r.Device != link.Attrs().Name || v4 && !l.Addr.IsValid() || !v4 && l.V6 == nil {
 			continue
+		}
+		bits := 32
+		if !v4 {
+			bits = 128
 		}
 		nr := &netlink.Route{
 			LinkIndex: link.Attrs().Index,
-			Dst:       &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), 32)},
+			Dst:       &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), bits)},
 			Protocol:  unix.RTPROT_BOOT,
 			Scope:     netlink.SCOPE_LINK,
 		}
@@ -506,6 +483,46 @@ func extraRoutes(c Config, link netlink.Link, l *Lease) error {
 		}
 		l.Routes = append(l.Routes, Route{Dst: r.Dst, Gateway: r.Gateway})
 		c.Logf("netup: %s: route %s (rd.route=)", link.Attrs().Name, l.Routes[len(l.Routes)-1])
+	}
+	return nil
+}
+
+// configure4 replaces the link's IPv4 addresses with the lease's and installs its routes.
+func configure4(link netlink.Link, l *Lease, proto netlink.RouteProtocol) error {
+	// Up owns the NIC's IPv4 configuration: an earlier Up (the recovery loop retries) may
+	// have left another address.
+	old, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("listing addresses: %w", err)
+	}
+	for _, a := range old {
+		if a.Scope == unix.RT_SCOPE_UNIVERSE && a.IPNet.String() != l.Addr.String() {
+			if err := netlink.AddrDel(link, &a); err != nil {
+				return fmt.Errorf("removing %s: %w", a.IPNet, err)
+			}
+		}
+	}
+	addr := addr4(l) // with the lease's lifetimes (keep_linux.go)
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("adding %s: %w", l.Addr, err)
+	}
+	for _, r := range l.Routes {
+		nr := &netlink.Route{
+			LinkIndex: link.Attrs().Index,
+			Dst:       &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), 32)},
+			Src:       l.Addr.Addr().AsSlice(),
+			Protocol:  proto,
+			Scope:     netlink.SCOPE_LINK,
+		}
+		if r.Gateway.IsValid() {
+			nr.Gw, nr.Scope = r.Gateway.AsSlice(), netlink.SCOPE_UNIVERSE
+			if needsOnLink(l.Addr, l.Routes, r) {
+				nr.Flags = int(netlink.FLAG_ONLINK)
+			}
+		}
+		if err := netlink.RouteReplace(nr); err != nil {
+			return fmt.Errorf("adding route %s: %w", r, err)
+		}
 	}
 	return nil
 }

@@ -126,7 +126,7 @@ func runV6Helper(cfgJSON string) int {
 	if hc.EnableFirst {
 		prepare6(c, hc.Iface)
 	}
-	if link, err = waitCarrier(ctx, link, time.Now().Add(5*time.Second)); err != nil {
+	if link, err = waitCarrier(ctx, Config{}, link, time.Now().Add(5*time.Second)); err != nil {
 		return fail(err)
 	}
 	t0 = time.Now()
