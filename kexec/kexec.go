@@ -171,9 +171,9 @@ func Load(img Image, tmpDir string, logf func(string, ...any)) error {
 
 // The calls Load makes (fakes in tests).
 var (
-	kernelArch  = runtime.GOARCH // the running kernel's: /init is built for it
-	fileLoad    = ukexec.FileLoad
-	segmentLoad = loadSegments
+	kernelArch   = runtime.GOARCH // the running kernel's: /init is built for it
+	fileLoad     = ukexec.FileLoad
+	segmentLoad  = loadSegments
 	readLockdown = ReadLockdown
 )
 
