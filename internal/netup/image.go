@@ -3,6 +3,7 @@ package netup
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -353,9 +354,9 @@ func addrStrings(as []netip.Addr) []string {
 // DHCP identity: ramboot's DHCPv4 client sends no client identifier, so servers know it by
 // its MAC; networkd is told ClientIdentifier=mac (netplan: dhcp-identifier: mac), the
 // equivalent, rather than its default DUID-based one, which a server such as ISC dhcpd
-// takes for another client. DHCPv6 keys on the DUID: networkd is told DUIDType=link-layer
-// (DUID-LL, from the MAC), with no machine-id or time in it, which is what an initramfs
-// client without entropy or a clock sends; ifupdown's dhclient and netplan choose their own.
+// takes for another client. DHCPv6 keys on the DUID and IAID: networkd is told DUIDType=link-layer
+// (DUID-LL, from the MAC, no machine-id or time in it) and IAID= as ramboot's client sends
+// them (dhcp6_linux.go); ifupdown's dhclient and netplan choose their own.
 //
 // Symlinks in the image are resolved inside root (os.Root); ones that escape it are errors.
 func WriteImageConfig(root string, n *ImageNet) ([]string, error) {
@@ -665,9 +666,19 @@ func renderNetworkdLink(t *imageTopo, k ImageLink) string {
 	if c.dhcp6 {
 		// WithoutRA=solicit: ask at once, as the initramfs did, rather than wait for an RA
 		// with the M flag (a network may send none).
-		b.WriteString("\n[DHCPv6]\nDUIDType=link-layer\nWithoutRA=solicit\n")
+		// DUID-LL and IAID as ramboot's client makes them (dhcp6_linux.go): the server's
+		// binding is by DUID and IAID, so the booted system asks for the same address.
+		fmt.Fprintf(&b, "\n[DHCPv6]\nDUIDType=link-layer\nIAID=%d\nWithoutRA=solicit\n", iaid6(t.lease.MAC))
 	}
 	return b.String()
+}
+
+// iaid6 is the IAID ramboot's DHCPv6 client sends (iaid in dhcp6_linux.go, the MAC's last
+// four bytes) as networkd's IAID= reads it: a number, sent big-endian.
+func iaid6(mac net.HardwareAddr) uint32 {
+	var id [4]byte
+	copy(id[:], mac[max(len(mac)-4, 0):])
+	return binary.BigEndian.Uint32(id[:])
 }
 
 // link is the link of the topology named name, or nil.

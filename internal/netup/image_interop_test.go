@@ -96,7 +96,7 @@ var networkdDocumented = map[string][]string{
 	"Network.PrimarySlave": {"yes"}, "Network.ActiveSlave": {"yes"},
 	"Route.Destination": nil, "Route.Gateway": nil,
 	"DHCPv4.ClientIdentifier": {"mac"},
-	"DHCPv6.DUIDType":         {"link-layer"}, "DHCPv6.WithoutRA": {"solicit"},
+	"DHCPv6.DUIDType":         {"link-layer"}, "DHCPv6.WithoutRA": {"solicit"}, "DHCPv6.IAID": nil,
 	"NetDev.Name": nil, "NetDev.Kind": {"bond", "vlan"}, "NetDev.MACAddress": nil, "NetDev.MTUBytes": nil,
 	"VLAN.Id":                 nil,
 	"Bond.Mode":               {"balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb"},

@@ -377,3 +377,10 @@ func TestNewImageNet(t *testing.T) {
 		t.Errorf("a single NIC: %+v", n)
 	}
 }
+
+// The IAID networkd is told is the one ramboot's DHCPv6 client sends, on the wire.
+func TestIAID6(t *testing.T) {
+	if got, want := iaid6(testMAC), uint32(0x00123456); got != want {
+		t.Errorf("iaid6(%s) = %#x, want %#x", testMAC, got, want)
+	}
+}
