@@ -148,6 +148,7 @@ type leaseServer struct {
 	yiaddr    []net.IP // offered in turn: the next one after each NAK
 	router    net.IP
 	leaseSecs uint32
+	t2Secs    uint32 // option 59, if not 0
 	mode      string // "" answer, "nak" NAK renewals, "silent"
 	discovers int
 	renewals  int      // REQUESTs with ciaddr set (renewing or rebinding)
@@ -209,6 +210,9 @@ func (s *leaseServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv
 			dhcpv4.WithNetmask(net.CIDRMask(24, 32)),
 			dhcpv4.WithLeaseTime(s.leaseSecs),
 			dhcpv4.WithOption(dhcpv4.OptRouter(s.router)))
+	}
+	if s.t2Secs != 0 && mt != dhcpv4.MessageTypeNak {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(time.Duration(s.t2Secs)*time.Second)))
 	}
 	resp, err := dhcpv4.NewReplyFromRequest(m, mods...)
 	if err != nil {
@@ -386,11 +390,13 @@ func waitFor(t *testing.T, what string, bound time.Duration, cond func() bool) {
 // keepSetup makes the namespaces, the server on 10.99.N.1 offering 10.99.N.50 (then .51
 // after a NAK) for 8 seconds, and starts the client; it returns once the client is up.
 func keepSetup(t *testing.T, n byte) (*leaseServer, *keepClient, nsState, *addrWatch, *Lease) {
-	srv, kc, st, w, l, _ := keepSetupNS(t, n)
+	srv, kc, st, w, l, _ := keepSetupNS(t, n, 0)
 	return srv, kc, st, w, l
 }
 
-func keepSetupNS(t *testing.T, n byte) (*leaseServer, *keepClient, nsState, *addrWatch, *Lease, string) {
+// keepSetupNS is keepSetup with the server's namespace returned, and T2 (option 59) set
+// when t2 is not 0.
+func keepSetupNS(t *testing.T, n byte, t2 uint32) (*leaseServer, *keepClient, nsState, *addrWatch, *Lease, string) {
 	cli, srvNS := newNS(t, "cli"), newNS(t, "srv")
 	veth(t, cli, "c0", mac0, srvNS, "s0", fmt.Sprintf("10.99.%d.1/24", n), true)
 	srv := &leaseServer{
@@ -398,6 +404,7 @@ func keepSetupNS(t *testing.T, n byte) (*leaseServer, *keepClient, nsState, *add
 		yiaddr:    []net.IP{net.IPv4(10, 99, n, 50), net.IPv4(10, 99, n, 51)},
 		router:    net.IPv4(10, 99, n, 254),
 		leaseSecs: 8,
+		t2Secs:    t2,
 	}
 	srv.serve(t, srvNS, "s0")
 	st := openNS(t, cli)
@@ -408,8 +415,15 @@ func keepSetupNS(t *testing.T, n byte) (*leaseServer, *keepClient, nsState, *add
 		t.Fatalf("Up: %s", r.Err)
 	}
 	l := r.Lease
-	if l.LeaseTime != 8*time.Second || l.T1 != 4*time.Second || l.T2 != 7*time.Second || l.Obtained.IsZero() {
-		t.Fatalf("lease times: obtained %v, %v %v %v; want 8s 4s 7s", l.Obtained, l.LeaseTime, l.T1, l.T2)
+	wantT1, wantT2 := 4*time.Second, 7*time.Second
+	if t2 != 0 {
+		wantT2 = time.Duration(t2) * time.Second
+		if wantT1 >= wantT2 {
+			wantT1 = wantT2 / 2
+		}
+	}
+	if l.LeaseTime != 8*time.Second || l.T1 != wantT1 || l.T2 != wantT2 || l.Obtained.IsZero() {
+		t.Fatalf("lease times: obtained %v, %v %v %v; want 8s %v %v", l.Obtained, l.LeaseTime, l.T1, l.T2, wantT1, wantT2)
 	}
 	if v := validLft(t, st, l.Addr); v < 1 || v > 8 {
 		t.Errorf("%s valid_lft = %d, want 1..8 (the lease's)", l.Addr, v)
@@ -502,7 +516,8 @@ func TestKeepNAK(t *testing.T) {
 
 func TestKeepRebindExpire(t *testing.T) {
 	needRoot(t)
-	srv, kc, st, w, l, srvNS := keepSetupNS(t, 23)
+	// T2 at 5 s of 8: three seconds of rebinding, not the default one, on a loaded machine.
+	srv, kc, st, w, l, srvNS := keepSetupNS(t, 23, 5)
 	// The server moves to .2: unicast renewals to .1 find no one; the broadcast at T2 does.
 	_, before, _ := srv.count()
 	srv.set(func(s *leaseServer) { s.self = net.IPv4(10, 99, 23, 2) })
