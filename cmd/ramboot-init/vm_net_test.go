@@ -264,7 +264,7 @@ func TestVMNetIPv6Only(t *testing.T) {
 timeout: 0
 entries:
   - name: v6
-    ramroot: {url: %s/rootfs.tar.zst, sha256: %s}
+    ramroot: {url: "%s/rootfs.tar.zst", sha256: %s}
 `, l.base6, built.sums["rootfs.tar.zst"])
 	mux := http.NewServeMux()
 	mux.HandleFunc("/menu.yaml", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, menu) })

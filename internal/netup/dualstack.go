@@ -14,6 +14,12 @@ import (
 // delay of up to 0.5 s, RFC 4861 6.2.6) and two DHCPv4 DISCOVERs at the default timeouts.
 const DefaultQuietGrace = 4 * time.Second
 
+// QuietAfter is how long, at most, dual stack still waits on a quiet family once the other
+// has its address: a router answers a solicitation within half a second (RFC 4861 6.2.6) and
+// a DHCPv4 server its DISCOVER at once, so on a single-stack network the boot loses about a
+// second, not the whole DefaultQuietGrace.
+const QuietAfter = time.Second
+
 // heardKey is the context key of the function a family's acquisition calls when a server
 // answered (a DHCPv4 OFFER, a router advertisement, a DHCPv6 ADVERTISE).
 type heardKey struct{}
@@ -41,7 +47,8 @@ var errAbandoned = errors.New("abandoned")
 //   - A family has "heard" once any server answered it (noteHeard on its context): a DHCPv4
 //     OFFER, a router advertisement, a DHCPv6 ADVERTISE or REPLY.
 //   - When one family has its lease, the other, if it has not heard by then, is abandoned
-//     (cancelled, with errAbandoned) as soon as it has run for grace since the start; if it
+//     (cancelled, with errAbandoned) as soon as it has run for grace since the start or
+//     QuietAfter has passed since that lease, whichever comes first; if it
 //     hears before that, it is waited for to the end of its own timeouts, as a lone family
 //     would be.
 //   - While neither has a lease, both keep going: a router that is slow to advertise, or a
@@ -61,6 +68,7 @@ func dualStack(ctx context.Context, grace time.Duration, logf func(string, ...an
 		once      sync.Once
 		done      bool
 		ok        bool
+		okAt      time.Time
 		abandoned bool
 	}
 	fams := [2]*fam{{name: "DHCPv4"}, {name: "IPv6"}}
@@ -106,19 +114,19 @@ func dualStack(ctx context.Context, grace time.Duration, logf func(string, ...an
 			if !f.ok || o.done || o.abandoned || heard(o) {
 				continue
 			}
-			if left := grace - time.Since(start); left > 0 {
+			if left := min(grace-time.Since(start), QuietAfter-time.Since(f.okAt)); left > 0 {
 				timer, wake = time.After(left), o.heard
 				continue
 			}
 			o.abandoned = true
 			o.cancel()
-			logf("%s abandoned: no server answered within %v, and %s has its address", o.name, grace, f.name)
+			logf("%s abandoned: no server answered within %v, and %s has its address", o.name, time.Since(start).Round(10*time.Millisecond), f.name)
 		}
 		select {
 		case r := <-results:
 			pending--
 			f := fams[r.i]
-			f.done, f.ok = true, r.err == nil
+			f.done, f.ok, f.okAt = true, r.err == nil, time.Now()
 			if f.abandoned && r.err != nil {
 				r.err = fmt.Errorf("%s: %w", f.name, errAbandoned)
 			}

@@ -366,7 +366,7 @@ func TestAcquireDualStackV6Only(t *testing.T) {
 		t.Fatalf("lease %+v, V6 %+v", r.Lease, r.Lease.V6)
 	}
 	log := strings.Join(r.Log, "\n")
-	if !strings.Contains(log, "c0: DHCPv4 abandoned: no server answered within 4s, and IPv6 has its address") {
+	if !strings.Contains(log, "c0: DHCPv4 abandoned: no server answered within ") {
 		t.Error("no DHCPv4 abandoned line in the log")
 	}
 	if strings.Contains(log, "DHCP attempt") {
@@ -416,7 +416,7 @@ func TestAcquireDualStackV4Only(t *testing.T) {
 		t.Fatalf("lease %+v, V6 %+v", r.Lease, r.Lease.V6)
 	}
 	log := strings.Join(r.Log, "\n")
-	if !strings.Contains(log, "c0: IPv6 abandoned: no server answered within 4s, and DHCPv4 has its address") {
+	if !strings.Contains(log, "c0: IPv6 abandoned: no server answered within ") {
 		t.Error("no IPv6 abandoned line in the log")
 	}
 	t.Logf("%d router solicitations sent; configured after %d ms", strings.Count(log, "router solicitation "), msSince(r.Log, "^0 ", "configured"))
