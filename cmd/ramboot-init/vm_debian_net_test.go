@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ramboot/ramboot/internal/vmtest"
+	"github.com/ramboot/ramboot/internal/vmtest/netlab"
 	"github.com/ramboot/ramboot/internal/vmtest/vswitch"
 )
 
@@ -102,5 +103,42 @@ func TestVMImageKeepsLACP(t *testing.T) {
 	st := lag.State()
 	if st.Aggregated != 2 {
 		t.Errorf("switch: %d of 2 ports aggregated at the end", st.Aggregated)
+	}
+}
+
+// TestVMImageKeepsV6: an IPv6-only network (router advertisements, stateful DHCPv6, no
+// DHCPv4); the booted system's networkd asks DHCPv6 as ramboot's client did (DUID-LL, the
+// same IAID) and gets the address the initramfs had.
+func TestVMImageKeepsV6(t *testing.T) {
+	t.Parallel()
+	l := newNetLab(t, 1)
+	d := l.lab.Dnsmasq(netlab.DnsmasqConfig{Interface: "tap0", Lines: []string{
+		"enable-ra", "dhcp-range=fd00:42::100,fd00:42::1ff,64,2m",
+	}})
+	p, err := l.sw.AddPort("access", vswitch.Access(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, sum := debianImage(t)
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: built.initrd, Extra: p.QEMUArgs("a0", mac1), Memory: "1536M",
+		Append: fmt.Sprintf("console=ttyS0 ramroot=%s/%s ramroot.sha256=%s ramboot.onerror=poweroff ip=dhcp6 BOOTIF=%s", l.base6, img, sum, bootif(mac1)),
+	})
+	vm.Expect(`network config for \S+: (.*?)\r?\n`, bootTimeout)
+	before := vm.Console()
+	vm.Expect(`switching to the new root`, bootTimeout)
+	vm.Expect(`DEBIAN-DONE`, 5*time.Minute)
+	vm.Wait(time.Minute)
+	t.Logf("QEMU start → power off: %v", vm.Elapsed().Round(100*time.Millisecond))
+	addr := regexp.MustCompile(`fd00:42::1[0-9a-f]{2}\b`).FindString(before)
+	r := parseDebianReport(vm.Console())
+	wantNetworkdLink(t, r, "eth0", "routable configured", "/etc/systemd/network/10-ramboot.network")
+	if addr == "" || !strings.Contains(r.status["eth0"], addr) {
+		t.Errorf("the initramfs had %q; the booted system's eth0:\n%s", addr, r.status["eth0"])
+	}
+	n := d.Count(`DHCPREPLY\(tap0\) ` + regexp.QuoteMeta(addr))
+	t.Logf("initramfs %s; dnsmasq replied with it %d times; booted: %s", addr, n, regexp.MustCompile(`(?m)^\s*(Address|Gateway).*$`).FindAllString(r.status["eth0"], -1))
+	if addr != "" && n < 2 {
+		t.Errorf("dnsmasq gave %s %d times, want the initramfs's and the booted system's:\n%s", addr, n, d.Log())
 	}
 }
