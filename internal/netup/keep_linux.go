@@ -366,11 +366,10 @@ func (k *Keeper) refresh6(ctx context.Context, l *Lease) bool {
 	return true
 }
 
-// v6Again is how refresh6 solicits IPv6 again and installs the result on l's link: again6,
-// once Up configures IPv6 (acquire) and sets it. Until then it is nil and the keeper keeps
-// IPv4 only: a reference from here alone would link the whole IPv6 stack (ndp, DHCPv6,
-// 311 KB) into /init, which does not use it yet, past its size budget.
-var v6Again func(ctx context.Context, c Config, l *Lease) (*Lease6, error)
+// v6Again is how refresh6 solicits IPv6 again and installs the result on l's link (again6);
+// nil keeps IPv4 only. (It links the IPv6 stack, ndp and DHCPv6, 311 KB, into /init, which Up
+// links anyway since it configures IPv6.)
+var v6Again = again6
 
 // again6 is v6Again: acquire6 as ip= says (auto6 for a lease that has IPv6 from a Config
 // that names none, as acquire's default) and configure6 with the result.

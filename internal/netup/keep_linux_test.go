@@ -71,7 +71,6 @@ func TestKeepHelperProcess(t *testing.T) {
 		l   *Lease
 		err error
 	)
-	v6Again = again6 // as Up will, once it configures IPv6
 	if hc.IP != "" {
 		l, err = up6(c, hc.IP)
 	} else {
