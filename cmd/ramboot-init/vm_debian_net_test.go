@@ -142,3 +142,33 @@ func TestVMImageKeepsV6(t *testing.T) {
 		t.Errorf("dnsmasq gave %s %d times, want the initramfs's and the booted system's:\n%s", addr, n, d.Log())
 	}
 }
+
+// TestVMKexecKeepsVLAN: on a trunk that carries VLAN 42 only, ramboot brought up by vlan=
+// kexecs a kernel whose line has no network parameters; the next kernel gets the boot
+// network's (ifname=, vlan=, ip=) besides BOOTIF=, and its ramboot — which would find nothing
+// untagged — boots the image over VLAN 42.
+func TestVMKexecKeepsVLAN(t *testing.T) {
+	t.Parallel()
+	l := newNetLab(t, 42)
+	l.dhcp4()
+	p, err := l.sw.AddPort("trunk", vswitch.Trunk(42))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: built.initrd, Extra: p.QEMUArgs("t0", mac1),
+		Append: fmt.Sprintf(`vlan=vlan42:eth0 BOOTIF=%s ramboot.kernel=%s/vmlinuz ramboot.initrd=%s/ramboot-initrd.cpio.zst "ramboot.append=console=ttyS0 panic=-1 %s"`,
+			bootif(mac1), l.base, l.base, ramrootLine(l.base)),
+	})
+	vm.Expect(`kexec: loading with command line`, bootTimeout)
+	m := vm.Expect(`ramboot: starting; kernel command line: (.*?)\r?\n`, bootTimeout)
+	for _, want := range []string{"BOOTIF=" + bootif(mac1), "ifname=eth0:" + mac1, "vlan=vlan42:eth0", "ip=vlan42:dhcp"} {
+		if !strings.Contains(" "+m[1]+" ", " "+want+" ") {
+			t.Errorf("second kernel's command line %q lacks %s", m[1], want)
+		}
+	}
+	vm.Expect(`network: vlan42 `+mac1+` 10\.42\.0\.\d+/24`, bootTimeout)
+	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	t.Logf("QEMU start → image booted after kexec: %v", vm.Elapsed().Round(100*time.Millisecond))
+	vm.Expect(`TESTINIT-DONE`, time.Minute)
+}
