@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ramboot/ramboot/internal/vmtest"
+	"github.com/ramboot/ramboot/internal/vmtest/netlab"
 	"github.com/ramboot/ramboot/internal/vmtest/vswitch"
 )
 
@@ -78,13 +80,7 @@ entries:
 	vm.Send(keyEnter)
 	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
 	vm.Expect(`TESTINIT-DONE`, time.Minute)
-	var kmsg []string
-	for _, line := range strings.Split(vm.Console(), "\n") {
-		if m, ok := strings.CutPrefix(strings.TrimSpace(line), "TESTINIT-KMSG "); ok {
-			kmsg = append(kmsg, m)
-		}
-	}
-	log := strings.Join(kmsg, "\n")
+	log := bootLog(vm.Console())
 	renewed := regexp.MustCompile(`netup: eth0: lease renewed until (\S+) \(T1 (\S+)\)`).FindAllStringSubmatch(log, -1)
 	if len(renewed) < 3 {
 		t.Errorf("the boot's log has %d renewals, want at least 3:\n%s", len(renewed), log)
@@ -106,6 +102,93 @@ entries:
 		t.Errorf("no handover of %s in the boot's log:\n%s", addr, log)
 	}
 	if !regexp.MustCompile(`TESTINIT-ADDR eth0 ` + regexp.QuoteMeta(addr) + `/24`).MatchString(vm.Console()) {
+		t.Errorf("the booted image lacks %s on eth0", addr)
+	}
+}
+
+// bootLog is /init's log as the booted image read it from the kernel (TESTINIT-KMSG lines).
+func bootLog(console string) string {
+	var kmsg []string
+	for _, line := range strings.Split(console, "\n") {
+		if m, ok := strings.CutPrefix(strings.TrimSpace(line), "TESTINIT-KMSG "); ok {
+			kmsg = append(kmsg, m)
+		}
+	}
+	return strings.Join(kmsg, "\n")
+}
+
+// TestVMLeaseIPv6: an IPv6-only network (router advertisements, DHCPv6 with dnsmasq's
+// shortest lifetime, two minutes, and the menu as option 59); the menu waits with no key for
+// longer than the address's lifetime. /init solicits again at half of it (dnsmasq answers each
+// time), the address never lapses, and Enter then boots over it.
+func TestVMLeaseIPv6(t *testing.T) {
+	t.Parallel()
+	l := newNetLab(t, 1)
+	menu := fmt.Sprintf(`title: Lease lab v6
+default: v6
+entries:
+  - name: v6
+    title: IPv6 image
+    ramroot: {url: "%s/rootfs.tar.zst", sha256: %s}
+`, l.base6, built.sums["rootfs.tar.zst"])
+	mux := http.NewServeMux()
+	mux.HandleFunc("/menu.yaml", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, menu) })
+	menuURL := l.lab.ServeHTTP("[fd00:42::1]:0", mux) + "/menu.yaml"
+	d := l.lab.Dnsmasq(netlab.DnsmasqConfig{Interface: "tap0", Lines: []string{
+		"enable-ra",
+		"dhcp-range=fd00:42::100,fd00:42::1ff,64,2m",
+		"dhcp-option=option6:bootfile-url," + menuURL,
+	}})
+	p, err := l.sw.AddPort("guest", vswitch.Access(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: built.initrd, Extra: p.QEMUArgs("n0", mac1),
+		Append: "ramboot.onerror=poweroff BOOTIF=" + bootif(mac1),
+	})
+	vm.ExpectScreen(`IPv6 image`, bootTimeout)
+	m := regexp.MustCompile(`network: eth0 \S+ (fd00:42::1[0-9a-f]{2})/\d+`).FindStringSubmatch(vm.Console())
+	if m == nil {
+		t.Fatalf("no DHCPv6 address on eth0:\n%s", vm.Console())
+	}
+	addr := m[1]
+	// The first REPLY gave the address; two more are the keeper's, at about 60 and 120 s.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	for n := 0; n < 3; {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d DHCPv6 REPLYs within 5 minutes, want 3 (2 refreshes):\n%s", n, d.Log())
+		case <-time.After(time.Second):
+		}
+		if c := d.Count(`DHCPREPLY\(tap0\) ` + regexp.QuoteMeta(addr)); c != n {
+			n = c
+			t.Logf("%v: %d DHCPv6 REPLYs with %s", time.Since(start).Round(time.Second), n, addr)
+		}
+	}
+	vm.Send(keyEnter)
+	vm.Expect(`TESTINIT-MARKER ramroot-ok`, bootTimeout)
+	vm.Expect(`TESTINIT-DONE`, time.Minute)
+	log := bootLog(vm.Console())
+	refreshed := regexp.MustCompile(`netup: eth0: IPv6 refreshed: (\S+) dhcpv6 until (\S+) \(again at (\S+)\)`).FindAllStringSubmatch(log, -1)
+	if len(refreshed) < 2 {
+		t.Errorf("the boot's log has %d IPv6 refreshes, want at least 2:\n%s", len(refreshed), log)
+	}
+	for _, r := range refreshed {
+		t.Logf("IPv6 refreshed: %s until %s (again at %s)", r[1], r[2], r[3])
+		if !strings.HasPrefix(r[1], addr+"/") {
+			t.Errorf("refreshed %s, want %s kept", r[1], addr)
+		}
+	}
+	if strings.Contains(log, "IPv6 again:") {
+		t.Errorf("a refresh failed:\n%s", log)
+	}
+	if !strings.Contains(log, "handing "+addr+"/") {
+		t.Errorf("no handover of %s in the boot's log:\n%s", addr, log)
+	}
+	if !regexp.MustCompile(`TESTINIT-ADDR eth0 ` + regexp.QuoteMeta(addr) + `/`).MatchString(vm.Console()) {
 		t.Errorf("the booted image lacks %s on eth0", addr)
 	}
 }
