@@ -218,6 +218,12 @@ func (s *state) booter() *boot.Booter {
 		s.b.Report = s.rep
 	}
 	s.b.Lease = s.lease
+	s.b.Network = nil
+	if s.lease != nil {
+		// The image and a kexec'd kernel get the whole network: rd.route=, nameserver=
+		// and the timeouts too, besides the bonds and VLANs the lease reports.
+		s.b.Network = netup.NewImageNet(s.lease, s.netCfg.Net)
+	}
 	return s.b
 }
 
