@@ -91,8 +91,8 @@ check_prerequisites() {
 	[[ $BENCH_DEBIAN =~ ^(auto|0|1)$ ]] || die "BENCH_DEBIAN=$BENCH_DEBIAN: want auto, 0 or 1"
 	[[ $(id -u) == 0 ]] || die "needs root: it mounts a tmpfs and extracts files owned by other users"
 	local t
-	for t in go nginx pixz xz zstd wget curl tar busybox sha256sum stat find /usr/bin/time mountpoint; do
-		command -v "$t" >/dev/null || die "$t not found (Debian: apt-get install -y nginx pixz xz-utils zstd wget curl time busybox-static)"
+	for t in go nginx pixz xz zstd wget curl tar busybox sha256sum stat find getfattr /usr/bin/time mountpoint; do
+		command -v "$t" >/dev/null || die "$t not found (Debian: apt-get install -y nginx pixz xz-utils zstd wget curl time busybox-static attr)"
 	done
 	local a
 	for a in wget tar; do
@@ -268,12 +268,30 @@ manifest() {
 # symlink's), which is the one way its trees differ from GNU tar's on these images.
 no_link_mtimes() { awk '$1 ~ /^(4|a)/ && NF >= 7 { $2 = "-" } 1' "$1"; }
 
+# xattr_count prints how many extended attributes the files of the extracted tree carry.
+xattr_count() { (cd "$DEST" && getfattr -R -h -d -m - . 2>/dev/null | grep -c '^[a-z]*\.[^=]*=' || true); }
+
+# check_xattrs IMG CASE: ramboot sets the extended attributes of the archive (file capabilities,
+# user xattrs; GNU and busybox tar -x do not), and must have set all of them, so that it is not
+# timed doing less than it does at boot: on the generated image, as many as genimage wrote.
+check_xattrs() {
+	local img=$1 name=$2 got want
+	got=$(xattr_count)
+	if [[ $img == gen ]]; then
+		want=$(sed -n 's/.*; \([0-9]*\) xattrs$/\1/p' "$BENCH_DIR/gen.tar.shape" | head -1)
+		[[ -n $want ]] || die "$BENCH_DIR/gen.tar.shape does not say how many xattrs the image has"
+		[[ $got == "$want" ]] || die "$img: $name set $got extended attributes, the image has $want"
+	fi
+	log "check: $img: $name set $got extended attributes"
+}
+
 # check_tree IMG CASE compares the tree that CASE extracted with the reference (the image's
 # first case's) and stops the benchmark if they differ: speed only counts with identical
 # results.
 check_tree() {
 	local img=$1 name=$2 m=$BENCH_DIR/manifest.$1.$2 first=$TREE_REF
 	manifest >"$m" || die "listing the tree extracted by $img $name"
+	[[ $name != ramboot-* && $name != baseline-* ]] || check_xattrs "$img" "$name"
 	if [[ $name == "$first" ]]; then
 		ENTRIES[$img]=$(cd "$DEST" && find . | wc -l)
 		log "check: $img: reference tree from $name: ${ENTRIES[$img]} entries"
