@@ -114,7 +114,8 @@ type Lease struct {
 	// MTU is the MTU set from option 26; 0 if the link's was left alone.
 	MTU int
 	// Obtained is when the DHCPv4 ACK arrived; LeaseTime (option 51), T1 (58) and T2 (59)
-	// count from it. Zero for a static address (it never expires).
+	// count from it. A LeaseTime of 0 is an infinite lease (no option 51, or 0xffffffff),
+	// and Obtained is zero for a static address: neither expires.
 	Obtained  time.Time
 	LeaseTime time.Duration
 	T1, T2    time.Duration
