@@ -93,21 +93,28 @@ func norm(in []byte, rng, code uint32, ip int) (uint32, uint32, int) {
 	return rng, code, ip
 }
 
-// tree decodes a bits-wide number, most significant bit first, with probs[1:1<<bits],
-// len(probs) == 1<<bits. Like litPlain, it loads both children's probabilities before
-// a bit is known.
-func tree(probs []uint16, bits uint, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
-	top := uint32(1) << bits
-	last := uint32(len(probs) - 1)
+// treeProbs are the bit trees' probability arrays: a tree of n bits uses [1<<n]uint16.
+type treeProbs interface {
+	[1 << 3]uint16 | [1 << slotBits]uint16 | [1 << 8]uint16
+}
+
+// tree decodes a number of log2(len(*probs)) bits, most significant bit first, with
+// probs[1:]. Like litPlain, it loads both children's probabilities before a bit is
+// known. It is generic over the array so that each size is compiled on its own, with
+// the length a constant: the indices are masked by it instead of bounds-checked, and
+// fewer values compete for registers.
+func tree[P treeProbs](probs *P, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+	top := uint32(len(*probs))
+	last := top - 1
 	m := uint32(1)
-	v := uint32(probs[1&last])
+	v := uint32((*probs)[1&last])
 	for m < top {
-		c0, c1 := uint32(probs[(2*m)&last]), uint32(probs[(2*m+1)&last])
+		c0, c1 := uint32((*probs)[(2*m)&last]), uint32((*probs)[(2*m+1)&last])
 		bound := (rng >> probBits) * v
 		mask := uint32(int64(uint64(code)-uint64(bound)) >> 63) // all ones for a 0 bit
 		rng = (rng-bound)&^mask | bound&mask
 		code -= bound &^ mask
-		probs[m&last] = uint16(v - uint32(int32(v-(1<<probBits-(1<<probShift-1))&mask)>>probShift))
+		(*probs)[m&last] = uint16(v - uint32(int32(v-(1<<probBits-(1<<probShift-1))&mask)>>probShift))
 		m = m<<1 + 1 + mask
 		v = c1&^mask | c0&mask
 		if rng < rcTop {
@@ -173,15 +180,15 @@ func decodeLen(l *lenCoder, posState int, in []byte, rng, code uint32, ip int) (
 	var b, v uint32
 	b, rng, code, ip = bit(&l.choice, in, rng, code, ip)
 	if b == 0 {
-		v, rng, code, ip = tree(l.low[posState][:], 3, in, rng, code, ip)
+		v, rng, code, ip = tree(&l.low[posState], in, rng, code, ip)
 		return int(v), rng, code, ip
 	}
 	b, rng, code, ip = bit(&l.choice2, in, rng, code, ip)
 	if b == 0 {
-		v, rng, code, ip = tree(l.mid[posState][:], 3, in, rng, code, ip)
+		v, rng, code, ip = tree(&l.mid[posState], in, rng, code, ip)
 		return 8 + int(v), rng, code, ip
 	}
-	v, rng, code, ip = tree(l.high[:], 8, in, rng, code, ip)
+	v, rng, code, ip = tree(&l.high, in, rng, code, ip)
 	return 16 + int(v), rng, code, ip
 }
 
@@ -311,7 +318,7 @@ func (d *lzmaDec) decode(in []byte, n int, w *window, size int) error {
 			length, rng, code, ip = decodeLen(&d.matchLen, posState, in, rng, code, ip)
 			ls := min(length, lenStates-1)
 			var slot uint32
-			slot, rng, code, ip = tree(d.slot[ls][:], slotBits, in, rng, code, ip)
+			slot, rng, code, ip = tree(&d.slot[ls], in, rng, code, ip)
 			dist := slot
 			if slot >= firstModeled {
 				bits := slot>>1 - 1
