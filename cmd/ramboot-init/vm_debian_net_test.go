@@ -59,10 +59,7 @@ func TestVMImageKeepsVLAN(t *testing.T) {
 	t.Parallel()
 	l := newNetLab(t, 42)
 	d := l.dhcp4()
-	p, err := l.sw.AddPort("trunk", vswitch.Trunk(42))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := l.port(t, "trunk", vswitch.Trunk(42))
 	r, console := bootDebianOver(t, l, p.QEMUArgs("t0", mac1), "vlan=vlan42:eth0 BOOTIF="+bootif(mac1))
 	initAddr := regexp.MustCompile(`network: vlan42 \S+ (10\.42\.0\.\d+)/24`).FindStringSubmatch(console)
 	wantNetworkdLink(t, r, "vlan42", "routable configured", "/etc/systemd/network/10-ramboot.network")
@@ -115,10 +112,7 @@ func TestVMImageKeepsV6(t *testing.T) {
 	d := l.lab.Dnsmasq(netlab.DnsmasqConfig{Interface: "tap0", Lines: []string{
 		"enable-ra", "dhcp-range=fd00:42::100,fd00:42::1ff,64,2m",
 	}})
-	p, err := l.sw.AddPort("access", vswitch.Access(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := l.port(t, "access", vswitch.Access(1))
 	img, sum := debianImage(t)
 	vm := vmtest.Start(t, vmtest.Options{
 		Kernel: built.kernel, Initrd: built.initrd, Extra: p.QEMUArgs("a0", mac1), Memory: "1536M",
@@ -151,10 +145,7 @@ func TestVMKexecKeepsVLAN(t *testing.T) {
 	t.Parallel()
 	l := newNetLab(t, 42)
 	l.dhcp4()
-	p, err := l.sw.AddPort("trunk", vswitch.Trunk(42))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := l.port(t, "trunk", vswitch.Trunk(42))
 	vm := vmtest.Start(t, vmtest.Options{
 		Kernel: built.kernel, Initrd: built.initrd, Extra: p.QEMUArgs("t0", mac1),
 		Append: fmt.Sprintf(`vlan=vlan42:eth0 BOOTIF=%s ramboot.kernel=%s/vmlinuz ramboot.initrd=%s/ramboot-initrd.cpio.zst "ramboot.append=console=ttyS0 panic=-1 %s"`,

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ramboot/ramboot/internal/vmtest"
-	"github.com/ramboot/ramboot/internal/vmtest/netlab"
 	"github.com/ramboot/ramboot/internal/vmtest/vswitch"
 )
 
@@ -26,10 +24,7 @@ func TestVMLease(t *testing.T) {
 	t.Parallel()
 	l := newNetLab(t, 1)
 	d := l.dhcp4()
-	p, err := l.sw.AddPort("guest", vswitch.Access(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := l.port(t, "guest", vswitch.Access(1))
 	menu := fmt.Sprintf("lease-%d.yaml", os.Getpid())
 	text := fmt.Sprintf(`title: Lease lab
 default: rescue
@@ -131,22 +126,8 @@ entries:
     title: IPv6 image
     ramroot: {url: "%s/rootfs.tar.zst", sha256: %s}
 `, l.base6, built.sums["rootfs.tar.zst"])
-	mux := http.NewServeMux()
-	mux.HandleFunc("/menu.yaml", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, menu) })
-	menuURL := l.lab.ServeHTTP("[fd00:42::1]:0", mux) + "/menu.yaml"
-	d := l.lab.Dnsmasq(netlab.DnsmasqConfig{Interface: "tap0", Lines: []string{
-		"enable-ra",
-		"dhcp-range=fd00:42::100,fd00:42::1ff,64,2m",
-		"dhcp-option=option6:bootfile-url," + menuURL,
-	}})
-	p, err := l.sw.AddPort("guest", vswitch.Access(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm := vmtest.Start(t, vmtest.Options{
-		Kernel: built.kernel, Initrd: built.initrd, Extra: p.QEMUArgs("n0", mac1),
-		Append: "ramboot.onerror=poweroff BOOTIF=" + bootif(mac1),
-	})
+	_, d := l.ipv6Only(menu)
+	vm := l.startOnAccess(t)
 	vm.ExpectScreen(`IPv6 image`, bootTimeout)
 	m := regexp.MustCompile(`network: eth0 \S+ (fd00:42::1[0-9a-f]{2})/\d+`).FindStringSubmatch(vm.Console())
 	if m == nil {

@@ -61,6 +61,41 @@ func (l *netLab) dhcp4(lines ...string) *netlab.Dnsmasq {
 	}, lines...)})
 }
 
+// ipv6Only serves menu at http://[fd00:42::1]:PORT/menu.yaml and starts a dnsmasq with no IPv4
+// at all: router advertisements, stateful DHCPv6 (2-minute lifetimes, dnsmasq's shortest) and
+// option 59 naming the menu.
+func (l *netLab) ipv6Only(menu string) (menuURL string, d *netlab.Dnsmasq) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/menu.yaml", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, menu) })
+	menuURL = l.lab.ServeHTTP("[fd00:42::1]:0", mux) + "/menu.yaml"
+	d = l.lab.Dnsmasq(netlab.DnsmasqConfig{Interface: "tap0", Lines: []string{
+		"enable-ra",
+		"dhcp-range=fd00:42::100,fd00:42::1ff,64,2m",
+		"dhcp-option=option6:bootfile-url," + menuURL,
+	}})
+	return menuURL, d
+}
+
+// port adds a switch port for a guest NIC.
+func (l *netLab) port(t *testing.T, name string, m vswitch.Mode) *vswitch.Port {
+	t.Helper()
+	p, err := l.sw.AddPort(name, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startOnAccess starts a VM with one NIC (mac1, BOOTIF=) on an untagged port of the switch,
+// without ip=, failing into a power-off.
+func (l *netLab) startOnAccess(t *testing.T) *vmtest.VM {
+	p := l.port(t, "guest", vswitch.Access(1))
+	return vmtest.Start(t, vmtest.Options{
+		Kernel: built.kernel, Initrd: built.initrd, Extra: p.QEMUArgs("n0", mac1),
+		Append: "ramboot.onerror=poweroff BOOTIF=" + bootif(mac1),
+	})
+}
+
 // ramrootLine is an unattended ramroot boot of the test image from base.
 func ramrootLine(base string) string {
 	return fmt.Sprintf("ramroot=%s/rootfs.tar.zst ramroot.sha256=%s ramboot.onerror=poweroff", base, built.sums["rootfs.tar.zst"])
@@ -112,10 +147,7 @@ func TestVMNetVLAN(t *testing.T) {
 	t.Parallel()
 	l := newNetLab(t, 42)
 	d := l.dhcp4()
-	p, err := l.sw.AddPort("trunk", vswitch.Trunk(42))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := l.port(t, "trunk", vswitch.Trunk(42))
 	vm := vmtest.Start(t, vmtest.Options{
 		Kernel: built.kernel, Initrd: built.initrd, Extra: p.QEMUArgs("t0", mac1),
 		Append: ramrootLine(l.base) + " vlan=vlan42:eth0 BOOTIF=" + bootif(mac1),
@@ -178,10 +210,7 @@ func TestVMNetFourNICs(t *testing.T) {
 	macs := []string{"52:54:00:00:04:01", "52:54:00:00:04:02", "52:54:00:00:04:03", "52:54:00:00:04:04"}
 	var extra []string
 	for i, mac := range macs {
-		p, err := l.sw.AddPort(fmt.Sprintf("p%d", i), vswitch.Access(1))
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := l.port(t, fmt.Sprintf("p%d", i), vswitch.Access(1))
 		extra = append(extra, p.QEMUArgs(fmt.Sprintf("n%d", i), mac)...)
 	}
 	mon, send := monitor(t)
@@ -209,10 +238,7 @@ func TestVMNetMenuEntry(t *testing.T) {
 	t.Parallel()
 	l := newNetLab(t, 42)
 	l.dhcp4()
-	p, err := l.sw.AddPort("trunk", vswitch.Trunk(42))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := l.port(t, "trunk", vswitch.Trunk(42))
 	menu := filepath.Join(t.TempDir(), "menu.yaml")
 	os.WriteFile(menu, []byte(fmt.Sprintf(`default: tagged
 timeout: 0
@@ -266,22 +292,8 @@ entries:
   - name: v6
     ramroot: {url: "%s/rootfs.tar.zst", sha256: %s}
 `, l.base6, built.sums["rootfs.tar.zst"])
-	mux := http.NewServeMux()
-	mux.HandleFunc("/menu.yaml", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, menu) })
-	menuURL := l.lab.ServeHTTP("[fd00:42::1]:0", mux) + "/menu.yaml"
-	d := l.lab.Dnsmasq(netlab.DnsmasqConfig{Interface: "tap0", Lines: []string{
-		"enable-ra",
-		"dhcp-range=fd00:42::100,fd00:42::1ff,64,2m",
-		"dhcp-option=option6:bootfile-url," + menuURL,
-	}})
-	p, err := l.sw.AddPort("p0", vswitch.Access(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm := vmtest.Start(t, vmtest.Options{
-		Kernel: built.kernel, Initrd: built.initrd, Extra: p.QEMUArgs("n0", mac1),
-		Append: "ramboot.onerror=poweroff BOOTIF=" + bootif(mac1),
-	})
+	menuURL, d := l.ipv6Only(menu)
+	vm := l.startOnAccess(t)
 	vm.Expect(`DHCPv4 abandoned: no server answered`, bootTimeout)
 	vm.Expect(`network: eth0 `+mac1+` fd00:42::1[0-9a-f]{2}/\d+`, bootTimeout)
 	vm.Expect(`menu from `+regexp.QuoteMeta(menuURL), bootTimeout)
