@@ -31,7 +31,7 @@ lint: ## gofmt, go vet and staticcheck must be clean
 INIT_PKGS = $(shell $(GO) list -deps ./cmd/ramboot-init | grep '^github.com/ramboot/ramboot/')
 
 test: build lint ## every test: unit, fault injection, GNU tar fidelity, nginx, network namespaces, QEMU boots; then /init's packages under the race detector
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 30m ./...
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -skip '^TestVM' $(INIT_PKGS)
 
 # BENCH_MB, BENCH_RUNS, BENCH_DEBIAN, BENCH_CASES, BENCH_BASELINE, BENCH_DIR: see bench/run.sh.
