@@ -23,6 +23,12 @@ const (
 	// 6 slot bits, 26 direct bits and 4 align bits.
 	rcPad = 64
 
+	// chunkInSize is the size of the copy of a chunk the range decoder reads from: a power of
+	// two above LZMA2's largest chunk (1<<16 bytes) plus rcPad, so that masking an input
+	// index by it is what keeps it in bounds, and the decoding loops need not keep the
+	// input's length in a register to check it for each byte.
+	chunkInSize = 1 << 17
+
 	states       = 12
 	litStates    = 7 // states below this follow a literal
 	posStatesMax = 1 << 4
@@ -50,7 +56,7 @@ var (
 // the decoding loop.
 
 // bit decodes one bit of probability *p (of being zero) and adapts *p.
-func bit(p *uint16, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+func bit(p *uint16, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
 	bound := (rng >> probBits) * uint32(*p)
 	b := uint32(0)
 	if code < bound {
@@ -63,7 +69,7 @@ func bit(p *uint16, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32
 		b = 1
 	}
 	if rng < rcTop {
-		rng, code = rng<<8, code<<8|uint32(in[ip])
+		rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
 		ip++
 	}
 	return b, rng, code, ip
@@ -85,9 +91,9 @@ func decide(p *uint16, rng, code uint32) (uint32, uint32, uint32) {
 }
 
 // norm shifts in a byte of input when the range has become too small.
-func norm(in []byte, rng, code uint32, ip int) (uint32, uint32, int) {
+func norm(in *chunkIn, rng, code uint32, ip int) (uint32, uint32, int) {
 	if rng < rcTop {
-		rng, code = rng<<8, code<<8|uint32(in[ip])
+		rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
 		ip++
 	}
 	return rng, code, ip
@@ -103,7 +109,7 @@ type treeProbs interface {
 // known. It is generic over the array so that each size is compiled on its own, with
 // the length a constant: the indices are masked by it instead of bounds-checked, and
 // fewer values compete for registers.
-func tree[P treeProbs](probs *P, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+func tree[P treeProbs](probs *P, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
 	top := uint32(len(*probs))
 	last := top - 1
 	m := uint32(1)
@@ -118,7 +124,7 @@ func tree[P treeProbs](probs *P, in []byte, rng, code uint32, ip int) (uint32, u
 		m = m<<1 + 1 + mask
 		v = c1&^mask | c0&mask
 		if rng < rcTop {
-			rng, code = rng<<8, code<<8|uint32(in[ip])
+			rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
 			ip++
 		}
 	}
@@ -126,7 +132,7 @@ func tree[P treeProbs](probs *P, in []byte, rng, code uint32, ip int) (uint32, u
 }
 
 // reverse decodes a bits-wide number, least significant bit first, with probs[1:1<<bits].
-func reverse(probs []uint16, bits uint, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+func reverse(probs []uint16, bits uint, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
 	m := uint32(1)
 	var v uint32
 	for i := range bits {
@@ -140,7 +146,7 @@ func reverse(probs []uint16, bits uint, in []byte, rng, code uint32, ip int) (ui
 }
 
 // direct decodes bits bits of even probability.
-func direct(bits uint32, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+func direct(bits uint32, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
 	var v uint32
 	for range bits {
 		rng >>= 1
@@ -151,7 +157,7 @@ func direct(bits uint32, in []byte, rng, code uint32, ip int) (uint32, uint32, u
 		}
 		v = v<<1 | b
 		if rng < rcTop {
-			rng, code = rng<<8, code<<8|uint32(in[ip])
+			rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
 			ip++
 		}
 	}
@@ -176,7 +182,7 @@ func (l *lenCoder) reset() {
 }
 
 // decodeLen decodes a length minus minMatch.
-func decodeLen(l *lenCoder, posState int, in []byte, rng, code uint32, ip int) (int, uint32, uint32, int) {
+func decodeLen(l *lenCoder, posState int, in *chunkIn, rng, code uint32, ip int) (int, uint32, uint32, int) {
 	var b, v uint32
 	b, rng, code, ip = bit(&l.choice, in, rng, code, ip)
 	if b == 0 {
@@ -198,6 +204,9 @@ func fill(p []uint16) {
 	}
 }
 
+// chunkIn holds the chunk being decoded (see chunkInSize).
+type chunkIn = [chunkInSize]byte
+
 // lzmaDec is the LZMA state that LZMA2 carries from chunk to chunk until a chunk resets it.
 type lzmaDec struct {
 	lc, lp, pb uint
@@ -218,6 +227,8 @@ type lzmaDec struct {
 	matchLen   lenCoder
 	repLen     lenCoder
 	lit        [litCoderSize << maxLcLp]uint16
+
+	in *chunkIn // allocated by the first decode
 }
 
 // setProps sets lc, lp and pb from an LZMA2 properties byte and reports whether it is valid.
@@ -258,13 +269,23 @@ func corruptf(format string, a ...any) error {
 	return fmt.Errorf("%w: lzma: "+format, append([]any{ErrCorrupt}, a...)...)
 }
 
-// decode decodes one LZMA chunk of n compressed bytes, in[:n], into the size bytes of
-// w.buf at w.pos, for which the caller has made room. in holds rcPad more bytes.
-func (d *lzmaDec) decode(in []byte, n int, w *window, size int) error {
-	if n < 5 || len(in) < n+rcPad || in[0] != 0 {
+// decode decodes one LZMA chunk of n compressed bytes, chunk[:n], into the size bytes of
+// w.buf at w.pos, for which the caller has made room. chunk holds rcPad more bytes.
+func (d *lzmaDec) decode(chunk []byte, n int, w *window, size int) error {
+	if n < 5 || len(chunk) < n+rcPad || chunk[0] != 0 {
 		return corruptf("bad range coder start")
 	}
-	rng, code, ip := uint32(0xffffffff), binary.BigEndian.Uint32(in[1:5]), 5
+	if n+rcPad > chunkInSize {
+		return fmt.Errorf("xzpar: internal error: LZMA chunk of %d bytes", n)
+	}
+	rng, code, ip := uint32(0xffffffff), binary.BigEndian.Uint32(chunk[1:5]), 5
+	if d.in == nil {
+		d.in = new(chunkIn)
+	}
+	// The copy holds the rcPad bytes after the chunk too: the decoder reads the same bytes
+	// as from in, up to 48 past the chunk before it finds that it overran.
+	copy(d.in[:], chunk[:n+rcPad])
+	in := d.in
 	pos, end := w.pos, w.pos+size
 	if end > len(w.buf) {
 		return fmt.Errorf("xzpar: internal error: chunk does not fit its window")
@@ -438,7 +459,7 @@ func copyMatch(buf []byte, pos, end int, dist uint32, length int) (int, int) {
 // litPlain decodes a literal's eight bits, most significant first, with the bit tree
 // probs[1:0x100]. The probabilities of both children of a node are loaded before its
 // bit is known, so that the next bit's multiplication need not wait for a load.
-func litPlain(probs *[litCoderSize]uint16, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+func litPlain(probs *[litCoderSize]uint16, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
 	sym := uint32(1)
 	v := uint32(probs[1])
 	for sym < 0x100 {
@@ -451,7 +472,7 @@ func litPlain(probs *[litCoderSize]uint16, in []byte, rng, code uint32, ip int) 
 		sym = sym<<1 + 1 + mask
 		v = c1&^mask | c0&mask
 		if rng < rcTop {
-			rng, code = rng<<8, code<<8|uint32(in[ip])
+			rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
 			ip++
 		}
 	}
@@ -462,7 +483,7 @@ func litPlain(probs *[litCoderSize]uint16, in []byte, rng, code uint32, ip int) 
 // byte match at the match distance as long as the bits decoded equal its bits: while
 // they do, a bit's probability is in probs[0x100+m<<8+sym] where m is the match
 // byte's bit; after the first difference, in probs[sym].
-func litMatched(probs *[litCoderSize]uint16, match uint32, in []byte, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+func litMatched(probs *[litCoderSize]uint16, match uint32, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
 	sym := uint32(1)
 	offset := uint32(0x100)
 	for sym < 0x100 {
@@ -479,7 +500,7 @@ func litMatched(probs *[litCoderSize]uint16, match uint32, in []byte, rng, code 
 		// offset stays while the bit equals the match bit: mbit is offset or 0.
 		offset &= ^(mbit ^ ^mask&offset)
 		if rng < rcTop {
-			rng, code = rng<<8, code<<8|uint32(in[ip])
+			rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
 			ip++
 		}
 	}
