@@ -226,7 +226,7 @@ type lzmaDec struct {
 	align      [1 << alignBits]uint16
 	matchLen   lenCoder
 	repLen     lenCoder
-	lit        [litCoderSize << maxLcLp]uint16
+	lit        [1 << maxLcLp][litCoderSize]uint16
 
 	in *chunkIn // allocated by the first decode
 }
@@ -262,7 +262,9 @@ func (d *lzmaDec) reset() {
 	fill(d.align[:])
 	d.matchLen.reset()
 	d.repLen.reset()
-	fill(d.lit[:litCoderSize<<(d.lc+d.lp)])
+	for i := range 1 << (d.lc + d.lp) {
+		fill(d.lit[i][:])
+	}
 }
 
 func corruptf(format string, a ...any) error {
@@ -314,17 +316,18 @@ func (d *lzmaDec) decode(chunk []byte, n int, w *window, size int) error {
 				prev = int(buf[pos-1])
 			}
 			ctx := ((pos-posBase)&lpMask)<<lc + prev>>(8-lc)
-			probs := d.lit[litCoderSize*ctx:][:litCoderSize]
+			// ctx < 1<<(lc+lp) <= 1<<maxLcLp: the mask only spares a bounds check.
+			probs := &d.lit[ctx&(1<<maxLcLp-1)]
 			var sym uint32
 			if state < litStates {
-				sym, rng, code, ip = litPlain((*[litCoderSize]uint16)(probs), in, rng, code, ip)
+				sym, rng, code, ip = litPlain(probs, in, rng, code, ip)
 			} else {
 				// After a match, the byte at rep0 guides the model until the
 				// first bit that differs from it.
 				if int64(rep0) >= int64(pos-dictStart) {
 					return corruptf("distance beyond the dictionary")
 				}
-				sym, rng, code, ip = litMatched((*[litCoderSize]uint16)(probs), uint32(buf[pos-int(rep0)-1]), in, rng, code, ip)
+				sym, rng, code, ip = litMatched(probs, uint32(buf[pos-int(rep0)-1]), in, rng, code, ip)
 			}
 			buf[pos] = byte(sym)
 			pos++
