@@ -149,7 +149,8 @@ type leaseServer struct {
 	leaseSecs uint32
 	t2Secs    uint32 // option 59, if not 0
 	mode      string // "" answer, "nak" NAK renewals, "silent"
-	discovers int
+	discovers int    // DISCOVER exchanges: a retransmission (same xid) is not a new one
+	seen      map[dhcpv4.TransactionID]bool
 	renewals  int      // REQUESTs with ciaddr set (renewing or rebinding)
 	naks      int      //
 	bad       []string // renewals that break RFC 2131 4.3.2
@@ -177,7 +178,15 @@ func (s *leaseServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv
 	renewal := m.MessageType() == dhcpv4.MessageTypeRequest && !m.ClientIPAddr.IsUnspecified()
 	switch {
 	case m.MessageType() == dhcpv4.MessageTypeDiscover:
-		s.discovers++
+		// On a loaded machine the client may retransmit before the OFFER is read: the same
+		// exchange, not a new acquisition.
+		if !s.seen[m.TransactionID] {
+			if s.seen == nil {
+				s.seen = map[dhcpv4.TransactionID]bool{}
+			}
+			s.seen[m.TransactionID] = true
+			s.discovers++
+		}
 		mt = dhcpv4.MessageTypeOffer
 	case renewal:
 		s.renewals++
