@@ -207,6 +207,11 @@ func fill(p []uint16) {
 // chunkIn holds the chunk being decoded (see chunkInSize).
 type chunkIn = [chunkInSize]byte
 
+// litProbs are a literal coder's litCoderSize probabilities in an array of the next power
+// of two: litMatched loads the probabilities of the next bit's two possible nodes before
+// the bit is known, and after the last bit those indices run past litCoderSize.
+type litProbs = [0x400]uint16
+
 // lzmaDec is the LZMA state that LZMA2 carries from chunk to chunk until a chunk resets it.
 type lzmaDec struct {
 	lc, lp, pb uint
@@ -226,7 +231,7 @@ type lzmaDec struct {
 	align      [1 << alignBits]uint16
 	matchLen   lenCoder
 	repLen     lenCoder
-	lit        [1 << maxLcLp][litCoderSize]uint16
+	lit        [1 << maxLcLp]litProbs
 
 	in *chunkIn // allocated by the first decode
 }
@@ -263,7 +268,7 @@ func (d *lzmaDec) reset() {
 	d.matchLen.reset()
 	d.repLen.reset()
 	for i := range 1 << (d.lc + d.lp) {
-		fill(d.lit[i][:])
+		fill(d.lit[i][:litCoderSize])
 	}
 }
 
@@ -462,7 +467,7 @@ func copyMatch(buf []byte, pos, end int, dist uint32, length int) (int, int) {
 // litPlain decodes a literal's eight bits, most significant first, with the bit tree
 // probs[1:0x100]. The probabilities of both children of a node are loaded before its
 // bit is known, so that the next bit's multiplication need not wait for a load.
-func litPlain(probs *[litCoderSize]uint16, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+func litPlain(probs *litProbs, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
 	sym := uint32(1)
 	v := uint32(probs[1])
 	for sym < 0x100 {
@@ -485,23 +490,32 @@ func litPlain(probs *[litCoderSize]uint16, in *chunkIn, rng, code uint32, ip int
 // litMatched decodes a literal that follows a match, whose model is guided by the
 // byte match at the match distance as long as the bits decoded equal its bits: while
 // they do, a bit's probability is in probs[0x100+m<<8+sym] where m is the match
-// byte's bit; after the first difference, in probs[sym].
-func litMatched(probs *[litCoderSize]uint16, match uint32, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+// byte's bit; after the first difference, in probs[sym]. Like litPlain, it loads the
+// probabilities of both possible next nodes before a bit is known.
+func litMatched(probs *litProbs, match uint32, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+	const last = uint32(len(probs) - 1)
 	sym := uint32(1)
-	offset := uint32(0x100)
+	offset := uint32(0x100) // 0x100 while the bits equal the match byte's, then 0
+	match <<= 1
+	mbit := match & offset // offset or 0
+	v := uint32(probs[(offset+mbit+sym)&last])
 	for sym < 0x100 {
-		match <<= 1
-		mbit := match & offset
 		i := offset + mbit + sym
-		v := uint32(probs[i])
+		// After a 0 bit, offset stays if the match bit was 0; after a 1 bit, if it was 1.
+		next := match << 1
+		off0, off1 := offset^mbit, mbit
+		c0 := uint32(probs[(off0+next&off0+2*sym)&last])
+		c1 := uint32(probs[(off1+next&off1+2*sym+1)&last])
 		bound := (rng >> probBits) * v
 		mask := uint32(int64(uint64(code)-uint64(bound)) >> 63) // all ones for a 0 bit
 		rng = (rng-bound)&^mask | bound&mask
 		code -= bound &^ mask
-		probs[i] = uint16(v - uint32(int32(v-(1<<probBits-(1<<probShift-1))&mask)>>probShift))
+		probs[i&last] = uint16(v - uint32(int32(v-(1<<probBits-(1<<probShift-1))&mask)>>probShift))
 		sym = sym<<1 + 1 + mask
-		// offset stays while the bit equals the match bit: mbit is offset or 0.
-		offset &= ^(mbit ^ ^mask&offset)
+		v = c1&^mask | c0&mask
+		offset = off1&^mask | off0&mask
+		match = next
+		mbit = match & offset
 		if rng < rcTop {
 			rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
 			ip++
