@@ -354,16 +354,3 @@ func FuzzLeaseFromACK(f *testing.F) {
 		}
 	})
 }
-
-func TestKernelIP(t *testing.T) {
-	l := &Lease{Addr: netip.MustParsePrefix("10.0.2.15/24"), Gateway: netip.MustParseAddr("10.0.2.2"),
-		Server: netip.MustParseAddr("10.0.2.2"), Hostname: "box", DNS: []netip.Addr{netip.MustParseAddr("10.0.2.3")}}
-	if got, want := l.KernelIP(), "ip=10.0.2.15:10.0.2.2:10.0.2.2:255.255.255.0:box::off:10.0.2.3"; got != want {
-		t.Errorf("KernelIP = %q, want %q", got, want)
-	}
-	// It must read back as the same static configuration.
-	c, err := cmdline.ParseIP(strings.TrimPrefix(l.KernelIP(), "ip="))
-	if err != nil || c.Addr != l.Addr || c.Gateway != l.Gateway || c.DHCP() {
-		t.Errorf("parsed back as %+v, %v", c, err)
-	}
-}

@@ -47,7 +47,7 @@ func applyTopology(ctx context.Context, c Config, t topology) ([]BondState, erro
 	var states []BondState
 	for _, b := range t.bonds {
 		var mac net.HardwareAddr
-		if t.bondUnder(t.target) != nil && t.bondUnder(t.target).Name == b.Name {
+		if tb := t.bondUnder(t.target); tb != nil && tb.Name == b.Name {
 			mac = t.bootMAC
 		}
 		st, err := makeBond(ctx, c, deadline, b, mac)

@@ -170,27 +170,6 @@ func (l *Lease) BootIF() string {
 	return "01-" + strings.ReplaceAll(l.MAC.String(), ":", "-")
 }
 
-// KernelIP renders the lease as the kernel's static ip= parameter (nfsroot syntax), for a
-// kexec'd kernel that should keep this address without asking DHCP again. The device is left
-// empty (the kernel takes the first NIC that comes up): the next kernel may name it otherwise.
-func (l *Lease) KernelIP() string {
-	mask := net.IP(net.CIDRMask(l.Addr.Bits(), 32)).String()
-	gw, server := "", ""
-	if l.Gateway.IsValid() {
-		gw = l.Gateway.String()
-	}
-	if l.Server.IsValid() {
-		server = l.Server.String()
-	}
-	f := []string{l.Addr.Addr().String(), server, gw, mask, l.Hostname, "", "off"}
-	for i, d := range l.DNS {
-		if i < 2 {
-			f = append(f, d.String())
-		}
-	}
-	return "ip=" + strings.Join(f, ":")
-}
-
 // Route is one IPv4 route. An invalid Gateway means on-link (RFC 3442's router 0.0.0.0).
 type Route struct {
 	Dst     netip.Prefix
