@@ -298,7 +298,7 @@ func configure6(c Config, link netlink.Link, l *Lease) error {
 			return fmt.Errorf("setting the IPv6 MTU %d: %w", v6.MTU, err)
 		}
 	}
-	old, err := netlink.AddrList(link, netlink.FAMILY_V6)
+	old, err := addrList(link, netlink.FAMILY_V6)
 	if err != nil {
 		return fmt.Errorf("listing addresses: %w", err)
 	}
@@ -363,7 +363,7 @@ func configure6(c Config, link netlink.Link, l *Lease) error {
 func waitDAD(link netlink.Link, addrs []Addr6, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		as, err := netlink.AddrList(link, netlink.FAMILY_V6)
+		as, err := addrList(link, netlink.FAMILY_V6)
 		if err != nil {
 			return fmt.Errorf("listing addresses: %w", err)
 		}

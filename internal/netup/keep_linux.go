@@ -582,7 +582,7 @@ func carry(old, l *Lease) {
 
 // hasAddr reports whether link has the IPv4 address p.
 func hasAddr(link netlink.Link, p netip.Prefix) bool {
-	as, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	as, err := addrList(link, netlink.FAMILY_V4)
 	if err != nil {
 		return false
 	}

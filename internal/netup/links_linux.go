@@ -309,7 +309,7 @@ func makeVLAN(ctx context.Context, deadline time.Time, v cmdline.VLAN) error {
 
 // slavesOf lists the links enslaved to link.
 func slavesOf(link netlink.Link) []netlink.Link {
-	links, err := netlink.LinkList()
+	links, err := linkList()
 	if err != nil {
 		return nil
 	}

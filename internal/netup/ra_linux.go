@@ -69,7 +69,7 @@ func dadTimeout(c Config) time.Duration {
 func linkLocal(ctx context.Context, link netlink.Link, timeout time.Duration) (netip.Addr, bool, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		as, err := netlink.AddrList(link, netlink.FAMILY_V6)
+		as, err := addrList(link, netlink.FAMILY_V6)
 		if err != nil {
 			return netip.Addr{}, false, fmt.Errorf("listing addresses: %w", err)
 		}

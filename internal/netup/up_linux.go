@@ -99,7 +99,7 @@ func carrier(link netlink.Link) bool {
 // waitLink waits until a link matching match exists, or the deadline.
 func waitLink(ctx context.Context, deadline time.Time, match func(netlink.Link) bool) (netlink.Link, error) {
 	for {
-		links, err := netlink.LinkList()
+		links, err := linkList()
 		if err != nil {
 			return nil, fmt.Errorf("listing links: %w", err)
 		}
@@ -200,7 +200,7 @@ func upFirstCarrier(ctx context.Context, c Config) (*Lease, netlink.Link, error)
 		}
 	}()
 	for {
-		links, err := netlink.LinkList()
+		links, err := linkList()
 		if err != nil {
 			return nil, nil, fmt.Errorf("listing links: %w", err)
 		}
@@ -276,7 +276,7 @@ func race(ctx context.Context, c Config) (*Lease, netlink.Link, error) {
 		if scanning && win == nil {
 			if !time.Now().Before(deadline) {
 				scanning = false
-			} else if links, err := netlink.LinkList(); err != nil {
+			} else if links, err := linkList(); err != nil {
 				scanErr = fmt.Errorf("listing links: %w", err)
 				scanning = false
 			} else {
@@ -491,7 +491,7 @@ func extraRoutes(c Config, link netlink.Link, l *Lease) error {
 func configure4(link netlink.Link, l *Lease, proto netlink.RouteProtocol) error {
 	// Up owns the NIC's IPv4 configuration: an earlier Up (the recovery loop retries) may
 	// have left another address.
-	old, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	old, err := addrList(link, netlink.FAMILY_V4)
 	if err != nil {
 		return fmt.Errorf("listing addresses: %w", err)
 	}
