@@ -62,6 +62,9 @@ type Extractor struct {
 	// Entries and Bytes count what has been extracted.
 	Entries int
 	Bytes   int64
+	// fastEntries and slowEntries count the entries whose headers the fast path and
+	// archive/tar read (see tarread.go).
+	fastEntries, slowEntries int
 }
 
 // NewExtractor extracts into the directory root. When owners is false, entries keep the
@@ -116,55 +119,29 @@ func (x *Extractor) Extract(r io.Reader) error {
 }
 
 func (x *Extractor) extract(r io.Reader) error {
-	tp := &tarTap{r: r}
-	tr := tar.NewReader(tp)
+	es := newTarEntries(r)
+	defer func() { x.fastEntries, x.slowEntries = es.fastN, es.slowN }()
 	for {
 		if x.w != nil && x.w.failed.Load() {
 			return x.w.firstErr()
 		}
-		tp.record()
-		hdr, err := tr.Next()
-		tp.on = false
-		if err == io.EOF || errors.Is(err, tar.ErrHeader) {
-			if end, lone := tp.endMarker(); end {
-				if lone {
-					x.log("a lone zero block at byte %d ends the archive (as with GNU tar)", tp.headerStart())
-				}
-				break
+		hdr, data, sp, err := es.next()
+		if err == io.EOF {
+			if es.lone {
+				x.log("a lone zero block at byte %d ends the archive (as with GNU tar)", es.loneAt)
 			}
-			if err == io.EOF {
-				return fmt.Errorf("%w: the tar archive has no end-of-archive marker", ErrTruncated)
-			}
+			return nil
 		}
 		if err != nil {
-			return &StreamError{err}
-		}
-		var sp *sparseMap
-		if isSparse(hdr) {
-			sp = readSparseMap(hdr, tp)
-		}
-		var data io.Reader = tr
-		if sp != nil {
-			data = tp // the fragments are read raw, holes are never read at all
+			return err
 		}
 		if err := x.entry(hdr, data, sp); err != nil {
 			return err
 		}
-		if sp != nil {
-			// archive/tar still expects the fragments; a new reader starts at the next header
-			// (it keeps no state between entries).
-			if err := skipPadding(tp, sp.physical); err != nil {
-				return err
-			}
-			tr = tar.NewReader(tp)
-			continue
-		}
-		// Data of an entry not read (a hard link's, say) would be recorded with the next header.
-		if _, err := io.Copy(io.Discard, tr); err != nil {
-			return &StreamError{err}
+		if err := es.done(); err != nil {
+			return err
 		}
 	}
-	return nil
 }
 
 // FinishRoot applies the metadata of the archive's "./" entry (owner, xattrs and ACLs, mode,

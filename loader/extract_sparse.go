@@ -30,8 +30,7 @@ const maxRecord = 8 << 20
 // while archive/tar looks for the next header: the end-of-archive zero blocks and the sparse
 // maps that archive/tar does not report are read from them.
 type tarTap struct {
-	r    io.Reader
-	off  int64  // bytes consumed so far
+	src  *tarSource
 	from int64  // offset of rec[0]
 	rec  []byte // bytes read since record
 	on   bool
@@ -39,7 +38,7 @@ type tarTap struct {
 }
 
 func (t *tarTap) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
+	n, err := t.src.Read(p)
 	if t.on && n > 0 {
 		if len(t.rec)+n <= maxRecord {
 			t.rec = append(t.rec, p[:n]...)
@@ -47,12 +46,11 @@ func (t *tarTap) Read(p []byte) (int, error) {
 			t.full = true
 		}
 	}
-	t.off += int64(n)
 	return n, err
 }
 
 func (t *tarTap) record() {
-	t.on, t.from, t.rec, t.full = true, t.off, t.rec[:0], false
+	t.on, t.from, t.rec, t.full = true, t.src.off, t.rec[:0], false
 }
 
 // headerStart is the offset of the first block read since record (after the last entry's
