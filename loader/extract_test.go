@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -312,6 +313,9 @@ func FuzzCleanName(f *testing.F) {
 		}
 		if !filepath.IsLocal(got) && got != "." {
 			t.Fatalf("CleanName(%q) = %q is not local", name, got)
+		}
+		if want := path.Clean(name); got != want {
+			t.Fatalf("CleanName(%q) = %q, path.Clean says %q", name, got, want)
 		}
 	})
 }

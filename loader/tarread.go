@@ -2,6 +2,7 @@ package loader
 
 import (
 	"archive/tar"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -344,16 +345,21 @@ func parseBlock(b []byte, hdr *tar.Header) bool {
 }
 
 // unsignedSum is the header checksum: the sum of the block's bytes with the checksum field
-// taken as spaces.
+// taken as spaces. Eight bytes at a time, in four 16-bit lanes (64 words of at most 2*255 per
+// lane stay below 65536).
 func unsignedSum(b []byte) int64 {
-	var s int64
-	for _, c := range b[:hChksum] {
-		s += int64(c)
+	b = b[:blockSize]
+	const lanes = 0x00ff00ff00ff00ff
+	var acc uint64
+	for i := 0; i < blockSize; i += 8 {
+		v := binary.LittleEndian.Uint64(b[i:])
+		acc += v&lanes + v>>8&lanes
 	}
-	for _, c := range b[hChksum+8 : blockSize] {
-		s += int64(c)
+	s := acc&0xffff + acc>>16&0xffff + acc>>32&0xffff + acc>>48
+	for _, c := range b[hChksum : hChksum+8] {
+		s -= uint64(c)
 	}
-	return s + 8*' '
+	return int64(s) + 8*' '
 }
 
 // octal parses a numeric field the way archive/tar does when it holds plain octal: spaces and

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -327,3 +328,27 @@ func TestTarSourceErrors(t *testing.T) {
 type iotestErr struct{ err error }
 
 func (e iotestErr) Read([]byte) (int, error) { return 0, e.err }
+
+// TestUnsignedSum: the word-wise checksum is the byte-wise one.
+func TestUnsignedSum(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, blockSize)
+	for i := range 1000 {
+		for j := range b {
+			b[j] = byte(r.Uint32())
+			if i%3 == 0 {
+				b[j] |= 0xf0 // high bytes: the lanes' worst case
+			}
+		}
+		var want int64
+		for j, c := range b {
+			if j >= hChksum && j < hChksum+8 {
+				c = ' '
+			}
+			want += int64(c)
+		}
+		if got := unsignedSum(b); got != want {
+			t.Fatalf("unsignedSum = %d, want %d", got, want)
+		}
+	}
+}
