@@ -75,21 +75,6 @@ func bit(p *uint16, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint
 	return b, rng, code, ip
 }
 
-// decide is bit without the normalisation, for loops over the bits of a symbol,
-// followed there by norm. It computes both outcomes and selects with a mask instead of
-// branching: a symbol's bits are too random for branch prediction, and the loops are
-// where a decoder spends its time.
-func decide(p *uint16, rng, code uint32) (uint32, uint32, uint32) {
-	v := uint32(*p)
-	bound := (rng >> probBits) * v
-	zero := uint32((uint64(code) - uint64(bound)) >> 63) // 1 when code < bound: a 0 bit
-	mask := -zero
-	rng = bound&mask | (rng-bound)&^mask
-	code -= bound &^ mask
-	*p = uint16(v + ((1<<probBits-v)>>probShift)&mask - (v>>probShift)&^mask)
-	return zero ^ 1, rng, code
-}
-
 // norm shifts in a byte of input when the range has become too small.
 func norm(in *chunkIn, rng, code uint32, ip int) (uint32, uint32, int) {
 	if rng < rcTop {
@@ -117,12 +102,24 @@ func tree[P treeProbs](probs *P, in *chunkIn, rng, code uint32, ip int) (uint32,
 	for m < top {
 		c0, c1 := uint32((*probs)[(2*m)&last]), uint32((*probs)[(2*m+1)&last])
 		bound := (rng >> probBits) * v
-		mask := uint32(int64(uint64(code)-uint64(bound)) >> 63) // all ones for a 0 bit
-		rng = (rng-bound)&^mask | bound&mask
-		code -= bound &^ mask
-		(*probs)[m&last] = uint16(v - uint32(int32(v-(1<<probBits-(1<<probShift-1))&mask)>>probShift))
-		m = m<<1 + 1 + mask
-		v = c1&^mask | c0&mask
+		// Both outcomes are computed before the bit is known, and the bit picks
+		// one with conditional moves: the bits are too random to predict a branch,
+		// and a compare and a move add less to the chain from one bit's range to
+		// the next than computing a mask and selecting with it. The compiler emits
+		// conditional moves for an if whose body only assigns values computed
+		// before it (not ones that address memory, like m).
+		rng0, p0 := bound, v+(1<<probBits-v)>>probShift
+		rng1, code1, p1 := rng-bound, code-bound, v-v>>probShift
+		b := uint32(0)
+		if code >= bound {
+			b = 1
+		}
+		rng, v = rng0, c0
+		if b != 0 {
+			rng, code, p0, v = rng1, code1, p1, c1
+		}
+		(*probs)[m&last] = uint16(p0)
+		m = m<<1 | b
 		if rng < rcTop {
 			rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
 			ip++
@@ -131,13 +128,26 @@ func tree[P treeProbs](probs *P, in *chunkIn, rng, code uint32, ip int) (uint32,
 	return m - top, rng, code, ip
 }
 
-// reverse decodes a bits-wide number, least significant bit first, with probs[1:1<<bits].
+// reverse decodes a bits-wide number, least significant bit first, with probs[1:1<<bits],
+// each bit picked with conditional moves as in tree.
 func reverse(probs []uint16, bits uint, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
 	m := uint32(1)
 	var v uint32
 	for i := range bits {
-		var b uint32
-		b, rng, code = decide(&probs[m], rng, code)
+		p := &probs[m]
+		pv := uint32(*p)
+		bound := (rng >> probBits) * pv
+		rng0, p0 := bound, pv+(1<<probBits-pv)>>probShift
+		rng1, code1, p1 := rng-bound, code-bound, pv-pv>>probShift
+		b := uint32(0)
+		if code >= bound {
+			b = 1
+		}
+		rng = rng0
+		if b != 0 {
+			rng, code, p0 = rng1, code1, p1
+		}
+		*p = uint16(p0)
 		rng, code, ip = norm(in, rng, code, ip)
 		m = m<<1 | b
 		v |= b << i
@@ -466,19 +476,26 @@ func copyMatch(buf []byte, pos, end int, dist uint32, length int) (int, int) {
 
 // litPlain decodes a literal's eight bits, most significant first, with the bit tree
 // probs[1:0x100]. The probabilities of both children of a node are loaded before its
-// bit is known, so that the next bit's multiplication need not wait for a load.
+// bit is known, so that the next bit's multiplication need not wait for a load; the bit
+// picks one with conditional moves, as in tree.
 func litPlain(probs *litProbs, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
 	sym := uint32(1)
 	v := uint32(probs[1])
 	for sym < 0x100 {
 		c0, c1 := uint32(probs[(2*sym)&0x1ff]), uint32(probs[(2*sym+1)&0x1ff])
 		bound := (rng >> probBits) * v
-		mask := uint32(int64(uint64(code)-uint64(bound)) >> 63) // all ones for a 0 bit
-		rng = (rng-bound)&^mask | bound&mask
-		code -= bound &^ mask
-		probs[sym&0xff] = uint16(v - uint32(int32(v-(1<<probBits-(1<<probShift-1))&mask)>>probShift))
-		sym = sym<<1 + 1 + mask
-		v = c1&^mask | c0&mask
+		rng0, p0 := bound, v+(1<<probBits-v)>>probShift
+		rng1, code1, p1 := rng-bound, code-bound, v-v>>probShift
+		b := uint32(0)
+		if code >= bound {
+			b = 1
+		}
+		rng, v = rng0, c0
+		if b != 0 {
+			rng, code, p0, v = rng1, code1, p1, c1
+		}
+		probs[sym&0xff] = uint16(p0)
+		sym = sym<<1 | b
 		if rng < rcTop {
 			rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
 			ip++
@@ -507,13 +524,22 @@ func litMatched(probs *litProbs, match uint32, in *chunkIn, rng, code uint32, ip
 		c0 := uint32(probs[(off0+next&off0+2*sym)&last])
 		c1 := uint32(probs[(off1+next&off1+2*sym+1)&last])
 		bound := (rng >> probBits) * v
-		mask := uint32(int64(uint64(code)-uint64(bound)) >> 63) // all ones for a 0 bit
-		rng = (rng-bound)&^mask | bound&mask
-		code -= bound &^ mask
-		probs[i&last] = uint16(v - uint32(int32(v-(1<<probBits-(1<<probShift-1))&mask)>>probShift))
-		sym = sym<<1 + 1 + mask
-		v = c1&^mask | c0&mask
-		offset = off1&^mask | off0&mask
+		rng0, p0 := bound, v+(1<<probBits-v)>>probShift
+		rng1, code1, p1 := rng-bound, code-bound, v-v>>probShift
+		b := uint32(0)
+		if code >= bound {
+			b = 1
+		}
+		rng, v = rng0, c0
+		if b != 0 {
+			rng, code, p0, v = rng1, code1, p1, c1
+		}
+		probs[i&last] = uint16(p0)
+		sym = sym<<1 | b
+		// offset feeds the next loads' addresses, which the compiler does not
+		// compute with conditional moves: it is selected by mask.
+		ones := -b
+		offset = off1&ones | off0&^ones
 		match = next
 		mbit = match & offset
 		if rng < rcTop {
