@@ -106,17 +106,19 @@ func tree[P treeProbs](probs *P, in *chunkIn, rng, code uint32, ip int) (uint32,
 		// one with conditional moves: the bits are too random to predict a branch,
 		// and a compare and a move add less to the chain from one bit's range to
 		// the next than computing a mask and selecting with it. The compiler emits
-		// conditional moves for an if whose body only assigns values computed
-		// before it (not ones that address memory, like m).
+		// conditional moves for an if whose body assigns values and computes at
+		// most two, none that addresses memory (like m). code-bound is computed in
+		// the body: a variable for it before the if made the compiler keep code on
+		// the stack, adding a store and a load to the chain.
 		rng0, p0 := bound, v+(1<<probBits-v)>>probShift
-		rng1, code1, p1 := rng-bound, code-bound, v-v>>probShift
+		rng1, p1 := rng-bound, v-v>>probShift
 		b := uint32(0)
 		if code >= bound {
 			b = 1
 		}
 		rng, v = rng0, c0
 		if b != 0 {
-			rng, code, p0, v = rng1, code1, p1, c1
+			rng, code, p0, v = rng1, code-bound, p1, c1
 		}
 		(*probs)[m&last] = uint16(p0)
 		m = m<<1 | b
@@ -138,14 +140,14 @@ func reverse(probs []uint16, bits uint, in *chunkIn, rng, code uint32, ip int) (
 		pv := uint32(*p)
 		bound := (rng >> probBits) * pv
 		rng0, p0 := bound, pv+(1<<probBits-pv)>>probShift
-		rng1, code1, p1 := rng-bound, code-bound, pv-pv>>probShift
+		rng1, p1 := rng-bound, pv-pv>>probShift
 		b := uint32(0)
 		if code >= bound {
 			b = 1
 		}
 		rng = rng0
 		if b != 0 {
-			rng, code, p0 = rng1, code1, p1
+			rng, code, p0 = rng1, code-bound, p1
 		}
 		*p = uint16(p0)
 		rng, code, ip = norm(in, rng, code, ip)
@@ -153,6 +155,39 @@ func reverse(probs []uint16, bits uint, in *chunkIn, rng, code uint32, ip int) (
 		v |= b << i
 	}
 	return v, rng, code, ip
+}
+
+// alignReverse decodes the alignBits low bits of a distance, least significant bit first,
+// with the reverse tree probs[1:]. Unlike reverse, it knows the number of bits and the
+// array, so that the indices are masked rather than bounds-checked, and it loads both
+// children's probabilities before a bit is known, as tree does.
+func alignReverse(probs *[1 << alignBits]uint16, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+	const last = 1<<alignBits - 1
+	m := uint32(1)
+	v := uint32(probs[1])
+	var val uint32
+	for i := range uint32(alignBits) {
+		c0, c1 := uint32(probs[(2*m)&last]), uint32(probs[(2*m+1)&last])
+		bound := (rng >> probBits) * v
+		rng0, p0 := bound, v+(1<<probBits-v)>>probShift
+		rng1, p1 := rng-bound, v-v>>probShift
+		b := uint32(0)
+		if code >= bound {
+			b = 1
+		}
+		rng, v = rng0, c0
+		if b != 0 {
+			rng, code, p0, v = rng1, code-bound, p1, c1
+		}
+		probs[m&last] = uint16(p0)
+		m = m<<1 | b
+		val |= b << i
+		if rng < rcTop {
+			rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
+			ip++
+		}
+	}
+	return val, rng, code, ip
 }
 
 // direct decodes bits bits of even probability.
@@ -369,7 +404,7 @@ func (d *lzmaDec) decode(chunk []byte, n int, w *window, size int) error {
 				} else {
 					v, rng, code, ip = direct(bits-alignBits, in, rng, code, ip)
 					dist += v << alignBits
-					v, rng, code, ip = reverse(d.align[:], alignBits, in, rng, code, ip)
+					v, rng, code, ip = alignReverse(&d.align, in, rng, code, ip)
 					dist += v
 				}
 			}
@@ -485,14 +520,14 @@ func litPlain(probs *litProbs, in *chunkIn, rng, code uint32, ip int) (uint32, u
 		c0, c1 := uint32(probs[(2*sym)&0x1ff]), uint32(probs[(2*sym+1)&0x1ff])
 		bound := (rng >> probBits) * v
 		rng0, p0 := bound, v+(1<<probBits-v)>>probShift
-		rng1, code1, p1 := rng-bound, code-bound, v-v>>probShift
+		rng1, p1 := rng-bound, v-v>>probShift
 		b := uint32(0)
 		if code >= bound {
 			b = 1
 		}
 		rng, v = rng0, c0
 		if b != 0 {
-			rng, code, p0, v = rng1, code1, p1, c1
+			rng, code, p0, v = rng1, code-bound, p1, c1
 		}
 		probs[sym&0xff] = uint16(p0)
 		sym = sym<<1 | b
@@ -525,14 +560,14 @@ func litMatched(probs *litProbs, match uint32, in *chunkIn, rng, code uint32, ip
 		c1 := uint32(probs[(off1+next&off1+2*sym+1)&last])
 		bound := (rng >> probBits) * v
 		rng0, p0 := bound, v+(1<<probBits-v)>>probShift
-		rng1, code1, p1 := rng-bound, code-bound, v-v>>probShift
+		rng1, p1 := rng-bound, v-v>>probShift
 		b := uint32(0)
 		if code >= bound {
 			b = 1
 		}
 		rng, v = rng0, c0
 		if b != 0 {
-			rng, code, p0, v = rng1, code1, p1, c1
+			rng, code, p0, v = rng1, code-bound, p1, c1
 		}
 		probs[i&last] = uint16(p0)
 		sym = sym<<1 | b
