@@ -3,6 +3,7 @@ package xzpar
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 )
 
 // The LZMA decoder of LZMA2 chunks. The model is the one the format fixes: adaptive
@@ -86,7 +87,7 @@ func norm(in *chunkIn, rng, code uint32, ip int) (uint32, uint32, int) {
 
 // treeProbs are the bit trees' probability arrays: a tree of n bits uses [1<<n]uint16.
 type treeProbs interface {
-	[1 << 3]uint16 | [1 << slotBits]uint16 | [1 << 8]uint16
+	[1 << 3]uint16 | [1 << alignBits]uint16 | [1 << slotBits]uint16 | [1 << 8]uint16
 }
 
 // tree decodes a number of log2(len(*probs)) bits, most significant bit first, with
@@ -155,39 +156,6 @@ func reverse(probs []uint16, bits uint, in *chunkIn, rng, code uint32, ip int) (
 		v |= b << i
 	}
 	return v, rng, code, ip
-}
-
-// alignReverse decodes the alignBits low bits of a distance, least significant bit first,
-// with the reverse tree probs[1:]. Unlike reverse, it knows the number of bits and the
-// array, so that the indices are masked rather than bounds-checked, and it loads both
-// children's probabilities before a bit is known, as tree does.
-func alignReverse(probs *[1 << alignBits]uint16, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
-	const last = 1<<alignBits - 1
-	m := uint32(1)
-	v := uint32(probs[1])
-	var val uint32
-	for i := range uint32(alignBits) {
-		c0, c1 := uint32(probs[(2*m)&last]), uint32(probs[(2*m+1)&last])
-		bound := (rng >> probBits) * v
-		rng0, p0 := bound, v+(1<<probBits-v)>>probShift
-		rng1, p1 := rng-bound, v-v>>probShift
-		b := uint32(0)
-		if code >= bound {
-			b = 1
-		}
-		rng, v = rng0, c0
-		if b != 0 {
-			rng, code, p0, v = rng1, code-bound, p1, c1
-		}
-		probs[m&last] = uint16(p0)
-		m = m<<1 | b
-		val |= b << i
-		if rng < rcTop {
-			rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
-			ip++
-		}
-	}
-	return val, rng, code, ip
 }
 
 // direct decodes bits bits of even probability.
@@ -395,17 +363,19 @@ func (d *lzmaDec) decode(chunk []byte, n int, w *window, size int) error {
 			slot, rng, code, ip = tree(&d.slot[ls], in, rng, code, ip)
 			dist := slot
 			if slot >= firstModeled {
-				bits := slot>>1 - 1
-				dist = (2 | slot&1) << bits
+				low := slot>>1 - 1 // how many low bits follow
+				dist = (2 | slot&1) << low
 				var v uint32
 				if slot < firstDirect {
-					v, rng, code, ip = reverse(d.mid[dist-slot:], uint(bits), in, rng, code, ip)
+					v, rng, code, ip = reverse(d.mid[dist-slot:], uint(low), in, rng, code, ip)
 					dist += v
 				} else {
-					v, rng, code, ip = direct(bits-alignBits, in, rng, code, ip)
+					v, rng, code, ip = direct(low-alignBits, in, rng, code, ip)
 					dist += v << alignBits
-					v, rng, code, ip = alignReverse(&d.align, in, rng, code, ip)
-					dist += v
+					// A reverse tree visits its nodes as tree does, only its
+					// first bit is the least significant: tree's number reversed.
+					v, rng, code, ip = tree(&d.align, in, rng, code, ip)
+					dist += uint32(bits.Reverse8(uint8(v))) >> (8 - alignBits)
 				}
 			}
 			// The end marker (distance 0xffffffff) is not allowed in LZMA2, and
