@@ -37,8 +37,9 @@ const (
 	lenStates    = 4 // the length contexts of the distance slot
 	slotBits     = 6
 	alignBits    = 4
-	firstModeled = 4  // slots below this are the distance itself
-	firstDirect  = 14 // slots from this on code their middle bits directly
+	firstModeled = 4                 // slots below this are the distance itself
+	firstDirect  = 14                // slots from this on code their middle bits directly
+	midBits      = firstDirect/2 - 2 // the most low bits of a slot below firstDirect
 	litCoderSize = 0x300
 	maxLcLp      = 4 // LZMA2's limit on lc+lp
 )
@@ -74,15 +75,6 @@ func bit(p *uint16, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint
 		ip++
 	}
 	return b, rng, code, ip
-}
-
-// norm shifts in a byte of input when the range has become too small.
-func norm(in *chunkIn, rng, code uint32, ip int) (uint32, uint32, int) {
-	if rng < rcTop {
-		rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
-		ip++
-	}
-	return rng, code, ip
 }
 
 // treeProbs are the bit trees' probability arrays: a tree of n bits uses [1<<n]uint16.
@@ -131,31 +123,36 @@ func tree[P treeProbs](probs *P, in *chunkIn, rng, code uint32, ip int) (uint32,
 	return m - top, rng, code, ip
 }
 
-// reverse decodes a bits-wide number, least significant bit first, with probs[1:1<<bits],
-// each bit picked with conditional moves as in tree.
-func reverse(probs []uint16, bits uint, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+// midTree decodes the n < 6 low bits of a distance of slot 4-13 with its reverse tree
+// probs[1:1<<n]. A reverse tree walks its nodes as tree does, only its first bit is the
+// least significant: midTree is tree with the number of bits a variable, the result
+// reversed.
+func midTree(probs *[1 << midBits]uint16, n uint32, in *chunkIn, rng, code uint32, ip int) (uint32, uint32, uint32, int) {
+	const last = 1<<midBits - 1
+	top := uint32(1) << n
 	m := uint32(1)
-	var v uint32
-	for i := range bits {
-		p := &probs[m]
-		pv := uint32(*p)
-		bound := (rng >> probBits) * pv
-		rng0, p0 := bound, pv+(1<<probBits-pv)>>probShift
-		rng1, p1 := rng-bound, pv-pv>>probShift
+	v := uint32(probs[1])
+	for m < top {
+		c0, c1 := uint32(probs[(2*m)&last]), uint32(probs[(2*m+1)&last])
+		bound := (rng >> probBits) * v
+		rng0, p0 := bound, v+(1<<probBits-v)>>probShift
+		rng1, p1 := rng-bound, v-v>>probShift
 		b := uint32(0)
 		if code >= bound {
 			b = 1
 		}
-		rng = rng0
+		rng, v = rng0, c0
 		if b != 0 {
-			rng, code, p0 = rng1, code-bound, p1
+			rng, code, p0, v = rng1, code-bound, p1, c1
 		}
-		*p = uint16(p0)
-		rng, code, ip = norm(in, rng, code, ip)
+		probs[m&last] = uint16(p0)
 		m = m<<1 | b
-		v |= b << i
+		if rng < rcTop {
+			rng, code = rng<<8, code<<8|uint32(in[ip&(len(in)-1)])
+			ip++
+		}
 	}
-	return v, rng, code, ip
+	return uint32(bits.Reverse8(uint8(m-top))) >> (8 - n), rng, code, ip
 }
 
 // direct decodes bits bits of even probability.
@@ -240,7 +237,7 @@ type lzmaDec struct {
 	isRepG2    [states]uint16 // rep2 rather than rep3
 	isRep0Long [states][posStatesMax]uint16
 	slot       [lenStates][1 << slotBits]uint16
-	mid        [1 + 1<<(firstDirect/2) - firstDirect]uint16 // reverse trees of slots 4-13
+	mid        [firstDirect - firstModeled][1 << midBits]uint16 // reverse trees of slots 4-13
 	align      [1 << alignBits]uint16
 	matchLen   lenCoder
 	repLen     lenCoder
@@ -276,7 +273,9 @@ func (d *lzmaDec) reset() {
 	for i := range d.slot {
 		fill(d.slot[i][:])
 	}
-	fill(d.mid[:])
+	for i := range d.mid {
+		fill(d.mid[i][:])
+	}
 	fill(d.align[:])
 	d.matchLen.reset()
 	d.repLen.reset()
@@ -367,7 +366,7 @@ func (d *lzmaDec) decode(chunk []byte, n int, w *window, size int) error {
 				dist = (2 | slot&1) << low
 				var v uint32
 				if slot < firstDirect {
-					v, rng, code, ip = reverse(d.mid[dist-slot:], uint(low), in, rng, code, ip)
+					v, rng, code, ip = midTree(&d.mid[slot-firstModeled], low, in, rng, code, ip)
 					dist += v
 				} else {
 					v, rng, code, ip = direct(low-alignBits, in, rng, code, ip)
