@@ -62,9 +62,6 @@ type Extractor struct {
 	// Entries and Bytes count what has been extracted.
 	Entries int
 	Bytes   int64
-	// fastEntries and slowEntries count the entries whose headers the fast path and
-	// archive/tar read (see tarread.go).
-	fastEntries, slowEntries int
 }
 
 // NewExtractor extracts into the directory root. When owners is false, entries keep the
@@ -120,7 +117,6 @@ func (x *Extractor) Extract(r io.Reader) error {
 
 func (x *Extractor) extract(r io.Reader) error {
 	es := newTarEntries(r)
-	defer func() { x.fastEntries, x.slowEntries = es.fastN, es.slowN }()
 	for {
 		if x.w != nil && x.w.failed.Load() {
 			return x.w.firstErr()

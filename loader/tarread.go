@@ -144,9 +144,9 @@ type tarEntries struct {
 	pad  int64
 	tr   *tar.Reader
 	sp   *sparseMap
-	// Fast and slow count the entries each parser read.
-	fastN, slowN int
-	noFast       bool // every entry through archive/tar (tests compare)
+	// fastN counts the entries the fast path read (tests look).
+	fastN  int
+	noFast bool // every entry through archive/tar (tests compare)
 	// lone is set when a lone zero block ended the archive, at offset loneAt.
 	lone   bool
 	loneAt int64
@@ -196,7 +196,6 @@ func (e *tarEntries) next() (*tar.Header, io.Reader, *sparseMap, error) {
 	if err != nil {
 		return nil, nil, nil, &StreamError{err}
 	}
-	e.slowN++
 	if isSparse(hdr) {
 		if e.sp = readSparseMap(hdr, e.tp); e.sp != nil {
 			return hdr, e.tp, e.sp, nil // the fragments are read raw, holes are never read at all
