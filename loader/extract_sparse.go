@@ -26,8 +26,8 @@ const blockSize = 512
 // PAX header, a long name, a long link name and a sparse map.
 const maxRecord = 8 << 20
 
-// tarTap is the reader under archive/tar. It counts the bytes consumed and keeps those read
-// while archive/tar looks for the next header: the end-of-archive zero blocks and the sparse
+// tarTap is the reader under archive/tar, over the tarSource that counts the bytes consumed. It
+// keeps those read while archive/tar looks for the next header: the end-of-archive zero blocks and the sparse
 // maps that archive/tar does not report are read from them.
 type tarTap struct {
 	src  *tarSource
