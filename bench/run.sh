@@ -447,8 +447,10 @@ report() {
 	for name in pixz xzT; do
 		[[ -n ${RSS[$img:ramboot-$name]:-} ]] || continue
 		rss=$(mib "${RSS[$img:ramboot-$name]}")
-		limit=$(awk -v b="${BLOCK[$img:$name]}" 'BEGIN { printf "%.1f", 2 * b + 32 }')
-		target "RSS:  ramboot fetch, ${LABEL_FILE[$name]} (2x${BLOCK[$img:$name]}+32)" "$rss" "$limit" " MiB"
+		# A block's output per worker and one block more (xzpar decodes ahead while the
+		# extraction reads a decoded block), plus 32 MiB for the rest.
+		limit=$(awk -v b="${BLOCK[$img:$name]}" -v n="$(nproc)" 'BEGIN { printf "%.1f", (n > 1 ? n + 1 : 1) * b + 32 }')
+		target "RSS:  ramboot fetch, ${LABEL_FILE[$name]} ($(( $(nproc) > 1 ? $(nproc) + 1 : 1 ))x${BLOCK[$img:$name]}+32)" "$rss" "$limit" " MiB"
 	done
 	if [[ -n ${RSS[$img:xzdec-go]:-} && -n ${RSS[$img:xzdec-c]:-} ]]; then
 		echo "RSS:  xzdecode $(mib "${RSS[$img:xzdec-go]}") MiB, xz -T1 -d $(mib "${RSS[$img:xzdec-c]}") MiB"

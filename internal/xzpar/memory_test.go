@@ -9,6 +9,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -180,7 +181,8 @@ func TestBigBlocksWithinBudget(t *testing.T) {
 }
 
 // TestBlocksInFlight: blocks that fit in the budget are decoded ahead of the consumer, as many
-// as the workers and the budget allow.
+// as the workers (and one more, with more than one worker) and the budget allow; no more blocks
+// are decoded at once than there are workers.
 func TestBlocksInFlight(t *testing.T) {
 	var text bytes.Buffer
 	for i := 0; text.Len() < 3<<20; i++ {
@@ -195,13 +197,31 @@ func TestBlocksInFlight(t *testing.T) {
 		o     Options
 		wantN int // blocks in flight while nothing is read, and at most
 	}{
-		{"budget for all", Options{Workers: 3, MemoryBudget: 64 << 20}, 3},
-		{"default budget", Options{Workers: 2}, 2},
+		{"budget for all", Options{Workers: 3, MemoryBudget: 64 << 20}, 4},
+		{"default budget", Options{Workers: 2}, 3},
+		{"one worker", Options{Workers: 1}, 1},
 		{"budget for two", Options{Workers: 6, MemoryBudget: 3 << 19}, 2},
 		{"budget for one", Options{Workers: 3, MemoryBudget: 1 << 20}, 1},
 	}
+	var mu sync.Mutex
+	decoding, peakDecoding := 0, 0
+	hook := func(d int) {
+		mu.Lock()
+		decoding += d
+		peakDecoding = max(peakDecoding, decoding)
+		mu.Unlock()
+		if d > 0 {
+			// Long enough for every block in flight to be decoding at once, if they may.
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	decodingHook.Store(&hook)
+	t.Cleanup(func() { decodingHook.Store(nil) })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			peakDecoding = decoding
+			mu.Unlock()
 			r, err := NewReaderOptions(bytes.NewReader(in), tt.o)
 			if err != nil {
 				t.Fatal(err)
@@ -228,6 +248,12 @@ func TestBlocksInFlight(t *testing.T) {
 			t.Logf("%+v", st)
 			if st.peakBlocks != tt.wantN {
 				t.Errorf("peak %d blocks in flight, want %d", st.peakBlocks, tt.wantN)
+			}
+			mu.Lock()
+			peak := peakDecoding
+			mu.Unlock()
+			if peak > tt.o.Workers || peak == 0 {
+				t.Errorf("peak %d blocks decoded at once, want 1 to %d (the workers)", peak, tt.o.Workers)
 			}
 			if tt.o.MemoryBudget > 0 && st.peakMapped > tt.o.MemoryBudget {
 				t.Errorf("peak mapped %d, over the budget of %d", st.peakMapped, tt.o.MemoryBudget)
