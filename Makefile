@@ -62,6 +62,7 @@ fuzz: ## run each fuzz target for a short while (FUZZFLAGS: -fuzztime 30s -fuzzm
 	$(GO) test ./loader -run '^$$' -fuzz FuzzExtract $(FUZZFLAGS)
 	$(GO) test ./loader -run '^$$' -fuzz FuzzTarFast $(FUZZFLAGS)
 	$(GO) test ./internal/xzpar -run '^$$' -fuzz FuzzNewReader $(FUZZFLAGS)
+	$(GO) test ./internal/xzpar -run '^$$' -fuzz FuzzCRC64 $(FUZZFLAGS)
 	$(GO) test ./bootmenu -run '^$$' -fuzz FuzzParseYAML $(FUZZFLAGS)
 	$(GO) test ./bootmenu -run '^$$' -fuzz FuzzParsePXELinux $(FUZZFLAGS)
 	$(GO) test ./internal/cmdline -run '^$$' -fuzz FuzzParse $(FUZZFLAGS)

@@ -51,7 +51,7 @@ func newCheck(id byte) (hash.Hash, error) {
 	case checkCRC32:
 		return crc32.NewIEEE(), nil
 	case checkCRC64:
-		return crc64.New(crc64Table), nil
+		return newCRC64(), nil
 	case checkSHA256:
 		return sha256.New(), nil
 	}

@@ -1,0 +1,10 @@
+//go:build !amd64
+
+package xzpar
+
+// haveCLMUL is false: only amd64 has fold64 (arm64 would need PMULL).
+const haveCLMUL = false
+
+func fold64(s uint64, p []byte, k *[8]uint64) (lo, hi uint64) {
+	panic("xzpar: fold64 without carry-less multiplication")
+}
