@@ -1,8 +1,8 @@
-//go:build !amd64
+//go:build !amd64 && !arm64
 
 package xzpar
 
-// haveCLMUL is false: only amd64 has fold64 (arm64 would need PMULL).
+// haveCLMUL is false: only amd64 and arm64 have fold64.
 const haveCLMUL = false
 
 func fold64(s uint64, p []byte, k *[8]uint64) (lo, hi uint64) {

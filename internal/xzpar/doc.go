@@ -54,7 +54,7 @@
 // departed from that design.
 //
 // The CRC-64 check (crc64.go, written here on 5 December 2026) folds the data
-// with carry-less multiplication on amd64, the method of Intel's white paper
+// with carry-less multiplication on amd64 and arm64, the method of Intel's white paper
 // "Fast CRC Computation for Generic Polynomials Using PCLMULQDQ Instruction"
 // (Gopal et al., 2009); its multipliers are worked out at start-up from the
 // polynomial, and hash/crc64's tables finish the last 16 bytes and the tail.
