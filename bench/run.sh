@@ -388,6 +388,32 @@ ratio_row() {
 	printf '| %s | %s | %.2f | %.2f | %s× | %s |\n' "$(md "$file")" "$(md "$ref")" "$rt" "$t" "$r" "$verdict"
 }
 
+# floors IMG prints, from the same run, what bounds the targets against the limits, for the
+# cases that ran: while every core decodes an xz file, the extraction's CPU adds to the load, so
+# a load takes at least 1 + (its extraction's CPU) / (the decoding's CPU) of the decoder's time,
+# here with GNU tar's CPU from a local plain tar (no download, no SHA-256) as the extraction's
+# least; only the part of the limit's time where a core idles (its end, one block left) can
+# hide more. And the zstd target against the C pipeline as a multiple of `zstd -d` alone.
+floors() {
+	local img=$1 name cpu_tar cpu_dec med_dec
+	cpu() { median "${CPU[$img:$1]:-}"; }
+	[[ -n ${CPU[$img:tar-local]:-} ]] || return 0
+	cpu_tar=$(cpu tar-local)
+	# The xz -T0 file only: a pixz -9 file's first block is a third of the file or more, decoded
+	# on one core while the other idles, and its bound is that block's decoding.
+	for name in xzT; do
+		[[ -n ${CPU[$img:xzall-$name]:-} ]] || continue
+		cpu_dec=$(cpu "xzall-$name")
+		med_dec=$(median "${TIMES[$img:xzall-$name]}")
+		awk -v t="$cpu_tar" -v d="$cpu_dec" -v w="$med_dec" -v n="$(nproc)" -v f="${LABEL_FILE[$name]}" 'BEGIN {
+			printf "floor: %s: 1 + GNU tar'"'"'s CPU (%.2f s) / the decoder'"'"'s CPU (%.2f s) = %.2fx while every core decodes; the limit keeps %.2f of %d cores busy\n", f, t, d, 1 + t / d, d / w, n }'
+	done
+	if [[ -n ${TIMES[$img:zstd-c]:-} && -n ${TIMES[$img:zstd-null]:-} ]]; then
+		awk -v c="$(median "${TIMES[$img:zstd-c]}")" -v z="$(median "${TIMES[$img:zstd-null]}")" 'BEGIN {
+			printf "floor: zstd -19 file: 0.85x the C pipeline (%.3f s) is %.2fx zstd -d alone (%.3f s)\n", 0.85 * c, 0.85 * c / z, z }'
+	fi
+}
+
 report() {
 	local img=$1 name k med mbs tar_bytes tar=$BENCH_DIR/$1.tar f
 	tar_bytes=$(stat -c %s "$tar")
@@ -440,6 +466,7 @@ report() {
 	[[ -z $BASELINE ]] || ratio_row "$file" "baseline: BENCH_BASELINE's fetch" "$(tm baseline-zst)" "$(tm ramboot-zst)"
 	ratio_row "LZMA alone, 1 worker 1 CPU, xz -T0 file (bench/xzdecode)" "xz -T1 -d" "$(tm xzdec-c)" "$(tm xzdec-go)" 1.00
 	echo
+	floors "$img"
 	local rss limit
 	if [[ -n ${RSS[$img:ramboot-zst]:-} ]]; then
 		target "RSS:  ramboot fetch, zstd file" "$(mib "${RSS[$img:ramboot-zst]}")" 64.0 " MiB"
