@@ -196,8 +196,13 @@ type reader struct {
 	workers int
 	check   byte // check ID of the first stream, from NewReader
 
-	sem     chan struct{} // one token per block in flight: dispatched and not yet read
-	busy    chan struct{} // one token per block being decoded from a buffer
+	sem chan struct{} // one token per block in flight: dispatched and not yet read
+	// busy has one token per block being decoded from a buffer. A block decoded as it is read
+	// (readBlock) takes none: the dispatcher decodes it, and it may wait for the consumer, who
+	// may be waiting for a block that needs the token. So with a block in flight beyond the
+	// workers, a streamed block can be decoded beside as many buffered ones as there are
+	// workers.
+	busy    chan struct{}
 	queue   chan item
 	closing chan struct{}
 
@@ -760,20 +765,22 @@ func (x *reader) decodeBuffered(b *block) {
 	var err error
 	select {
 	case x.busy <- struct{}{}:
-		hook := decodingHook.Load()
-		if hook != nil {
-			(*hook)(1)
-		}
-		err = x.decodeBufferedErr(b)
-		if hook != nil {
-			(*hook)(-1)
-		}
-		<-x.busy
+		err = x.decodeBusy(b)
 	case <-x.closing:
 		err = errClosed
 	}
 	x.freeComp(b)
 	b.finish(err)
+}
+
+// decodeBusy is decodeBufferedErr with a busy token, which it gives back whatever happens.
+func (x *reader) decodeBusy(b *block) error {
+	defer func() { <-x.busy }()
+	if hook := decodingHook.Load(); hook != nil {
+		(*hook)(1)
+		defer (*hook)(-1)
+	}
+	return x.decodeBufferedErr(b)
 }
 
 func (x *reader) decodeBufferedErr(b *block) (err error) {
