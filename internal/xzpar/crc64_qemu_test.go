@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -21,7 +20,7 @@ func TestCRC64OnARM64(t *testing.T) {
 	}
 	qemu := needTool(t, "qemu-aarch64")
 	bin := filepath.Join(t.TempDir(), "xzpar-arm64.test")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "test", "-c", "-o", bin, ".")
+	build := exec.Command("go", "test", "-c", "-o", bin, ".")
 	build.Env = append(os.Environ(), "GOARCH=arm64", "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the tests for arm64: %v\n%s", err, out)
