@@ -203,12 +203,14 @@ func TestBlocksInFlight(t *testing.T) {
 		{"budget for two", Options{Workers: 6, MemoryBudget: 3 << 19}, 2},
 		{"budget for one", Options{Workers: 3, MemoryBudget: 1 << 20}, 1},
 	}
+	// Blocks decoding at once, and their peak, per reader: decoders of earlier tests' readers
+	// may linger.
 	var mu sync.Mutex
-	decoding, peakDecoding := 0, 0
-	hook := func(d int) {
+	decoding, peakDecoding := map[*reader]int{}, map[*reader]int{}
+	hook := func(x *reader, d int) {
 		mu.Lock()
-		decoding += d
-		peakDecoding = max(peakDecoding, decoding)
+		decoding[x] += d
+		peakDecoding[x] = max(peakDecoding[x], decoding[x])
 		mu.Unlock()
 		if d > 0 {
 			// Long enough for every block in flight to be decoding at once, if they may.
@@ -219,9 +221,6 @@ func TestBlocksInFlight(t *testing.T) {
 	t.Cleanup(func() { decodingHook.Store(nil) })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mu.Lock()
-			peakDecoding = decoding
-			mu.Unlock()
 			r, err := NewReaderOptions(bytes.NewReader(in), tt.o)
 			if err != nil {
 				t.Fatal(err)
@@ -250,7 +249,7 @@ func TestBlocksInFlight(t *testing.T) {
 				t.Errorf("peak %d blocks in flight, want %d", st.peakBlocks, tt.wantN)
 			}
 			mu.Lock()
-			peak := peakDecoding
+			peak := peakDecoding[x]
 			mu.Unlock()
 			if peak > tt.o.Workers || peak == 0 {
 				t.Errorf("peak %d blocks decoded at once, want 1 to %d (the workers)", peak, tt.o.Workers)

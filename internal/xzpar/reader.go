@@ -747,10 +747,10 @@ func aheadBlocks(workers int) int {
 	return 1
 }
 
-// decodingHook, when set (by tests), is told when a block's decoding from its buffer starts
-// (+1) and ends (-1). Atomic, as decoders of other readers may still be running when a test
-// sets it.
-var decodingHook atomic.Pointer[func(int)]
+// decodingHook, when set (by tests), is told when a block of reader x starts decoding from its
+// buffer (+1) and ends (-1). Atomic, as decoders of other readers may still be running when a
+// test sets it.
+var decodingHook atomic.Pointer[func(x *reader, d int)]
 
 // decodeBuffered decodes a fully buffered block; it runs on its own
 // goroutine. It waits for a busy token, so that no more blocks are decoded at once than there
@@ -777,8 +777,8 @@ func (x *reader) decodeBuffered(b *block) {
 func (x *reader) decodeBusy(b *block) error {
 	defer func() { <-x.busy }()
 	if hook := decodingHook.Load(); hook != nil {
-		(*hook)(1)
-		defer (*hook)(-1)
+		(*hook)(x, 1)
+		defer (*hook)(x, -1)
 	}
 	return x.decodeBufferedErr(b)
 }
