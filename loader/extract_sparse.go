@@ -27,8 +27,8 @@ const blockSize = 512
 const maxRecord = 8 << 20
 
 // tarTap is the reader under archive/tar, over the tarSource that counts the bytes consumed. It
-// keeps those read while archive/tar looks for the next header: the end-of-archive zero blocks and the sparse
-// maps that archive/tar does not report are read from them.
+// keeps those read while archive/tar looks for the next header: the end-of-archive zero blocks
+// and the sparse maps that archive/tar does not report are read from them.
 type tarTap struct {
 	src  *tarSource
 	from int64  // offset of rec[0]

@@ -1,6 +1,7 @@
 package xzpar
 
 import (
+	"encoding/binary"
 	"hash"
 	"hash/crc64"
 	"math/bits"
@@ -55,10 +56,8 @@ func updateCRC64(crc uint64, p []byte) uint64 {
 	lo, hi := fold64(^crc, p[:n], &foldConsts)
 	// The folded 16 bytes leave the same remainder as p[:n] from a zero register.
 	var v [16]byte
-	for i := range 8 {
-		v[i] = byte(lo >> (8 * i))
-		v[8+i] = byte(hi >> (8 * i))
-	}
+	binary.LittleEndian.PutUint64(v[:8], lo)
+	binary.LittleEndian.PutUint64(v[8:], hi)
 	reg := ^crc64.Update(^uint64(0), crc64Table, v[:])
 	return crc64.Update(^reg, crc64Table, p[n:])
 }
@@ -75,10 +74,7 @@ func (d *crc64Hash) Write(p []byte) (int, error) {
 
 func (d *crc64Hash) Sum64() uint64 { return d.crc }
 
-func (d *crc64Hash) Sum(b []byte) []byte {
-	s := d.crc
-	return append(b, byte(s>>56), byte(s>>48), byte(s>>40), byte(s>>32), byte(s>>24), byte(s>>16), byte(s>>8), byte(s))
-}
+func (d *crc64Hash) Sum(b []byte) []byte { return binary.BigEndian.AppendUint64(b, d.crc) }
 
 func (d *crc64Hash) Reset()         { d.crc = 0 }
 func (d *crc64Hash) Size() int      { return crc64.Size }

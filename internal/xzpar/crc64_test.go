@@ -1,6 +1,7 @@
 package xzpar
 
 import (
+	"encoding/binary"
 	"hash/crc64"
 	"math/rand/v2"
 	"testing"
@@ -47,9 +48,8 @@ func TestCRC64(t *testing.T) {
 	for _, n := range []int{64, 128, 192, 4096} {
 		lo, hi := fold64(0, buf[:n], &foldConsts)
 		var v [16]byte
-		for i := range 8 {
-			v[i], v[8+i] = byte(lo>>(8*i)), byte(hi>>(8*i))
-		}
+		binary.LittleEndian.PutUint64(v[:8], lo)
+		binary.LittleEndian.PutUint64(v[8:], hi)
 		if got, want := crc64.Update(^uint64(0), crc64Table, v[:]), crc64.Update(^uint64(0), crc64Table, buf[:n]); got != want {
 			t.Fatalf("fold64 of %d bytes: remainder %#x, want %#x", n, ^got, ^want)
 		}
